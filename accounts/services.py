@@ -1,0 +1,77 @@
+"""Sign-up and API keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import OrgAPIKey, Scope, User, normalize_email
+from billing_project.errors import Conflict, InvalidRequest
+from orgs import services as org_services
+from orgs.models import MANAGE_API_KEYS
+
+if TYPE_CHECKING:
+    from orgs.models import Organization
+
+DEFAULT_SCOPES = (Scope.READ, Scope.USAGE_WRITE)
+
+
+@transaction.atomic
+def user_signup(*, email: str, password: str | None, full_name: str = "") -> User:
+    """Create a user with their personal organization, owned by them."""
+    email = normalize_email(email)
+    if User.objects.filter(email=email).exists():
+        raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password, full_name=full_name.strip())
+    except IntegrityError:  # a concurrent sign-up with the same address won
+        raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken") from None
+    org_services.org_create_personal(user=user)
+    return user
+
+
+def _check_scopes(scopes) -> list[str]:
+    scopes = list(dict.fromkeys(scopes or DEFAULT_SCOPES))
+    unknown = [s for s in scopes if s not in Scope.values]
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(Scope.values)}.", code="invalid_scope"
+        )
+    return scopes
+
+
+@transaction.atomic
+def api_key_create(
+    *, org: Organization, name: str, scopes=None, actor: User | str | None = None
+) -> tuple[OrgAPIKey, str]:
+    """Create a key; returns the row and the secret, which is never stored or shown again."""
+    name = (name or "").strip()[:50]
+    if not name:
+        raise InvalidRequest("Give the key a name, such as the service that will use it.", code="name_required")
+    if isinstance(actor, User):
+        org_services.role_require(org=org, user=actor, roles=MANAGE_API_KEYS, action="create API keys")
+    scopes = _check_scopes(scopes)
+    key_row, secret = OrgAPIKey.objects.create_key(
+        org=org, name=name, scopes=scopes, created_by=actor if isinstance(actor, User) else None
+    )
+    org_services.audit_record(
+        org=org, action="api_key.created", actor=actor, data={"prefix": key_row.prefix, "name": name, "scopes": scopes}
+    )
+    return key_row, secret
+
+
+@transaction.atomic
+def api_key_revoke(*, org: Organization, key: OrgAPIKey, actor: User | str | None = None) -> OrgAPIKey:
+    if isinstance(actor, User):
+        org_services.role_require(org=org, user=actor, roles=MANAGE_API_KEYS, action="revoke API keys")
+    key = OrgAPIKey.objects.select_for_update().get(pk=key.pk, org=org)
+    if key.revoked:
+        return key
+    key.revoked = True
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked", "revoked_at"])
+    org_services.audit_record(org=org, action="api_key.revoked", actor=actor, data={"prefix": key.prefix, "name": key.name})
+    return key

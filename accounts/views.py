@@ -1,0 +1,116 @@
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
+
+from accounts import services
+from accounts.forms import APIKeyForm, LoginForm, SignupForm
+from accounts.models import OrgAPIKey
+from billing_project.errors import TollgateError
+from orgs import services as org_services
+from orgs.current import membership_required, switch_to
+
+PENDING_INVITATION = "pending_invitation"
+
+
+def _accept_pending_invitation(request) -> None:
+    """An invitation link opened before signing in is accepted right after."""
+    token = request.session.pop(PENDING_INVITATION, None)
+    if not token:
+        return
+    try:
+        membership = org_services.invitation_accept(token=token, user=request.user)
+    except TollgateError as error:
+        messages.error(request, error.message)
+    else:
+        switch_to(request, membership)
+        messages.success(request, f"You joined {membership.org.name}.")
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None, initial={"email": request.GET.get("email", "")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_signup(**form.cleaned_data)
+        except TollgateError as error:
+            form.add_error(None, error.message)
+        else:
+            pending = request.session.get(PENDING_INVITATION)
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            if pending:
+                request.session[PENDING_INVITATION] = pending  # login() cycles the session
+            _accept_pending_invitation(request)
+            messages.success(request, "Welcome to Tollgate. Your account is ready.")
+            return redirect("home")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    authentication_form = LoginForm
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        pending = self.request.session.get(PENDING_INVITATION)
+        response = super().form_valid(form)
+        if pending:
+            self.request.session[PENDING_INVITATION] = pending
+        _accept_pending_invitation(self.request)
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset.html"
+    email_template_name = "emails/password_reset.txt"
+    subject_template_name = "emails/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+
+@membership_required
+def api_keys(request):
+    org = request.membership.org
+    can_manage = request.membership.can_manage_api_keys
+    form = APIKeyForm(request.POST or None)
+    new_secret = None
+    if request.method == "POST":
+        if not can_manage:
+            messages.error(request, "Only owners and admins can create API keys.")
+            return redirect("keys:list")
+        if form.is_valid():
+            try:
+                key, new_secret = services.api_key_create(
+                    org=org, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user
+                )
+            except TollgateError as error:
+                form.add_error(None, error.message)
+            else:
+                form = APIKeyForm()
+    keys = OrgAPIKey.objects.filter(org=org).order_by("revoked", "-created")
+    return render(
+        request,
+        "accounts/api_keys.html",
+        {"form": form, "keys": keys, "new_secret": new_secret, "can_manage": can_manage},
+    )
+
+
+@require_POST
+@membership_required
+def api_key_revoke(request, prefix: str):
+    org = request.membership.org
+    key = get_object_or_404(OrgAPIKey, org=org, prefix=prefix)
+    try:
+        services.api_key_revoke(org=org, key=key, actor=request.user)
+    except TollgateError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Key “{key.name}” ({key.prefix}…) is revoked; calls with it now fail.")
+    return redirect("keys:list")

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BillingProjectConfig(AppConfig):
+    name = "billing_project"
+    verbose_name = "Tollgate"

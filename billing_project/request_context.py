@@ -1,0 +1,49 @@
+"""Who and where a change comes from, for audit records.
+
+The middleware stores the request id and client address in a context
+variable, so a service deep in the call stack can stamp its audit row without
+every caller threading the request through. Celery tasks and commands have no
+request: their audit rows carry the task or command name instead.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    ip: str | None = None
+    source: str = ""  # "web", "api", "task:<name>", "command:<name>"
+
+
+_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("tollgate_request", default=RequestContext())
+
+
+def current() -> RequestContext:
+    return _current.get()
+
+
+def set_current(ctx: RequestContext) -> contextvars.Token:
+    return _current.set(ctx)
+
+
+def reset(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+class acting_as:
+    """Stamp audit rows written inside with a source, e.g. `command:grant_credits`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __enter__(self) -> RequestContext:
+        ctx = RequestContext(request_id=current().request_id, source=self.source)
+        self._token = set_current(ctx)
+        return ctx
+
+    def __exit__(self, *exc) -> None:
+        reset(self._token)

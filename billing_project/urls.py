@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from billing_project import views
+
+handler404 = "billing_project.api.page_not_found"
+handler500 = "billing_project.api.server_error"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="billing:overview", permanent=False), name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("accounts.urls")),
+    path("billing/", include("orgs.urls")),
+    path("billing/", include("accounts.page_urls")),
+    path("billing/", include("billing.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("billing_project.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
+        name="api-docs",
+    ),
+]

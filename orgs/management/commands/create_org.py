@@ -1,0 +1,31 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import User, normalize_email
+from accounts.services import user_signup
+from billing_project.errors import TollgateError
+from billing_project.request_context import acting_as
+from orgs import services
+
+
+class Command(BaseCommand):
+    help = "Create a team organization owned by EMAIL (the user is created if missing)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--owner", required=True, help="Owner's e-mail; created without a password if new.")
+        parser.add_argument("--name", help="Display name (default: the slug).")
+
+    def handle(self, *args, slug, owner, name=None, **options):
+        email = normalize_email(owner)
+        with acting_as("command:create_org"), transaction.atomic():
+            try:
+                user = User.objects.filter(email=email).first()
+                if user is None:
+                    # No password: the owner sets one through "forgot password".
+                    user = user_signup(email=email, password=None)
+                    self.stdout.write(f"Created user {email} (set a password via the password-reset page).")
+                org = services.org_create(name=name or slug, owner=user, slug=slug)
+            except TollgateError as error:
+                raise CommandError(error.message) from None
+        self.stdout.write(self.style.SUCCESS(f"Created organization {org.slug} ({org.name}) owned by {email}."))

@@ -1,0 +1,141 @@
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    BILLING = "billing", "Billing"
+    MEMBER = "member", "Member"
+
+
+# Who may do what. Owners, admins and billing managers buy and set limits;
+# only owners and admins manage people and keys; members consume.
+MANAGE_MEMBERS = frozenset({Role.OWNER, Role.ADMIN})
+MANAGE_BILLING = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})
+MANAGE_API_KEYS = MANAGE_MEMBERS
+
+
+class OrganizationQuerySet(models.QuerySet):
+    def for_user(self, user) -> "OrganizationQuerySet":
+        return self.filter(memberships__user=user)
+
+
+class Organization(models.Model):
+    """The billing entity: every balance, plan and key belongs to one.
+
+    Each user gets a personal organization at sign-up, so individual and team
+    billing are one code path.
+    """
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=60, unique=True)
+    is_personal = models.BooleanField(
+        default=False, help_text="Created at sign-up for one person; cannot take invitations."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "user"], name="membership_unique_org_user")]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.org} ({self.role})"
+
+    @property
+    def can_manage_members(self) -> bool:
+        return self.role in MANAGE_MEMBERS
+
+    @property
+    def can_manage_billing(self) -> bool:
+        return self.role in MANAGE_BILLING
+
+    @property
+    def can_manage_api_keys(self) -> bool:
+        return self.role in MANAGE_API_KEYS
+
+
+class Invitation(models.Model):
+    """An e-mailed invitation to join an organization.
+
+    Only a hash of the token is stored: the link in the e-mail is the secret.
+    """
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one open invitation per address and org; re-inviting replaces it.
+            models.UniqueConstraint(
+                "org",
+                Lower("email"),
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.org}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which organization, when and from where. Append-only."""
+
+    org = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=64)
+    # No database constraint: an audit row outlives the user it names, and being
+    # append-only it could not be updated to NULL when the user goes.
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_api_key = models.CharField(max_length=16, blank=True, help_text="Prefix of the API key that acted.")
+    actor_label = models.CharField(max_length=150, blank=True, help_text="Who acted, as text, kept if the user goes.")
+    source = models.CharField(max_length=64, blank=True, help_text="web, api, task:<name>, command:<name>, stripe")
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["org", "-created_at"], name="audit_org_created")]
+        triggers = [
+            pgtrigger.Protect(name="audit_append_only", operation=pgtrigger.Update | pgtrigger.Delete),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_label or 'system'}"

@@ -1,0 +1,44 @@
+"""Reads about organizations. Scoping to what a user may see happens here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.http import Http404
+
+from orgs.models import Invitation, Membership, Organization
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+def memberships_for_user(user: User):
+    return Membership.objects.filter(user=user).select_related("org").order_by("-org__is_personal", "org__name")
+
+
+def membership_for(user: User, org: Organization) -> Membership | None:
+    return Membership.objects.filter(user=user, org=org).first()
+
+
+def membership_get_or_404(user: User, slug: str) -> Membership:
+    """The user's membership in the org with this slug; another org is a 404, never a 403,
+    so a URL never confirms that an organization exists."""
+    membership = Membership.objects.select_related("org").filter(user=user, org__slug=slug).first()
+    if membership is None:
+        raise Http404("No such organization.")
+    return membership
+
+
+def default_membership(user: User) -> Membership | None:
+    """The org a user lands in: their personal one, else the oldest they joined."""
+    return memberships_for_user(user).first()
+
+
+def members_of(org: Organization):
+    return Membership.objects.filter(org=org).select_related("user").order_by("created_at")
+
+
+def open_invitations(org: Organization):
+    return Invitation.objects.filter(org=org, accepted_at__isnull=True, revoked_at__isnull=True).select_related(
+        "invited_by"
+    )

@@ -1,0 +1,261 @@
+"""Organizations, memberships, invitations and the audit trail.
+
+Each function is one state change in one transaction, writing its audit row in
+that same transaction; e-mail leaves only after commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from billing_project import request_context
+from billing_project.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from orgs.models import MANAGE_MEMBERS, AuditEvent, Invitation, Membership, Organization, Role
+
+if TYPE_CHECKING:
+    from accounts.models import OrgAPIKey, User
+
+    Actor = User | OrgAPIKey | str | None
+
+INVITATION_TTL = timedelta(days=7)
+
+
+# --- audit ----------------------------------------------------------------
+
+
+def audit_record(*, org: Organization | None, action: str, actor: Actor = None, data: dict[str, Any] | None = None) -> AuditEvent:
+    """Write one audit row. Call it inside the transaction of the change it records."""
+    from accounts.models import OrgAPIKey, User
+
+    ctx = request_context.current()
+    fields: dict[str, Any] = {}
+    if isinstance(actor, User):
+        fields.update(actor_user=actor, actor_label=actor.email)
+    elif isinstance(actor, OrgAPIKey):
+        fields.update(actor_api_key=actor.prefix, actor_label=f"API key {actor.prefix} ({actor.name})")
+    elif actor:
+        fields.update(actor_label=str(actor))
+    return AuditEvent.objects.create(
+        org=org,
+        action=action,
+        source=ctx.source,
+        request_id=ctx.request_id,
+        ip=ctx.ip,
+        data=data or {},
+        **fields,
+    )
+
+
+# --- organizations -------------------------------------------------------
+
+
+def _unique_slug(base: str) -> str:
+    stem = (slugify(base) or "org")[:48].strip("-") or "org"
+    if not Organization.objects.filter(slug=stem).exists():
+        return stem
+    return f"{stem}-{secrets.token_hex(3)}"
+
+
+@transaction.atomic
+def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str | None = None) -> Organization:
+    """Create an organization with `owner` as its first owner."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("An organization needs a name.", code="name_required")
+    if slug is not None:
+        slug = slugify(slug)
+        if not slug:
+            raise InvalidRequest("The slug may use letters, digits and hyphens.", code="invalid_slug")
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                org = Organization.objects.create(
+                    name=name[:100], slug=slug or _unique_slug(name), is_personal=is_personal
+                )
+            break
+        except IntegrityError:
+            if slug:
+                raise Conflict(f"The slug “{slug}” is taken.", code="slug_taken") from None
+    else:  # pragma: no cover - five random collisions in a row
+        raise Conflict("Could not find a free slug; try another name.", code="slug_taken")
+    Membership.objects.create(org=org, user=owner, role=Role.OWNER)
+    audit_record(org=org, action="org.created", actor=owner, data={"name": org.name, "personal": is_personal})
+    return org
+
+
+def org_create_personal(*, user: User) -> Organization:
+    label = user.full_name or user.email.split("@")[0]
+    return org_create(name=label, owner=user, is_personal=True, slug=None)
+
+
+# --- memberships ---------------------------------------------------------
+
+
+def _locked_org(org: Organization) -> Organization:
+    # Every change to who holds which role takes the org row lock first, so two
+    # concurrent demotions cannot each see "another owner remains" and leave none.
+    return Organization.objects.select_for_update().get(pk=org.pk)
+
+
+def role_require(*, org: Organization, user: User, roles: frozenset, action: str) -> Membership:
+    """The user's membership if its role is one of `roles`, else PermissionDenied."""
+    membership = Membership.objects.filter(org=org, user=user).first()
+    if membership is None or membership.role not in roles:
+        allowed = " and ".join(sorted(f"{r}s" for r in roles))
+        raise PermissionDenied(f"Only {allowed} can {action}.", code="role_required")
+    return membership
+
+
+def _require_manager(org: Organization, actor: User) -> Membership:
+    return role_require(org=org, user=actor, roles=MANAGE_MEMBERS, action="manage members")
+
+
+def _owner_count(org: Organization) -> int:
+    return Membership.objects.filter(org=org, role=Role.OWNER).count()
+
+
+@transaction.atomic
+def membership_change_role(*, org: Organization, actor: User, membership: Membership, role: str) -> Membership:
+    if role not in Role.values:
+        raise InvalidRequest(f"Unknown role “{role}”.", code="invalid_role")
+    _locked_org(org)
+    acting = _require_manager(org, actor)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, org=org)
+    touches_owner = Role.OWNER in (membership.role, role)
+    if touches_owner and acting.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can grant or take away the owner role.", code="owner_required")
+    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(org) == 1:
+        raise Conflict("An organization must keep at least one owner.", code="last_owner")
+    old = membership.role
+    if old == role:
+        return membership
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        org=org, action="member.role_changed", actor=actor,
+        data={"member": membership.user.email, "from": old, "to": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, org: Organization, actor: User, membership: Membership) -> None:
+    """Remove a member; anyone may remove themselves (leave), but never the last owner."""
+    _locked_org(org)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk, org=org)
+    if membership.user_id != actor.pk:
+        acting = _require_manager(org, actor)
+        if membership.role == Role.OWNER and acting.role != Role.OWNER:
+            raise PermissionDenied("Only an owner can remove an owner.", code="owner_required")
+    if membership.role == Role.OWNER and _owner_count(org) == 1:
+        raise Conflict("An organization must keep at least one owner.", code="last_owner")
+    if org.is_personal and membership.user_id == actor.pk:
+        raise Conflict("You cannot leave your personal organization.", code="personal_org")
+    email = membership.user.email
+    membership.delete()
+    audit_record(org=org, action="member.removed", actor=actor, data={"member": email})
+
+
+# --- invitations ---------------------------------------------------------
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def invitation_create(*, org: Organization, actor: User, email: str, role: str = Role.MEMBER) -> tuple[Invitation, str]:
+    """Invite `email` to `org`; returns the invitation and the one-time token in its link."""
+    from accounts.models import normalize_email
+
+    email = normalize_email(email)
+    if not email or "@" not in email:
+        raise InvalidRequest("Enter a valid e-mail address.", code="invalid_email")
+    if role not in Role.values:
+        raise InvalidRequest(f"Unknown role “{role}”.", code="invalid_role")
+    acting = _require_manager(org, actor)
+    if org.is_personal:
+        raise Conflict(
+            "A personal organization is just for you; create a team organization to invite people.",
+            code="personal_org",
+        )
+    if role == Role.OWNER and acting.role != Role.OWNER:
+        raise PermissionDenied("Only an owner can invite another owner.", code="owner_required")
+    if Membership.objects.filter(org=org, user__email__iexact=email).exists():
+        raise Conflict(f"{email} is already a member.", code="already_member")
+    # Re-inviting replaces the open invitation (a fresh link, a fresh expiry).
+    Invitation.objects.filter(
+        org=org, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        org=org, email=email, role=role, token_hash=_hash_token(token), invited_by=actor,
+        expires_at=timezone.now() + INVITATION_TTL,
+    )
+    audit_record(org=org, action="member.invited", actor=actor, data={"email": email, "role": role})
+    link = settings.SITE_URL + reverse("orgs:invitation", args=[token])
+    body = render_to_string(
+        "emails/invitation.txt", {"org": org, "inviter": actor, "link": link, "role": invitation.get_role_display()}
+    )
+    transaction.on_commit(
+        lambda: send_mail(f"Join {org.name} on Tollgate", body, settings.DEFAULT_FROM_EMAIL, [email])
+    )
+    return invitation, token
+
+
+def invitation_get(*, token: str) -> Invitation:
+    """The open invitation behind a link, or NotFound (used, revoked, expired, wrong)."""
+    invitation = (
+        Invitation.objects.select_related("org", "invited_by")
+        .filter(token_hash=_hash_token(token or ""), accepted_at__isnull=True, revoked_at__isnull=True)
+        .first()
+    )
+    if invitation is None or invitation.expires_at <= timezone.now():
+        raise NotFound("This invitation link is no longer valid. Ask for a new one.", code="invitation_invalid")
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    invitation = invitation_get(token=token)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at or invitation.revoked_at:  # lost a race with another accept
+        raise NotFound("This invitation link is no longer valid. Ask for a new one.", code="invitation_invalid")
+    if invitation.email.lower() != user.email.lower():
+        raise PermissionDenied(
+            f"This invitation is for {invitation.email}; you are signed in as {user.email}.",
+            code="invitation_other_email",
+        )
+    membership, created = Membership.objects.get_or_create(
+        org=invitation.org, user=user, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    if created:
+        audit_record(
+            org=invitation.org, action="member.joined", actor=user,
+            data={"role": membership.role, "invited_by": getattr(invitation.invited_by, "email", None)},
+        )
+    return membership
+
+
+@transaction.atomic
+def invitation_revoke(*, org: Organization, actor: User, invitation: Invitation) -> None:
+    _require_manager(org, actor)
+    updated = Invitation.objects.filter(pk=invitation.pk, org=org, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if updated:
+        audit_record(org=org, action="member.invitation_revoked", actor=actor, data={"email": invitation.email})
