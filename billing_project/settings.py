@@ -8,6 +8,7 @@ var/, and e-mail printed to the console.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from billing_project import embedded
 
@@ -219,6 +220,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 HEALTH_PING_SECONDS = env.int("HEALTH_PING_SECONDS", default=30)
 CELERY_BEAT_SCHEDULE = {
     "health-ping": {"task": "billing_project.tasks.health_ping", "schedule": HEALTH_PING_SECONDS},
+    "holds-expire": {"task": "usage.holds_expire", "schedule": 30},
+    "grants-expire": {"task": "usage.grants_expire", "schedule": 60},
+    "ledger-reconcile": {"task": "usage.ledger_reconcile", "schedule": crontab(hour=3, minute=17)},
 }
 
 # --- Stripe (dj-stripe) ----------------------------------------------------

@@ -34,8 +34,11 @@ INVITATION_TTL = timedelta(days=7)
 # --- audit ----------------------------------------------------------------
 
 
-def audit_record(*, org: Organization | None, action: str, actor: Actor = None, data: dict[str, Any] | None = None) -> AuditEvent:
-    """Write one audit row. Call it inside the transaction of the change it records."""
+def audit_record(
+    *, org: Organization | int | None, action: str, actor: Actor = None, data: dict[str, Any] | None = None
+) -> AuditEvent:
+    """Write one audit row. Call it inside the transaction of the change it records.
+    `org` may be an id, to spare hot paths a query."""
     from accounts.models import OrgAPIKey, User
 
     ctx = request_context.current()
@@ -47,7 +50,7 @@ def audit_record(*, org: Organization | None, action: str, actor: Actor = None, 
     elif actor:
         fields.update(actor_label=str(actor))
     return AuditEvent.objects.create(
-        org=org,
+        org_id=org if isinstance(org, int) or org is None else org.pk,
         action=action,
         source=ctx.source,
         request_id=ctx.request_id,
@@ -90,6 +93,9 @@ def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str |
     else:  # pragma: no cover - five random collisions in a row
         raise Conflict("Could not find a free slug; try another name.", code="slug_taken")
     Membership.objects.create(org=org, user=owner, role=Role.OWNER)
+    from usage.services import account_open
+
+    account_open(org=org)
     audit_record(org=org, action="org.created", actor=owner, data={"name": org.name, "personal": is_personal})
     return org
 

@@ -1,0 +1,49 @@
+"""The ledger's refusals, in the 402 contract of DESIGN.md."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from billing_project.errors import Conflict, PaymentRequired
+from usage.units import credits_str
+
+TOP_UP_PATH = "/billing/top-up/"
+BILLING_PATH = "/billing/"
+
+
+def _links() -> dict[str, str]:
+    return {"top_up_url": settings.SITE_URL + TOP_UP_PATH, "billing_url": settings.SITE_URL + BILLING_PATH}
+
+
+class InsufficientCredits(PaymentRequired):
+    code = "insufficient_credits"
+
+    def __init__(self, *, balance_micros: int, available_micros: int, required_micros: int) -> None:
+        super().__init__(
+            f"This needs {credits_str(required_micros)} credits but only {credits_str(max(available_micros, 0))} "
+            "are available. Top up to continue.",
+            balance=credits_str(balance_micros),
+            available=credits_str(available_micros),
+            required=credits_str(required_micros),
+            **_links(),
+        )
+
+
+class SpendLimitReached(PaymentRequired):
+    code = "spend_limit_reached"
+
+    def __init__(self, *, limit_micros: int, spent_micros: int, required_micros: int) -> None:
+        super().__init__(
+            f"This member's monthly spend limit of {credits_str(limit_micros)} credits is reached "
+            f"({credits_str(spent_micros)} spent, {credits_str(required_micros)} more needed). "
+            "An organization admin can raise it.",
+            limit=credits_str(limit_micros),
+            spent=credits_str(spent_micros),
+            required=credits_str(required_micros),
+            **_links(),
+        )
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_key_reused"
+    default_message = "This idempotency key was already used for a different request."

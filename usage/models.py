@@ -1,0 +1,262 @@
+"""The credit ledger: accounts, grants (buckets), append-only entries, holds, transfers.
+
+Invariants, all checked by `ledger_reconcile` and the property tests:
+
+* account.balance_micros == sum(entry.amount_micros) over the account's entries
+* grant.remaining_micros == sum(allocation.amount_micros) over the grant's allocations
+* account.balance_micros == sum(grant.remaining_micros) - account.debt_micros
+  (debt is usage captured past zero that no grant covered yet; the next grant
+  pays it off first)
+* account.held_micros == sum(hold.amount_micros) over open holds
+* 0 <= grant.remaining_micros <= grant.amount_micros
+
+Entries and allocations are never updated or deleted (a PostgreSQL trigger
+refuses it); a mistake is corrected by a compensating entry. The cached
+columns (balance, debt, held, remaining) change only in the transaction that
+writes the matching entries, under the account row lock.
+"""
+
+from __future__ import annotations
+
+import pgtrigger
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from usage.units import format_credits
+
+APPEND_ONLY = pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete)
+
+
+class CreditAccount(models.Model):
+    """One per organization: the cached balance every page and API call shows."""
+
+    org = models.OneToOneField("orgs.Organization", on_delete=models.PROTECT, related_name="credit_account")
+    balance_micros = models.BigIntegerField(default=0)
+    debt_micros = models.BigIntegerField(default=0, help_text="Usage past zero not yet covered by a grant.")
+    held_micros = models.BigIntegerField(default=0, help_text="Reserved by open holds.")
+    overage_allowed = models.BooleanField(
+        default=False,
+        help_text="Set from the plan: usage past zero is billed in arrears instead of refused with 402.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(held_micros__gte=0), name="account_held_not_negative"),
+            models.CheckConstraint(condition=Q(debt_micros__gte=0), name="account_debt_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Credits of {self.org}"
+
+    @property
+    def available_micros(self) -> int:
+        return self.balance_micros - self.held_micros
+
+    @property
+    def balance_display(self) -> str:
+        return format_credits(self.balance_micros)
+
+
+class GrantSource(models.TextChoices):
+    TRIAL = "trial", "Trial"
+    PLAN_ALLOWANCE = "plan_allowance", "Plan allowance"
+    PURCHASE = "purchase", "Purchase"
+    AUTO_TOPUP = "auto_topup", "Auto top-up"
+    PROMO = "promo", "Promotion"
+    TRANSFER_IN = "transfer_in", "Received transfer"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+# Credits a customer paid for may be sent to someone else; free credits and
+# credits received from someone else may not (no laundering free credits
+# through a chain of transfers).
+TRANSFERABLE_SOURCES = frozenset({GrantSource.PURCHASE, GrantSource.AUTO_TOPUP})
+
+# Within grants that expire at the same time, lower burns first: free credits
+# go before paid ones.
+DEFAULT_PRIORITY = {
+    GrantSource.TRIAL: 10,
+    GrantSource.PROMO: 20,
+    GrantSource.PLAN_ALLOWANCE: 30,
+    GrantSource.ADJUSTMENT: 40,
+    GrantSource.TRANSFER_IN: 50,
+    GrantSource.PURCHASE: 60,
+    GrantSource.AUTO_TOPUP: 60,
+}
+
+
+class GrantQuerySet(models.QuerySet):
+    def spendable(self, now) -> GrantQuerySet:
+        return self.filter(remaining_micros__gt=0).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+    def burn_order(self) -> GrantQuerySet:
+        # What expires first, then priority, then oldest.
+        return self.order_by(F("expires_at").asc(nulls_last=True), "priority", "created_at", "id")
+
+
+class Grant(models.Model):
+    """A bucket of credits with a source, an optional expiry and a priority."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="grants")
+    source = models.CharField(max_length=20, choices=GrantSource.choices)
+    amount_micros = models.BigIntegerField()
+    remaining_micros = models.BigIntegerField()
+    frozen_micros = models.BigIntegerField(default=0, help_text="Taken out of use while a dispute is open.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    priority = models.IntegerField(default=50)
+    reference = models.CharField(
+        max_length=255, blank=True, help_text="What paid for or caused it: Stripe object id, plan period, transfer."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = GrantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_micros__gt=0), name="grant_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining_micros__gte=0) & Q(remaining_micros__lte=F("amount_micros")),
+                name="grant_remaining_within_amount",
+            ),
+            models.CheckConstraint(condition=Q(frozen_micros__gte=0), name="grant_frozen_not_negative"),
+        ]
+        indexes = [
+            # The burn-order scan on every debit: an account's grants with credits left.
+            models.Index(
+                fields=["account", "expires_at", "priority", "created_at"],
+                condition=Q(remaining_micros__gt=0),
+                name="grant_spendable",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} {format_credits(self.amount_micros)} credits"
+
+    @property
+    def transferable(self) -> bool:
+        return self.source in TRANSFERABLE_SOURCES
+
+
+class EntryKind(models.TextChoices):
+    GRANT = "grant", "Credits added"
+    USAGE = "usage", "Usage"
+    EXPIRY = "expiry", "Expired"
+    TRANSFER_OUT = "transfer_out", "Sent"
+    TRANSFER_IN = "transfer_in", "Received"
+    CLAWBACK = "clawback", "Refund clawback"
+    FREEZE = "freeze", "Frozen (dispute)"
+    UNFREEZE = "unfreeze", "Unfrozen (dispute won)"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class LedgerEntry(models.Model):
+    """One change of one balance. Append-only."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=EntryKind.choices)
+    amount_micros = models.BigIntegerField(help_text="Signed: credits in are positive.")
+    balance_after_micros = models.BigIntegerField()
+    # The grant it touched, when it touched exactly one; allocations always
+    # hold the full split (a debit can span several grants).
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Who or what caused it.
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The member the usage is attributed to.",
+    )
+    hold = models.ForeignKey("usage.Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    transfer = models.ForeignKey("usage.Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stripe_object_id = models.CharField(max_length=255, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["account", "idempotency_key"], name="entry_idempotency_per_account"),
+            models.CheckConstraint(condition=~Q(amount_micros=0), name="entry_amount_not_zero"),
+        ]
+        indexes = [
+            # Ledger history, newest first, optionally by kind: pages and GET /ledger.
+            models.Index(fields=["account", "-created_at", "-id"], name="entry_account_recent"),
+            models.Index(fields=["account", "kind", "-created_at"], name="entry_account_kind"),
+        ]
+        triggers = [APPEND_ONLY]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {format_credits(self.amount_micros)}"
+
+
+class LedgerAllocation(models.Model):
+    """How an entry split across grants. Append-only."""
+
+    entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="allocations")
+    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="allocations")
+    amount_micros = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(amount_micros=0), name="allocation_amount_not_zero")]
+        triggers = [APPEND_ONLY]
+
+
+class HoldStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CAPTURED = "captured", "Captured"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+
+
+class Hold(models.Model):
+    """Credits reserved before a run. Capturing debits the real usage (more or
+    less than held) and frees the reservation; releasing or expiring frees it."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="holds")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    amount_micros = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=HoldStatus.choices, default=HoldStatus.OPEN)
+    captured_micros = models.BigIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    workflow_run_id = models.CharField(max_length=255, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "idempotency_key"], name="hold_idempotency_per_account"),
+            models.CheckConstraint(condition=Q(amount_micros__gt=0), name="hold_amount_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(status="open"), name="hold_open_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold {self.pk} {format_credits(self.amount_micros)} ({self.status})"
+
+
+class Transfer(models.Model):
+    """Purchased credits sent from one organization to another, with a note."""
+
+    from_account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="transfers_out")
+    to_account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="transfers_in")
+    amount_micros = models.BigIntegerField()
+    note = models.CharField(max_length=280, blank=True)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    idempotency_key = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["from_account", "idempotency_key"], name="transfer_idempotency_per_sender"),
+            models.CheckConstraint(condition=Q(amount_micros__gt=0), name="transfer_amount_positive"),
+            models.CheckConstraint(condition=~Q(from_account=F("to_account")), name="transfer_not_to_self"),
+        ]
+        triggers = [APPEND_ONLY]

@@ -1,0 +1,708 @@
+"""Every change of a credit balance goes through this module.
+
+Each public function is one short transaction that locks the organization's
+credit account row (`SELECT ... FOR UPDATE`), reads its grants, writes ledger
+entries and their allocations, updates the cached columns and writes an audit
+row. Because every writer takes the same row lock first, no interleaving of
+requests can overdraw an account or apply one idempotency key twice; the
+unique constraints on idempotency keys are the backstop.
+
+Idempotency keys share one space per account, so callers namespace them:
+`usage:<client key>`, `hold:<id>:capture`, `stripe:<object id>:...`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing_project.errors import Conflict, InvalidRequest, NotFound
+from orgs.services import audit_record
+from usage.errors import IdempotencyConflict, InsufficientCredits
+from usage.models import (
+    DEFAULT_PRIORITY,
+    TRANSFERABLE_SOURCES,
+    CreditAccount,
+    EntryKind,
+    Grant,
+    GrantSource,
+    Hold,
+    HoldStatus,
+    LedgerAllocation,
+    LedgerEntry,
+    Transfer,
+)
+from usage.units import credits_str
+
+if TYPE_CHECKING:
+    from orgs.models import Organization
+    from orgs.services import Actor
+
+DEFAULT_HOLD_TTL = timedelta(minutes=15)
+MAX_HOLD_TTL = timedelta(hours=24)
+
+
+# --- the account lock and the one writer -------------------------------------
+
+
+def account_open(*, org: Organization) -> CreditAccount:
+    """The org's credit account, created on first need."""
+    account, _ = CreditAccount.objects.get_or_create(org=org)
+    return account
+
+
+def _lock(org_id: int) -> CreditAccount:
+    """Lock the org's account row for the rest of the transaction."""
+    account = CreditAccount.objects.select_for_update().filter(org_id=org_id).first()
+    if account is None:
+        try:
+            with transaction.atomic():
+                CreditAccount.objects.create(org_id=org_id)
+        except IntegrityError:
+            pass  # created concurrently; lock that one
+        account = CreditAccount.objects.select_for_update().get(org_id=org_id)
+    return account
+
+
+def _lock_many(org_ids: list[int]) -> dict[int, CreditAccount]:
+    # Always in the same order, so two transfers in opposite directions cannot deadlock.
+    return {org_id: _lock(org_id) for org_id in sorted(set(org_ids))}
+
+
+class _Writer:
+    """Writes entries for one locked account inside one transaction, keeping the
+    cached balance, debt and grant remainders in step with what it writes."""
+
+    def __init__(self, account: CreditAccount, now: datetime) -> None:
+        self.account = account
+        self.now = now
+        self._grants: list[Grant] | None = None
+        self.expired: list[LedgerEntry] = []
+
+    def live_grants(self) -> list[Grant]:
+        """Grants with credits left, in burn order; expired ones are written off first.
+
+        Expired grants are never spendable: whatever the expiry task has not
+        yet written off is written off here, before anything is spent.
+        """
+        if self._grants is None:
+            grants = list(Grant.objects.filter(account=self.account, remaining_micros__gt=0).burn_order())
+            for grant in grants:
+                if grant.expires_at is not None and grant.expires_at <= self.now:
+                    entry = self.write(
+                        EntryKind.EXPIRY, -grant.remaining_micros, [(grant, -grant.remaining_micros)],
+                        reason="Expired", idempotency_key=f"expiry:{grant.pk}",
+                    )
+                    self.expired.append(entry)
+                    _audit(self.account.org_id, "credits.expired", "system", grant=grant.pk,
+                           amount=credits_str(entry.amount_micros))
+            self._grants = [g for g in grants if g.remaining_micros > 0]
+        return self._grants
+
+    def take(self, amount_micros: int, grants: list[Grant] | None = None) -> list[tuple[Grant, int]]:
+        """Allocate a debit of `amount_micros` (> 0) across grants in burn order.
+        Returns negative allocations; any part no grant covers is left to debt."""
+        allocations = []
+        left = amount_micros
+        for grant in self.live_grants() if grants is None else grants:
+            if left == 0:
+                break
+            part = min(grant.remaining_micros, left)
+            if part:
+                allocations.append((grant, -part))
+                left -= part
+        return allocations
+
+    def write(self, kind: str, amount_micros: int, allocations: list[tuple[Grant, int]], **fields: Any) -> LedgerEntry:
+        account = self.account
+        backed = sum(part for _grant, part in allocations)
+        account.balance_micros += amount_micros
+        # What no grant backs is debt (a debit past zero) or pays debt off (a
+        # credit while in debt): balance == sum(remaining) - debt always.
+        account.debt_micros -= amount_micros - backed
+        fields.setdefault("grant", allocations[0][0] if len(allocations) == 1 else None)
+        entry = LedgerEntry.objects.create(
+            account=account,
+            kind=kind,
+            amount_micros=amount_micros,
+            balance_after_micros=account.balance_micros,
+            **fields,
+        )
+        LedgerAllocation.objects.bulk_create(
+            LedgerAllocation(entry=entry, grant=grant, amount_micros=part) for grant, part in allocations
+        )
+        for grant, part in allocations:
+            grant.remaining_micros += part
+            grant.save(update_fields=["remaining_micros"])
+        return entry
+
+    def save(self, *extra_fields: str) -> None:
+        self.account.save(update_fields=["balance_micros", "debt_micros", "updated_at", *extra_fields])
+
+
+def _existing(account: CreditAccount, key: str | None) -> LedgerEntry | None:
+    if not key:
+        return None
+    return LedgerEntry.objects.filter(account=account, idempotency_key=key).first()
+
+
+def _positive(amount_micros: int, what: str = "amount") -> int:
+    if not isinstance(amount_micros, int) or isinstance(amount_micros, bool):
+        raise InvalidRequest(f"The {what} must be a whole number of micro-credits.", code="invalid_amount")
+    if amount_micros <= 0:
+        raise InvalidRequest(f"The {what} must be greater than zero.", code="invalid_amount")
+    return amount_micros
+
+
+def _audit(org_id: int, action: str, actor: Actor, **data: Any) -> None:
+    audit_record(org=org_id, action=action, actor=actor, data=data)
+
+
+# --- credits in -------------------------------------------------------------
+
+
+@transaction.atomic
+def credits_grant(
+    *,
+    org: Organization,
+    amount_micros: int,
+    source: str,
+    idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+    priority: int | None = None,
+    reference: str = "",
+    reason: str = "",
+    stripe_object_id: str = "",
+    staff_user=None,
+    transfer: Transfer | None = None,
+    actor: Actor = None,
+) -> LedgerEntry:
+    """Add a bucket of credits. Replaying `idempotency_key` returns the first entry."""
+    _positive(amount_micros)
+    if source not in GrantSource.values:
+        raise InvalidRequest(f"Unknown grant source “{source}”.", code="invalid_source")
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidRequest("A grant cannot expire in the past.", code="invalid_expiry")
+    account = _lock(org.pk)
+    existing = _existing(account, idempotency_key)
+    if existing is not None:
+        return existing
+    writer = _Writer(account, now)
+    # Credits arriving while in debt pay the debt off first.
+    covered_debt = min(account.debt_micros, amount_micros)
+    grant = Grant.objects.create(
+        account=account,
+        source=source,
+        amount_micros=amount_micros,
+        remaining_micros=0,
+        expires_at=expires_at,
+        priority=DEFAULT_PRIORITY[source] if priority is None else priority,
+        reference=reference or stripe_object_id,
+    )
+    backed = amount_micros - covered_debt
+    kind = EntryKind.TRANSFER_IN if source == GrantSource.TRANSFER_IN else (
+        EntryKind.ADJUSTMENT if source == GrantSource.ADJUSTMENT else EntryKind.GRANT
+    )
+    entry = writer.write(
+        kind, amount_micros, [(grant, backed)] if backed else [],
+        grant=grant, reason=reason or grant.get_source_display(), idempotency_key=idempotency_key,
+        stripe_object_id=stripe_object_id, staff_user=staff_user, transfer=transfer,
+        metadata={"source": source, **({"debt_repaid": credits_str(covered_debt)} if covered_debt else {})},
+    )
+    writer.save()
+    _audit(
+        org.pk, "credits.granted", actor, amount=credits_str(amount_micros), source=source, grant=grant.pk,
+        entry=entry.pk, balance_after=credits_str(account.balance_micros),
+        expires_at=expires_at.isoformat() if expires_at else None,
+    )
+    return entry
+
+
+# --- credits out --------------------------------------------------------------
+
+
+@transaction.atomic
+def credits_debit(
+    *,
+    org: Organization,
+    amount_micros: int,
+    idempotency_key: str,
+    member=None,
+    kind: str = EntryKind.USAGE,
+    reason: str = "",
+    metadata: dict | None = None,
+    actor: Actor = None,
+) -> LedgerEntry:
+    """Check-and-debit: spend `amount_micros` now, or refuse with 402 and write nothing.
+
+    Accounts whose plan allows overage are never refused: what the grants do
+    not cover becomes debt, billed in arrears.
+    """
+    _positive(amount_micros)
+    account = _lock(org.pk)
+    existing = _existing(account, idempotency_key)
+    if existing is not None:
+        if existing.amount_micros != -amount_micros or existing.kind != kind:
+            raise IdempotencyConflict()
+        return existing
+    writer = _Writer(account, timezone.now())
+    writer.live_grants()  # writes off expired grants, so the check below sees the true balance
+    if not account.overage_allowed and amount_micros > account.available_micros:
+        raise InsufficientCredits(
+            balance_micros=account.balance_micros, available_micros=account.available_micros,
+            required_micros=amount_micros,
+        )
+    entry = writer.write(
+        kind, -amount_micros, writer.take(amount_micros), member=member, reason=reason,
+        idempotency_key=idempotency_key, metadata=metadata or {},
+    )
+    writer.save()
+    _audit(
+        org.pk, f"credits.{kind}", actor, amount=credits_str(-amount_micros), entry=entry.pk,
+        balance_after=credits_str(account.balance_micros),
+    )
+    return entry
+
+
+# --- holds ----------------------------------------------------------------
+
+
+@transaction.atomic
+def hold_create(
+    *,
+    org: Organization,
+    amount_micros: int,
+    idempotency_key: str | None = None,
+    member=None,
+    expires_in: timedelta = DEFAULT_HOLD_TTL,
+    workflow_run_id: str = "",
+    metadata: dict | None = None,
+    actor: Actor = None,
+) -> Hold:
+    """Reserve credits before a run. Refused with 402 unless available covers it."""
+    _positive(amount_micros)
+    if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
+        raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
+    account = _lock(org.pk)
+    if idempotency_key:
+        existing = Hold.objects.filter(account=account, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.amount_micros != amount_micros:
+                raise IdempotencyConflict()
+            return existing
+    now = timezone.now()
+    writer = _Writer(account, now)
+    writer.live_grants()
+    # Holds are never covered by overage: a negative balance blocks new work until paid.
+    if amount_micros > account.available_micros:
+        raise InsufficientCredits(
+            balance_micros=account.balance_micros, available_micros=account.available_micros,
+            required_micros=amount_micros,
+        )
+    hold = Hold.objects.create(
+        account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
+        idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
+    )
+    account.held_micros += amount_micros
+    writer.save("held_micros")
+    _audit(org.pk, "hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
+    return hold
+
+
+def _locked_hold(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
+    account = _lock(org.pk)
+    hold = Hold.objects.select_for_update().filter(pk=hold_id, account=account).first()
+    if hold is None:
+        raise NotFound("No such hold.", code="hold_not_found")
+    return account, hold
+
+
+@transaction.atomic
+def hold_capture(
+    *,
+    org: Organization,
+    hold_id: int,
+    amount_micros: int,
+    member=None,
+    reason: str = "",
+    metadata: dict | None = None,
+    actor: Actor = None,
+) -> tuple[Hold, LedgerEntry | None]:
+    """Debit the real usage of a held run and free the reservation.
+
+    Never refused for lack of credits: the hold gated the work. What exceeds
+    the balance leaves it negative (debt), which blocks new holds until paid.
+    Capturing twice returns the first capture; capturing a released hold is a
+    conflict. A hold that expired before its capture still records the usage:
+    the work was done.
+    """
+    if not isinstance(amount_micros, int) or amount_micros < 0:
+        raise InvalidRequest("The captured amount must be zero or more micro-credits.", code="invalid_amount")
+    account, hold = _locked_hold(org, hold_id)
+    key = f"hold:{hold.pk}:capture"
+    if hold.status == HoldStatus.CAPTURED:
+        if hold.captured_micros != amount_micros:
+            raise Conflict("This hold was already captured with a different amount.", code="hold_already_captured")
+        return hold, _existing(account, key)
+    if hold.status == HoldStatus.RELEASED:
+        raise Conflict("This hold was released; record the usage without it.", code="hold_released")
+    writer = _Writer(account, timezone.now())
+    extra_fields = []
+    if hold.status == HoldStatus.OPEN:
+        account.held_micros -= hold.amount_micros
+        extra_fields.append("held_micros")
+    entry = None
+    if amount_micros:
+        entry = writer.write(
+            EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member or hold.member, hold=hold,
+            reason=reason, idempotency_key=key, metadata=metadata or {},
+        )
+    hold.status = HoldStatus.CAPTURED
+    hold.captured_micros = amount_micros
+    hold.closed_at = writer.now
+    hold.save(update_fields=["status", "captured_micros", "closed_at"])
+    writer.save(*extra_fields)
+    _audit(
+        org.pk, "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
+        captured=credits_str(amount_micros), balance_after=credits_str(account.balance_micros),
+    )
+    return hold, entry
+
+
+def _close_hold(account: CreditAccount, hold: Hold, status: str, now: datetime) -> None:
+    account.held_micros -= hold.amount_micros
+    account.save(update_fields=["held_micros", "updated_at"])
+    hold.status = status
+    hold.closed_at = now
+    hold.save(update_fields=["status", "closed_at"])
+
+
+@transaction.atomic
+def hold_release(*, org: Organization, hold_id: int, actor: Actor = None) -> Hold:
+    """Free a reservation without charging. Releasing twice is harmless."""
+    account, hold = _locked_hold(org, hold_id)
+    if hold.status == HoldStatus.CAPTURED:
+        raise Conflict("This hold was already captured.", code="hold_already_captured")
+    if hold.status == HoldStatus.OPEN:
+        _close_hold(account, hold, HoldStatus.RELEASED, timezone.now())
+        _audit(org.pk, "hold.released", actor, hold=hold.pk, amount=credits_str(hold.amount_micros))
+    return hold
+
+
+def holds_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Release every open hold past its expiry. Safe to run twice or concurrently."""
+    now = now or timezone.now()
+    due = list(
+        Hold.objects.filter(status=HoldStatus.OPEN, expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", "account__org_id")[:limit]
+    )
+    expired = 0
+    for hold_id, org_id in due:
+        with transaction.atomic():
+            account = _lock(org_id)
+            hold = Hold.objects.select_for_update().get(pk=hold_id)
+            if hold.status != HoldStatus.OPEN:
+                continue  # captured or released while we were getting here
+            _close_hold(account, hold, HoldStatus.EXPIRED, now)
+            _audit(org_id, "hold.expired", "task:holds_expire", hold=hold.pk, amount=credits_str(hold.amount_micros))
+            expired += 1
+    return expired
+
+
+# --- expiry ---------------------------------------------------------------
+
+
+def grants_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Write the expiry entries of grants past their expiry. Safe to run twice."""
+    now = now or timezone.now()
+    org_ids = list(
+        Grant.objects.filter(remaining_micros__gt=0, expires_at__lte=now)
+        .values_list("account__org_id", flat=True)
+        .distinct()[:limit]
+    )
+    written = 0
+    for org_id in org_ids:
+        with transaction.atomic():
+            writer = _Writer(_lock(org_id), now)
+            writer.live_grants()
+            writer.save()
+            written += len(writer.expired)
+    return written
+
+
+@transaction.atomic
+def grant_expire_now(*, grant: Grant, reason: str, actor: Actor = None) -> LedgerEntry | None:
+    """End a grant early (the previous period's plan allowance when a new one starts)."""
+    account = _lock(grant.account.org_id)
+    grant = Grant.objects.get(pk=grant.pk)
+    if grant.remaining_micros == 0:
+        return None
+    writer = _Writer(account, timezone.now())
+    entry = writer.write(
+        EntryKind.EXPIRY, -grant.remaining_micros, [(grant, -grant.remaining_micros)], reason=reason,
+        idempotency_key=f"expiry:{grant.pk}",
+    )
+    writer.save()
+    _audit(account.org_id, "credits.expired", actor, grant=grant.pk, amount=credits_str(entry.amount_micros), reason=reason)
+    return entry
+
+
+# --- transfers ------------------------------------------------------------
+
+
+def transferable_micros(grants: list[Grant]) -> int:
+    return sum(g.remaining_micros for g in grants if g.source in TRANSFERABLE_SOURCES)
+
+
+@transaction.atomic
+def credits_transfer(
+    *,
+    from_org: Organization,
+    to_org: Organization,
+    amount_micros: int,
+    idempotency_key: str,
+    note: str = "",
+    sent_by=None,
+    actor: Actor = None,
+) -> Transfer:
+    """Send purchased credits to another organization, once per idempotency key.
+
+    Only credits bought (purchase, auto top-up) can be sent, never trial, plan,
+    promo, adjustment or received credits, and never more than is available
+    after holds. The receiver gets a non-expiring grant it cannot send on.
+    """
+    _positive(amount_micros)
+    if from_org.pk == to_org.pk:
+        raise InvalidRequest("Credits cannot be sent to the same organization.", code="transfer_to_self")
+    note = (note or "").strip()[:280]
+    accounts = _lock_many([from_org.pk, to_org.pk])
+    sender = accounts[from_org.pk]
+    existing = Transfer.objects.filter(from_account=sender, idempotency_key=idempotency_key).first()
+    if existing is not None:
+        if existing.amount_micros != amount_micros or existing.to_account.org_id != to_org.pk:
+            raise IdempotencyConflict()
+        return existing
+    now = timezone.now()
+    writer = _Writer(sender, now)
+    paid = [g for g in writer.live_grants() if g.source in TRANSFERABLE_SOURCES]
+    sendable = min(transferable_micros(paid), sender.available_micros)
+    if amount_micros > sendable:
+        raise InsufficientCredits(
+            balance_micros=sender.balance_micros, available_micros=max(sendable, 0), required_micros=amount_micros,
+        )
+    transfer = Transfer.objects.create(
+        from_account=sender, to_account=accounts[to_org.pk], amount_micros=amount_micros, note=note,
+        sent_by=sent_by, idempotency_key=idempotency_key,
+    )
+    writer.write(
+        EntryKind.TRANSFER_OUT, -amount_micros, writer.take(amount_micros, grants=paid), transfer=transfer,
+        member=sent_by, reason=note or f"Sent to {to_org.name}", idempotency_key=f"transfer:{transfer.pk}:out",
+    )
+    writer.save()
+    credits_grant(
+        org=to_org, amount_micros=amount_micros, source=GrantSource.TRANSFER_IN, transfer=transfer,
+        reference=f"transfer:{transfer.pk}", reason=note or f"From {from_org.name}",
+        idempotency_key=f"transfer:{transfer.pk}:in", actor=actor,
+    )
+    _audit(from_org.pk, "credits.transfer_sent", actor, transfer=transfer.pk, to_org=to_org.slug,
+           amount=credits_str(amount_micros), note=note)
+    return transfer
+
+
+# --- refunds and disputes ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clawback:
+    entry: LedgerEntry | None
+    clawed_micros: int
+    shortfall_micros: int
+
+
+@transaction.atomic
+def credits_clawback(
+    *, grant: Grant, amount_micros: int, idempotency_key: str, stripe_object_id: str = "", reason: str = "",
+    actor: Actor = None,
+) -> Clawback:
+    """Take back up to `amount_micros` of a refunded purchase, never more than the
+    grant has left; the part already spent is the shortfall, for the caller to record."""
+    _positive(amount_micros)
+    account = _lock(grant.account.org_id)
+    existing = _existing(account, idempotency_key)
+    if existing is not None:
+        clawed = -existing.amount_micros
+        return Clawback(existing, clawed, int(existing.metadata.get("shortfall_micros", 0)))
+    grant = Grant.objects.get(pk=grant.pk)
+    clawed = min(amount_micros, grant.remaining_micros)
+    shortfall = amount_micros - clawed
+    entry = None
+    if clawed:
+        writer = _Writer(account, timezone.now())
+        entry = writer.write(
+            EntryKind.CLAWBACK, -clawed, [(grant, -clawed)], reason=reason or "Refunded",
+            stripe_object_id=stripe_object_id, idempotency_key=idempotency_key,
+            metadata={"requested_micros": amount_micros, "shortfall_micros": shortfall},
+        )
+        writer.save()
+    _audit(
+        account.org_id, "credits.clawed_back", actor, grant=grant.pk, requested=credits_str(amount_micros),
+        clawed=credits_str(clawed), shortfall=credits_str(shortfall), stripe_object_id=stripe_object_id,
+    )
+    return Clawback(entry, clawed, shortfall)
+
+
+@transaction.atomic
+def credits_freeze(
+    *, grant: Grant, amount_micros: int, idempotency_key: str, stripe_object_id: str = "", reason: str = "",
+    actor: Actor = None,
+) -> LedgerEntry | None:
+    """Take up to `amount_micros` of a grant out of use while a dispute is open."""
+    _positive(amount_micros)
+    account = _lock(grant.account.org_id)
+    existing = _existing(account, idempotency_key)
+    if existing is not None:
+        return existing
+    grant = Grant.objects.get(pk=grant.pk)
+    frozen = min(amount_micros, grant.remaining_micros)
+    if not frozen:
+        return None
+    writer = _Writer(account, timezone.now())
+    entry = writer.write(
+        EntryKind.FREEZE, -frozen, [(grant, -frozen)], reason=reason or "Payment disputed",
+        stripe_object_id=stripe_object_id, idempotency_key=idempotency_key,
+    )
+    grant.frozen_micros += frozen
+    grant.save(update_fields=["frozen_micros"])
+    writer.save()
+    _audit(account.org_id, "credits.frozen", actor, grant=grant.pk, amount=credits_str(frozen), stripe_object_id=stripe_object_id)
+    return entry
+
+
+@transaction.atomic
+def credits_unfreeze(
+    *, grant: Grant, idempotency_key: str, stripe_object_id: str = "", reason: str = "", actor: Actor = None
+) -> LedgerEntry | None:
+    """Give back what a dispute froze (the dispute was won)."""
+    account = _lock(grant.account.org_id)
+    existing = _existing(account, idempotency_key)
+    if existing is not None:
+        return existing
+    grant = Grant.objects.get(pk=grant.pk)
+    amount = grant.frozen_micros
+    if not amount:
+        return None
+    # A grant that expired while frozen gives nothing back.
+    if grant.expires_at is not None and grant.expires_at <= timezone.now():
+        grant.frozen_micros = 0
+        grant.save(update_fields=["frozen_micros"])
+        return None
+    writer = _Writer(account, timezone.now())
+    entry = writer.write(
+        EntryKind.UNFREEZE, amount, [(grant, amount)], reason=reason or "Dispute resolved in your favour",
+        stripe_object_id=stripe_object_id, idempotency_key=idempotency_key,
+    )
+    grant.frozen_micros = 0
+    grant.save(update_fields=["frozen_micros"])
+    writer.save()
+    _audit(account.org_id, "credits.unfrozen", actor, grant=grant.pk, amount=credits_str(amount), stripe_object_id=stripe_object_id)
+    return entry
+
+
+# --- staff adjustments ----------------------------------------------------
+
+
+@transaction.atomic
+def credits_adjust(
+    *, org: Organization, amount_micros: int, reason: str, staff_user, idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
+) -> LedgerEntry:
+    """A staff correction: a compensating entry with a required reason.
+
+    Positive adds an adjustment grant; negative takes credits back in burn
+    order, never more than is available.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest("An adjustment needs a reason.", code="reason_required")
+    if amount_micros > 0:
+        return credits_grant(
+            org=org, amount_micros=amount_micros, source=GrantSource.ADJUSTMENT, reason=reason,
+            staff_user=staff_user, idempotency_key=idempotency_key, expires_at=expires_at, actor=staff_user,
+        )
+    _positive(-amount_micros)
+    account = _lock(org.pk)
+    existing = _existing(account, idempotency_key)
+    if existing is not None:
+        return existing
+    writer = _Writer(account, timezone.now())
+    writer.live_grants()
+    if -amount_micros > account.available_micros:
+        raise Conflict(
+            f"Only {credits_str(max(account.available_micros, 0))} credits are available to take back.",
+            code="adjustment_exceeds_available",
+        )
+    entry = writer.write(
+        EntryKind.ADJUSTMENT, amount_micros, writer.take(-amount_micros), reason=reason, staff_user=staff_user,
+        idempotency_key=idempotency_key,
+    )
+    writer.save()
+    _audit(org.pk, "credits.adjusted", staff_user, amount=credits_str(amount_micros), reason=reason, entry=entry.pk)
+    return entry
+
+
+# --- reconciliation ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    org_id: int
+    org_slug: str
+    what: str
+    cached_micros: int
+    actual_micros: int
+
+
+def ledger_reconcile(*, org_ids: list[int] | None = None) -> list[Mismatch]:
+    """Prove every cached number equals what the append-only rows add up to."""
+    accounts = CreditAccount.objects.select_related("org").order_by("pk")
+    if org_ids is not None:
+        accounts = accounts.filter(org_id__in=org_ids)
+    account_ids = accounts.values("pk")
+
+    def sums(queryset, field: str) -> dict[int, int]:
+        rows = queryset.filter(account__in=account_ids).values("account").annotate(total=Sum(field))
+        return {row["account"]: row["total"] for row in rows}
+
+    entry_sums = sums(LedgerEntry.objects, "amount_micros")
+    hold_sums = sums(Hold.objects.filter(status=HoldStatus.OPEN), "amount_micros")
+    remaining_sums = sums(Grant.objects, "remaining_micros")
+    mismatches = []
+    for account in accounts.iterator():
+        checks = [
+            ("balance", account.balance_micros, entry_sums.get(account.pk, 0)),
+            ("held", account.held_micros, hold_sums.get(account.pk, 0)),
+            ("debt", account.debt_micros, remaining_sums.get(account.pk, 0) - account.balance_micros),
+        ]
+        mismatches += [
+            Mismatch(account.org_id, account.org.slug, what, cached, actual)
+            for what, cached, actual in checks
+            if cached != actual
+        ]
+    drifted = (
+        Grant.objects.filter(account__in=account_ids)
+        .annotate(allocated=Coalesce(Sum("allocations__amount_micros"), 0))
+        .exclude(allocated=F("remaining_micros"))
+        .select_related("account__org")
+    )
+    for grant in drifted:
+        org = grant.account.org
+        mismatches.append(Mismatch(org.pk, org.slug, f"grant {grant.pk} remaining", grant.remaining_micros, grant.allocated))
+    return mismatches

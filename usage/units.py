@@ -1,0 +1,77 @@
+"""Credits as exact integers, and the one place amounts are converted or rounded.
+
+The ledger counts in **micro-credits**: 1 credit = 1,000,000 micros, stored in
+BigIntegerFields named `*_micros`. Prices per unit (a token can cost 0.000025
+credits) are Decimals in the catalog; a charge is quantity x price, computed
+exactly in Decimal and rounded once, half up, to a whole micro-credit. Nothing
+here or anywhere else in Tollgate uses float.
+
+On the API, credit amounts are decimal strings ("2.5", "1250", "0.000025"),
+so no client's JSON parser can round them.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+MICROS_PER_CREDIT = 1_000_000
+_MICRO = Decimal("0.000001")
+
+
+class AmountError(ValueError):
+    """An amount that is not an exact, finite number of micro-credits."""
+
+
+def to_decimal(value: Decimal | int | str) -> Decimal:
+    if isinstance(value, float):
+        raise AmountError("Amounts must be exact: pass a string, int or Decimal, not a float.")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise AmountError(f"“{value}” is not a number.") from None
+    if not number.is_finite():
+        raise AmountError(f"“{value}” is not a finite number.")
+    return number
+
+
+def credits_to_micros(value: Decimal | int | str) -> int:
+    """Exact conversion; refuses anything finer than a micro-credit rather than rounding it away."""
+    number = to_decimal(value)
+    micros = number * MICROS_PER_CREDIT
+    if micros != micros.to_integral_value():
+        raise AmountError(f"{value} has more than 6 decimal places; the smallest amount is 0.000001 credits.")
+    return int(micros)
+
+
+def micros_to_credits(micros: int) -> Decimal:
+    """Exact, normalized: 2_500_000 -> Decimal('2.5'), 1_000_000_000 -> Decimal('1000')."""
+    value = (Decimal(micros) / MICROS_PER_CREDIT).quantize(_MICRO)
+    normalized = value.normalize()
+    # normalize() turns 1000 into 1E+3; keep plain notation.
+    return normalized.quantize(Decimal(1)) if normalized == normalized.to_integral_value() else normalized
+
+
+def credits_str(micros: int) -> str:
+    """The API form of an amount: a plain decimal string."""
+    return format(micros_to_credits(micros), "f")
+
+
+def charge_micros(quantity: Decimal | int | str, credits_per_unit: Decimal | int | str) -> int:
+    """What `quantity` units cost at `credits_per_unit`, rounded half up to a micro-credit.
+
+    Rounding happens here only, once per charge, never on intermediate sums.
+    """
+    exact = to_decimal(quantity) * to_decimal(credits_per_unit) * MICROS_PER_CREDIT
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def format_credits(micros: int, places: int = 2) -> str:
+    """For people: thousands separators, at most `places` decimals, exact (half up).
+
+    12_345_678_900 -> "12,345.68"; 2_500_000 -> "2.5"; 1_000_000 -> "1".
+    """
+    value = (Decimal(micros) / MICROS_PER_CREDIT).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{value:,.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
