@@ -35,6 +35,9 @@ class CreditAccount(models.Model):
     balance_micros = models.BigIntegerField(default=0)
     debt_micros = models.BigIntegerField(default=0, help_text="Usage past zero not yet covered by a grant.")
     held_micros = models.BigIntegerField(default=0, help_text="Reserved by open holds.")
+    # A copy of the org's plan, kept by billing through `account_set_plan`, so
+    # the debit path prices and limits usage without reading billing's tables.
+    plan_code = models.CharField(max_length=32, default="free")
     overage_allowed = models.BooleanField(
         default=False,
         help_text="Set from the plan: usage past zero is billed in arrears instead of refused with 402.",

@@ -57,6 +57,19 @@ def account_open(*, org: Organization) -> CreditAccount:
     return account
 
 
+@transaction.atomic
+def account_set_plan(*, org: Organization, plan_code: str, overage_allowed: bool, actor: Actor = None) -> CreditAccount:
+    """Billing tells the ledger which plan the org is on (rate-card overrides, overage)."""
+    account = _lock(org.pk)
+    if (account.plan_code, account.overage_allowed) != (plan_code, overage_allowed):
+        old = account.plan_code
+        account.plan_code = plan_code
+        account.overage_allowed = overage_allowed
+        account.save(update_fields=["plan_code", "overage_allowed", "updated_at"])
+        _audit(org.pk, "credits.plan_set", actor, plan=plan_code, previous=old, overage_allowed=overage_allowed)
+    return account
+
+
 def _lock(org_id: int) -> CreditAccount:
     """Lock the org's account row for the rest of the transaction."""
     account = CreditAccount.objects.select_for_update().filter(org_id=org_id).first()

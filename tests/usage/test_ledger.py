@@ -321,3 +321,14 @@ def test_every_org_gets_an_account_at_creation(org):
 
     new = org_create(name="Fresh", owner=UserFactory())
     assert CreditAccount.objects.filter(org=new).exists()
+
+
+def test_an_overage_plan_lets_usage_run_past_zero_as_debt(org):
+    grant(org, 5)
+    services.account_set_plan(org=org, plan_code="pro", overage_allowed=True)
+    debit(org, 8, "usage:1")
+    acct = account(org)
+    assert (acct.balance_micros, acct.debt_micros, acct.plan_code) == (-3 * C, 3 * C, "pro")
+    with pytest.raises(InsufficientCredits):  # holds still need credits
+        services.hold_create(org=org, amount_micros=1 * C)
+    assert_reconciled(org)
