@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import OrgAPIKey, Scope, User, normalize_email
+from billing import services as billing_services
 from billing_project.errors import Conflict, InvalidRequest
 from orgs import services as org_services
 from orgs.models import MANAGE_API_KEYS
@@ -29,7 +30,9 @@ def user_signup(*, email: str, password: str | None, full_name: str = "") -> Use
             user = User.objects.create_user(email=email, password=password, full_name=full_name.strip())
     except IntegrityError:  # a concurrent sign-up with the same address won
         raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken") from None
-    org_services.org_create_personal(user=user)
+    org = org_services.org_create_personal(user=user)
+    # Every new account starts with the sign-up trial (billing decides what it is).
+    billing_services.trial_start(org=org, actor=user)
     return user
 
 

@@ -234,6 +234,23 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
+# --- Billing: plans, packs, trials, grace, auto top-up, overage --------------
+# The embedded demo (no DATABASE_URL) simulates payments when there are no
+# Stripe keys; a server with a real database says "Stripe is not configured".
+BILLING_SIMULATED_PAYMENTS = env.bool("BILLING_SIMULATED_PAYMENTS", default=not env.str("DATABASE_URL", default=""))
+BILLING_SIGNUP_TRIAL_PLAN = env.str("BILLING_SIGNUP_TRIAL_PLAN", default="starter")
+BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
+BILLING_OVERAGE_METER_EVENT = env.str("BILLING_OVERAGE_METER_EVENT", default="tollgate_overage_credits")
+BILLING_TAX_AUTO_TOPUP = env.bool("BILLING_TAX_AUTO_TOPUP", default=True)
+STRIPE_PORTAL_CONFIGURATION = env.str("STRIPE_PORTAL_CONFIGURATION", default="")
+CELERY_BEAT_SCHEDULE.update({
+    "billing-grace-periods-end": {"task": "billing.grace_periods_end", "schedule": 15 * 60},
+    "billing-trials-end": {"task": "billing.trials_end", "schedule": 15 * 60},
+    "billing-free-periods-renew": {"task": "billing.free_periods_renew", "schedule": 60 * 60},
+    "billing-auto-topup-retry": {"task": "billing.auto_topup_retry", "schedule": 5 * 60},
+    "billing-overage-report": {"task": "billing.overage_report_all", "schedule": 15 * 60},
+})
+
 # --- Logging ----------------------------------------------------------------
 LOGGING = {
     "version": 1,

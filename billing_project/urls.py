@@ -17,6 +17,8 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing_project.api_urls")),
+    # Stripe webhooks, through dj-stripe: /stripe/webhook/<endpoint uuid>/
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",

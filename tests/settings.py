@@ -16,3 +16,5 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SITE_URL = "http://testserver"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "1000/min"}}  # noqa: F405
 STRIPE_SECRET_KEY = ""
+# Billing: no Stripe keys and no simulated payments unless a test turns them on.
+BILLING_SIMULATED_PAYMENTS = False

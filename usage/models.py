@@ -42,6 +42,11 @@ class CreditAccount(models.Model):
         default=False,
         help_text="Set from the plan: usage past zero is billed in arrears instead of refused with 402.",
     )
+    # Kept by billing's auto top-up settings: a write that leaves the balance
+    # below it schedules billing's top-up task (see services._after_write).
+    low_balance_threshold_micros = models.BigIntegerField(
+        null=True, blank=True, help_text="Auto top-up trigger; empty when auto top-up is off."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -95,6 +95,9 @@ class _Writer:
     def __init__(self, account: CreditAccount, now: datetime) -> None:
         self.account = account
         self.now = now
+        # As locked, before this writer changes anything: _after_write compares.
+        self.balance_before = account.balance_micros
+        self.debt_before = account.debt_micros
         self._grants: list[Grant] | None = None
         self.expired: list[LedgerEntry] = []
 
@@ -157,6 +160,7 @@ class _Writer:
 
     def save(self, *extra_fields: str) -> None:
         self.account.save(update_fields=["balance_micros", "debt_micros", "updated_at", *extra_fields])
+        _after_write(self.account, self.balance_before, self.debt_before)
 
 
 def _existing(account: CreditAccount, key: str | None) -> LedgerEntry | None:
@@ -719,3 +723,31 @@ def ledger_reconcile(*, org_ids: list[int] | None = None) -> list[Mismatch]:
         org = grant.account.org
         mismatches.append(Mismatch(org.pk, org.slug, f"grant {grant.pk} remaining", grant.remaining_micros, grant.allocated))
     return mismatches
+
+
+# --- what billing hangs on the ledger: auto top-up and overage triggers -------
+
+
+def account_set_low_balance_threshold(*, org: Organization, threshold_micros: int | None) -> None:
+    """Billing's auto top-up settings keep this; None turns the trigger off."""
+    CreditAccount.objects.filter(pk=account_open(org=org).pk).update(low_balance_threshold_micros=threshold_micros)
+
+
+def _after_write(account: CreditAccount, balance_before: int, debt_before: int) -> None:
+    """Once the transaction commits, hand billing what this write started: a
+    balance that fell below the auto top-up threshold, or debt that grew on an
+    account whose plan bills overage. Billing's tasks re-check under their own
+    locks, so a trigger that is stale by then does nothing."""
+    threshold = account.low_balance_threshold_micros
+    crossed = threshold is not None and account.balance_micros < threshold <= balance_before
+    debt_grew = account.overage_allowed and account.debt_micros > debt_before
+    if not (crossed or debt_grew):
+        return
+    # Imported here: billing builds on the ledger, not the other way round.
+    from billing import tasks as billing_tasks
+
+    org_id = account.org_id
+    if crossed:
+        transaction.on_commit(lambda: billing_tasks.auto_topup_check.delay(org_id))
+    if debt_grew:
+        transaction.on_commit(lambda: billing_tasks.overage_report.delay(org_id))

@@ -1,0 +1,275 @@
+"""/api/v1/ plans, packages, checkout, portal, subscription and invoices."""
+
+from __future__ import annotations
+
+from djstripe import models as djstripe_models
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Scope
+from billing import selectors, services
+from billing.models import CheckoutKind, Interval
+from billing.money import decimal_str
+from billing.services.checkout import RETURN_PAGES
+from billing.services.topup import spent_this_month_cents
+from billing.stripe_data import timestamp
+from usage.units import credits_str
+
+# --- catalog -----------------------------------------------------------------
+
+
+class PlanPriceSerializer(serializers.Serializer):
+    interval = serializers.ChoiceField(choices=Interval.choices)
+    price = serializers.CharField(help_text="Decimal string in the currency's major unit, e.g. \"9.99\".")
+    price_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+    allowance = serializers.CharField(help_text="Credits granted each period (decimal string).")
+
+    def to_representation(self, price):
+        return {
+            "interval": price.interval, "price": decimal_str(price.amount_cents, price.currency),
+            "price_cents": price.amount_cents, "currency": price.currency,
+            "allowance": credits_str(price.allowance_micros),
+        }
+
+
+class PlanSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    features = serializers.ListField(child=serializers.CharField())
+    overage_allowed = serializers.BooleanField()
+    trial_days = serializers.IntegerField()
+    prices = PlanPriceSerializer(many=True)
+
+    def to_representation(self, plan):
+        return {
+            "code": plan.code, "name": plan.name, "description": plan.description, "features": plan.features,
+            "overage_allowed": plan.overage_allowed, "trial_days": plan.trial_days,
+            "prices": [PlanPriceSerializer(p).data for p in plan.prices.all() if p.active],
+        }
+
+
+class PackSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    credits = serializers.CharField(help_text="Credits in the pack (decimal string).")
+    price = serializers.CharField()
+    price_cents = serializers.IntegerField()
+    currency = serializers.CharField()
+
+    def to_representation(self, pack):
+        return {
+            "code": pack.code, "name": pack.name, "credits": credits_str(pack.credits_micros),
+            "price": decimal_str(pack.amount_cents, pack.currency), "price_cents": pack.amount_cents,
+            "currency": pack.currency,
+        }
+
+
+class PlanListSerializer(serializers.Serializer):
+    data = PlanSerializer(many=True)
+
+
+class PackListSerializer(serializers.Serializer):
+    data = PackSerializer(many=True)
+
+
+class PlansView(APIView):
+    """The plans, each with its monthly and yearly price and allowance."""
+
+    @extend_schema(responses=PlanListSerializer, summary="List the plans")
+    def get(self, request):
+        return Response({"data": [PlanSerializer(p).data for p in selectors.plans_active()]})
+
+
+class PackagesView(APIView):
+    """Credit packs for one-off purchase."""
+
+    @extend_schema(responses=PackListSerializer, summary="List the credit packs")
+    def get(self, request):
+        return Response({"data": [PackSerializer(p).data for p in selectors.packs_active()]})
+
+
+# --- checkout and portal -----------------------------------------------------
+
+
+class CheckoutRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CheckoutKind.choices)
+    code = serializers.CharField(max_length=32, help_text="A plan code (starter, pro, max) or a pack code (pack_500, ...).")
+    interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH, help_text="For plans.")
+    return_to = serializers.ChoiceField(
+        choices=sorted(RETURN_PAGES), default="overview",
+        help_text="The page Stripe sends the buyer back to; success and cancel URLs are built from it on the server.",
+    )
+
+
+class CheckoutResponseSerializer(serializers.Serializer):
+    url = serializers.CharField(help_text="Send the buyer here: Stripe Checkout (or the demo's simulated payment).")
+    session_id = serializers.CharField()
+    simulated = serializers.BooleanField()
+
+
+class PortalRequestSerializer(serializers.Serializer):
+    return_to = serializers.ChoiceField(choices=sorted(RETURN_PAGES), default="overview")
+
+
+class PortalResponseSerializer(serializers.Serializer):
+    url = serializers.CharField()
+
+
+class CheckoutView(APIView):
+    """Start a Stripe Checkout for a plan (subscription) or a credit pack (one-off payment)."""
+
+    write_scope = Scope.BILLING_WRITE
+
+    @extend_schema(request=CheckoutRequestSerializer, responses={201: CheckoutResponseSerializer},
+                   summary="Start a checkout")
+    def post(self, request):
+        body = CheckoutRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.checkout_start(org=request.auth.org, actor=request.auth, **body.validated_data)
+        return Response({"url": result.url, "session_id": result.session_id, "simulated": result.simulated}, status=201)
+
+
+class PortalView(APIView):
+    """A Stripe customer portal link: payment methods, plan changes, cancellation, invoices."""
+
+    write_scope = Scope.BILLING_WRITE
+
+    @extend_schema(request=PortalRequestSerializer, responses={201: PortalResponseSerializer},
+                   summary="Open the customer portal")
+    def post(self, request):
+        body = PortalRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        url = services.portal_start(org=request.auth.org, actor=request.auth, **body.validated_data)
+        return Response({"url": url}, status=201)
+
+
+# --- subscription and invoices -------------------------------------------------
+
+
+class AutoTopUpSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    threshold = serializers.CharField()
+    pack = serializers.CharField()
+    monthly_cap_cents = serializers.IntegerField()
+    spent_this_month_cents = serializers.IntegerField()
+    paused_reason = serializers.CharField()
+
+
+class SubscriptionSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    plan_name = serializers.CharField()
+    features = serializers.ListField(child=serializers.CharField())
+    status = serializers.ChoiceField(choices=["free", "trialing", "active", "past_due"])
+    interval = serializers.CharField(allow_blank=True)
+    allowance = serializers.CharField(allow_null=True, help_text="Credits per period of the plan in force.")
+    overage_allowed = serializers.BooleanField()
+    trial_ends_at = serializers.DateTimeField(allow_null=True)
+    trial_days_left = serializers.IntegerField(allow_null=True)
+    current_period_start = serializers.DateTimeField(allow_null=True)
+    current_period_end = serializers.DateTimeField(allow_null=True)
+    cancel_at_period_end = serializers.BooleanField()
+    grace_ends_at = serializers.DateTimeField(allow_null=True, help_text="When a failed renewal downgrades to Free.")
+    stripe_configured = serializers.BooleanField()
+    simulated_payments = serializers.BooleanField()
+    auto_top_up = AutoTopUpSerializer(allow_null=True)
+
+
+class SubscriptionView(APIView):
+    """The organization's plan, status, trial, period, grace period and auto top-up."""
+
+    @extend_schema(responses=SubscriptionSerializer, summary="The current subscription")
+    def get(self, request):
+        org = request.auth.org
+        state = services.billing_state_for(org)
+        sub = selectors.subscription_for(org, state)
+        topup = selectors.auto_topup_for(org)
+        dt = serializers.DateTimeField()
+
+        def when(value):
+            return dt.to_representation(value) if value else None
+
+        return Response({
+            "plan": state.plan_code, "plan_name": sub.plan.name if sub.plan else state.plan_code,
+            "features": sub.plan.features if sub.plan else [], "status": state.status, "interval": state.interval,
+            "allowance": credits_str(sub.price.allowance_micros) if sub.price else None,
+            "overage_allowed": bool(sub.plan and sub.plan.overage_allowed),
+            "trial_ends_at": when(state.trial_ends_at if state.status == "trialing" else None),
+            "trial_days_left": sub.trial_days_left,
+            "current_period_start": when(state.current_period_start), "current_period_end": when(state.current_period_end),
+            "cancel_at_period_end": state.cancel_at_period_end, "grace_ends_at": when(state.grace_ends_at),
+            "stripe_configured": sub.stripe_configured, "simulated_payments": sub.simulated,
+            "auto_top_up": {
+                "enabled": topup.enabled, "threshold": credits_str(topup.threshold_micros), "pack": topup.pack.code,
+                "monthly_cap_cents": topup.monthly_cap_cents,
+                "spent_this_month_cents": spent_this_month_cents(org.pk), "paused_reason": topup.paused_reason,
+            } if topup else None,
+        })
+
+
+class InvoiceSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    number = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    subtotal_cents = serializers.IntegerField()
+    tax_cents = serializers.IntegerField()
+    total_cents = serializers.IntegerField()
+    amount_paid_cents = serializers.IntegerField()
+    amount_due_cents = serializers.IntegerField()
+    created = serializers.DateTimeField()
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
+    hosted_invoice_url = serializers.CharField(allow_null=True)
+    invoice_pdf = serializers.CharField(allow_null=True)
+
+    def to_representation(self, invoice: djstripe_models.Invoice):
+        data = invoice.stripe_data
+        taxes = data.get("total_taxes")
+        tax = sum(int(t.get("amount") or 0) for t in taxes) if isinstance(taxes, list) else int(data.get("tax") or 0)
+        dt = serializers.DateTimeField()
+
+        def when(value):
+            moment = timestamp(value)
+            return dt.to_representation(moment) if moment else None
+
+        return {
+            "id": data.get("id"), "number": data.get("number"), "status": data.get("status") or "",
+            "currency": data.get("currency") or "", "subtotal_cents": int(data.get("subtotal") or 0),
+            "tax_cents": tax, "total_cents": int(data.get("total") or 0),
+            "amount_paid_cents": int(data.get("amount_paid") or 0), "amount_due_cents": int(data.get("amount_due") or 0),
+            "created": when(data.get("created")), "period_start": when(data.get("period_start")),
+            "period_end": when(data.get("period_end")), "hosted_invoice_url": data.get("hosted_invoice_url"),
+            "invoice_pdf": data.get("invoice_pdf"),
+        }
+
+
+class InvoiceListSerializer(serializers.Serializer):
+    data = InvoiceSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class InvoicesView(APIView):
+    """The organization's invoices and pack receipts, newest first."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="1 to 100, default 20."),
+            OpenApiParameter("starting_after", str, description="The last invoice id of the previous page."),
+        ],
+        responses=InvoiceListSerializer, summary="List invoices",
+    )
+    def get(self, request):
+        try:
+            limit = min(max(int(request.query_params.get("limit", 20)), 1), 100)
+        except ValueError:
+            raise serializers.ValidationError({"limit": ["A whole number from 1 to 100."]}) from None
+        invoices = selectors.invoices_for(
+            request.auth.org, limit=limit + 1, starting_after=request.query_params.get("starting_after") or None
+        )
+        return Response({
+            "data": [InvoiceSerializer(i).data for i in invoices[:limit]], "has_more": len(invoices) > limit,
+        })

@@ -1,0 +1,53 @@
+"""Billing's writes, one function per state change (see each module's notes).
+
+    catalog   load the data file, push it to Stripe
+    state     the per-org lock, the Stripe customer link, notices
+    plans     trial, subscriptions, allowances, grace, Free
+    checkout  Checkout and portal sessions, pack fulfilment, the demo's simulation
+    refunds   refunds claw back, disputes freeze
+    topup     auto top-up settings and off-session charges
+    overage   usage past zero reported to the Stripe meter
+    setup     the Stripe key and webhook endpoint
+"""
+
+from billing.services.catalog import catalog_load, catalog_sync
+from billing.services.checkout import (
+    checkout_session_closed,
+    checkout_session_paid,
+    checkout_simulate_pay,
+    checkout_start,
+    pack_fulfil,
+    portal_start,
+)
+from billing.services.overage import overage_report, overage_report_all
+from billing.services.plans import (
+    billing_state_for,
+    free_periods_renew,
+    grace_periods_end,
+    invoice_paid,
+    invoice_payment_failed,
+    plan_simulate_subscribe,
+    subscription_apply,
+    subscription_refresh,
+    trial_start,
+    trials_end,
+)
+from billing.services.refunds import charge_refunded, dispute_closed, dispute_opened, purchase_refund
+from billing.services.setup import stripe_setup
+from billing.services.state import customer_for_org
+from billing.services.topup import (
+    auto_topup_check,
+    auto_topup_configure,
+    auto_topup_retry_due,
+    topup_charge,
+    topup_intent_update,
+)
+
+__all__ = [
+    "auto_topup_check", "auto_topup_configure", "auto_topup_retry_due", "billing_state_for", "catalog_load",
+    "catalog_sync", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",
+    "checkout_start", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew",
+    "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
+    "pack_fulfil", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup", "subscription_apply",
+    "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trials_end",
+]

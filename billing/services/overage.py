@@ -1,0 +1,107 @@
+"""Overage: usage past zero on a plan that allows it, billed in arrears.
+
+The debt the ledger carries is reported to a Stripe Billing Meter in whole
+credits (the meter's metered price bills them on the next invoice), and the
+reported amount is then settled on the ledger by a grant that pays the debt
+off: from then on Stripe owes the money, so a later purchase never pays for
+the same usage a second time. Fractions of a credit wait for the next report.
+
+A report is stored (committed) before it is sent; its identifier goes to
+Stripe, which counts a re-sent event once, so a killed task re-sends safely.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing import gateway
+from billing.models import BillingStatus, OverageReport
+from billing.services.state import lock_state
+from orgs.services import audit_record
+from usage import services as ledger
+from usage.models import CreditAccount, GrantSource
+from usage.units import MICROS_PER_CREDIT
+
+logger = logging.getLogger(__name__)
+
+# Stripe accepts meter events up to 35 days old.
+MAX_EVENT_AGE = timedelta(days=34)
+
+
+def overage_report(*, org_id: int) -> OverageReport | None:
+    """Report the org's whole credits of debt (or re-send the report not yet confirmed)."""
+    if not gateway.configured():
+        return None
+    with transaction.atomic():
+        state = lock_state(org_id)
+        report = OverageReport.objects.filter(org_id=org_id, sent_at__isnull=True).first()
+        if report is None:
+            account = CreditAccount.objects.filter(org_id=org_id).first()
+            billable = (
+                account is not None and account.overage_allowed and state.customer_id and state.subscription_id
+                and state.status in (BillingStatus.ACTIVE, BillingStatus.TRIALING, BillingStatus.PAST_DUE)
+            )
+            whole_credits = account.debt_micros // MICROS_PER_CREDIT if billable else 0
+            if whole_credits <= 0:
+                return None
+            report = OverageReport.objects.create(
+                org_id=org_id, identifier=f"tollgate-overage-{uuid.uuid4().hex}", credits=whole_credits,
+                customer_id=state.customer_id,
+            )
+    moment = max(report.created_at, timezone.now() - MAX_EVENT_AGE)
+    stripe.billing.MeterEvent.create(
+        event_name=settings.BILLING_OVERAGE_METER_EVENT,
+        payload={"stripe_customer_id": report.customer_id, "value": str(report.credits)},
+        identifier=report.identifier, timestamp=int(moment.timestamp()),
+        **gateway.options(idempotency_key=report.identifier),
+    )
+    return _settle(report.pk)
+
+
+@transaction.atomic
+def _settle(report_id: int) -> OverageReport:
+    report = OverageReport.objects.get(pk=report_id)
+    state = lock_state(report.org_id)
+    report = OverageReport.objects.select_for_update().get(pk=report_id)
+    if report.sent_at is not None:
+        return report
+    amount = report.credits * MICROS_PER_CREDIT
+    ledger.credits_grant(
+        org=state.org, amount_micros=amount, source=GrantSource.ADJUSTMENT,
+        idempotency_key=f"overage:{report.identifier}", stripe_object_id=report.identifier,
+        reason=f"{report.credits} credits used past zero, billed on your next invoice",
+        actor="task:billing.overage_report",
+    )
+    report.sent_at = timezone.now()
+    report.save(update_fields=["sent_at"])
+    audit_record(org=report.org_id, action="billing.overage_reported", actor="task:billing.overage_report",
+                 data={"credits": report.credits, "identifier": report.identifier})
+    return report
+
+
+def overage_report_all(*, limit: int = 500) -> int:
+    """Beat: report every overage account's debt (the trigger after each debit may have been lost)."""
+    if not gateway.configured():
+        return 0
+    org_ids = list(
+        CreditAccount.objects.filter(overage_allowed=True, debt_micros__gte=MICROS_PER_CREDIT)
+        .values_list("org_id", flat=True)[:limit]
+    )
+    org_ids += list(OverageReport.objects.filter(sent_at__isnull=True).values_list("org_id", flat=True)[:limit])
+    reported = 0
+    for org_id in dict.fromkeys(org_ids):
+        try:
+            if overage_report(org_id=org_id) is not None:
+                reported += 1
+        except stripe.StripeError:
+            logger.exception("Overage report for org %s failed; it will be re-sent.", org_id)
+    return reported
+
+

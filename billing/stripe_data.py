@@ -1,0 +1,147 @@
+"""Reading Stripe objects into plain facts the billing services act on.
+
+The webhook receivers hand services what Stripe says, parsed here once, so
+services never dig through payloads. Field names follow the API version
+dj-stripe pins (2026 "dahlia": an invoice's subscription is under
+`parent.subscription_details`, a subscription's period lives on its items,
+an invoice line's price under `pricing.price_details`); the older places are
+read as a fallback so an endpoint on an older API version still works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from billing.models import PlanPrice
+from billing.selectors import plan_price_for
+
+
+def stripe_id(value: Any) -> str:
+    """An id whether Stripe sent the id or the expanded object."""
+    if isinstance(value, dict):
+        return value.get("id") or ""
+    return value or ""
+
+
+def timestamp(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(int(value), tz=dt_timezone.utc) if value else None
+
+
+def metadata(data: dict) -> dict:
+    return data.get("metadata") or {}
+
+
+@dataclass(frozen=True)
+class SubscriptionFacts:
+    id: str
+    customer_id: str
+    status: str
+    plan_price: PlanPrice | None
+    created: datetime | None
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    trial_end: datetime | None
+    cancel_at_period_end: bool
+    metadata: dict
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+# Stripe subscription statuses under which the customer keeps the plan
+# (past_due and unpaid only through our grace period).
+LIVE_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid"})
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "paused"})
+
+
+def _price_facts(price: Any) -> tuple[str, str, str]:
+    if isinstance(price, dict):
+        return price.get("id", ""), stripe_id(price.get("product")), (price.get("recurring") or {}).get("interval", "")
+    return price or "", "", ""
+
+
+def subscription_facts(data: dict) -> SubscriptionFacts:
+    plan_price = None
+    period_start = timestamp(data.get("current_period_start"))
+    period_end = timestamp(data.get("current_period_end"))
+    for item in (data.get("items") or {}).get("data", []):
+        price_id, product_id, interval = _price_facts(item.get("price") or item.get("plan"))
+        found = plan_price_for(price_id=price_id, product_id=product_id, interval=interval)
+        if found is not None:
+            plan_price = found
+            period_start = timestamp(item.get("current_period_start")) or period_start
+            period_end = timestamp(item.get("current_period_end")) or period_end
+            break
+    return SubscriptionFacts(
+        id=data["id"],
+        customer_id=stripe_id(data.get("customer")),
+        status=data.get("status", ""),
+        plan_price=plan_price,
+        created=timestamp(data.get("created")),
+        current_period_start=period_start,
+        current_period_end=period_end,
+        trial_end=timestamp(data.get("trial_end")),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        metadata=metadata(data),
+    )
+
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    id: str
+    customer_id: str
+    subscription_id: str
+    status: str
+    billing_reason: str
+    created: datetime | None
+    plan_price: PlanPrice | None
+    period_start: datetime | None
+    period_end: datetime | None
+    metadata: dict
+
+
+def invoice_subscription_id(data: dict) -> str:
+    details = ((data.get("parent") or {}).get("subscription_details")) or {}
+    return stripe_id(details.get("subscription")) or stripe_id(data.get("subscription"))
+
+
+def _line_price(line: dict) -> tuple[str, str]:
+    details = ((line.get("pricing") or {}).get("price_details")) or {}
+    if details.get("price"):
+        return stripe_id(details.get("price")), stripe_id(details.get("product"))
+    price_id, product_id, _interval = _price_facts(line.get("price") or line.get("plan"))
+    return price_id, product_id
+
+
+def invoice_facts(data: dict) -> InvoiceFacts:
+    """The plan line is the last non-negative line priced at one of our plans:
+    a plan change invoices a credit for the old plan (negative) and the new
+    plan for the rest of the period."""
+    plan_price = None
+    period_start = period_end = None
+    for line in (data.get("lines") or {}).get("data", []):
+        price_id, product_id = _line_price(line)
+        if not price_id or (line.get("amount") or 0) < 0:
+            continue
+        found = plan_price_for(price_id=price_id, product_id=product_id)
+        if found is not None:
+            plan_price = found
+            period = line.get("period") or {}
+            period_start, period_end = timestamp(period.get("start")), timestamp(period.get("end"))
+    details = ((data.get("parent") or {}).get("subscription_details")) or {}
+    return InvoiceFacts(
+        id=data["id"],
+        customer_id=stripe_id(data.get("customer")),
+        subscription_id=invoice_subscription_id(data),
+        status=data.get("status", ""),
+        billing_reason=data.get("billing_reason") or "",
+        created=timestamp(data.get("created")),
+        plan_price=plan_price,
+        period_start=period_start,
+        period_end=period_end,
+        metadata={**(details.get("metadata") or {}), **metadata(data)},
+    )

@@ -1,0 +1,100 @@
+"""Every Stripe webhook Tollgate acts on, in one place.
+
+dj-stripe receives the POST on /stripe/webhook/<uuid>/, verifies the
+signature against the endpoint's secret (refusing bad signatures and stale
+timestamps with 400), stores the event once per event id (a duplicate
+delivery, even a concurrent one, runs no handler), re-fetches the object from
+Stripe and syncs its own tables, then sends the event's signal. The receivers
+below run after dj-stripe's own (billing is installed after djstripe), inside
+the same transaction: if one raises, nothing is kept and Stripe retries.
+
+Each receiver is thin: it reads the object as dj-stripe just synced it from
+Stripe (the latest state, not the possibly stale payload) and calls one
+billing service. Services are idempotent on the Stripe object, so different
+events about one object (completed, then async_payment_succeeded) and
+replays never grant twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from djstripe import models as djstripe_models
+from djstripe.event_handlers import djstripe_receiver
+
+from billing import services
+from billing.models import CheckoutStatus
+from billing.stripe_data import invoice_facts, metadata, stripe_id
+from billing_project.request_context import acting_as
+
+logger = logging.getLogger(__name__)
+
+
+def _latest(model, event) -> dict:
+    """The event's object as dj-stripe synced it from Stripe, else the payload."""
+    payload = event.data.get("object") or {}
+    synced = model.objects.filter(id=payload.get("id")).first() if payload.get("id") else None
+    return synced.stripe_data if synced is not None and synced.stripe_data else payload
+
+
+@djstripe_receiver(["checkout.session.completed", "checkout.session.async_payment_succeeded"])
+def on_checkout_session_paid(sender, event, **kwargs):
+    with acting_as("stripe"):
+        services.checkout_session_paid(session=_latest(djstripe_models.Session, event))
+
+
+@djstripe_receiver("checkout.session.expired")
+def on_checkout_session_expired(sender, event, **kwargs):
+    services.checkout_session_closed(session=_latest(djstripe_models.Session, event), status=CheckoutStatus.EXPIRED)
+
+
+@djstripe_receiver("checkout.session.async_payment_failed")
+def on_checkout_session_payment_failed(sender, event, **kwargs):
+    # Nothing was granted for an unpaid session; the page tells the buyer.
+    logger.info("Delayed payment for checkout session %s failed.", event.data.get("object", {}).get("id"))
+
+
+@djstripe_receiver(["customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"])
+def on_subscription_changed(sender, event, **kwargs):
+    subscription = event.data.get("object") or {}
+    with acting_as("stripe"):
+        services.subscription_refresh(
+            subscription_id=subscription["id"], customer_id=stripe_id(subscription.get("customer")),
+            metadata=metadata(subscription),
+        )
+
+
+@djstripe_receiver("invoice.paid")
+def on_invoice_paid(sender, event, **kwargs):
+    with acting_as("stripe"):
+        services.invoice_paid(invoice=invoice_facts(_latest(djstripe_models.Invoice, event)))
+
+
+@djstripe_receiver("invoice.payment_failed")
+def on_invoice_payment_failed(sender, event, **kwargs):
+    with acting_as("stripe"):
+        services.invoice_payment_failed(invoice=invoice_facts(_latest(djstripe_models.Invoice, event)))
+
+
+@djstripe_receiver(["payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.requires_action"])
+def on_payment_intent(sender, event, **kwargs):
+    with acting_as("stripe"):
+        services.topup_intent_update(intent=_latest(djstripe_models.PaymentIntent, event))
+
+
+@djstripe_receiver("charge.refunded")
+def on_charge_refunded(sender, event, **kwargs):
+    with acting_as("stripe"):
+        services.charge_refunded(charge=_latest(djstripe_models.Charge, event))
+
+
+@djstripe_receiver("charge.dispute.created")
+def on_dispute_created(sender, event, **kwargs):
+    with acting_as("stripe"):
+        services.dispute_opened(dispute=_latest(djstripe_models.Dispute, event))
+
+
+@djstripe_receiver("charge.dispute.closed")
+def on_dispute_closed(sender, event, **kwargs):
+    with acting_as("stripe"):
+        services.dispute_closed(dispute=_latest(djstripe_models.Dispute, event))

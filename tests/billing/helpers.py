@@ -1,0 +1,42 @@
+"""Shortcuts for billing tests: start checkouts, build what Stripe would hold after payment."""
+
+from __future__ import annotations
+
+from billing import services
+from billing.models import BillingState, CheckoutStart, Pack, PlanPrice
+from tests.billing import stripe_builders as b
+from usage.models import CreditAccount
+
+C = 1_000_000  # one credit in micros
+
+
+def balance(org) -> int:
+    account = CreditAccount.objects.filter(org=org).first()
+    return account.balance_micros if account else 0
+
+
+def start_pack_checkout(org, owner, code: str = "pack_500") -> CheckoutStart:
+    result = services.checkout_start(org=org, kind="pack", code=code, actor=owner)
+    return CheckoutStart.objects.get(session_id=result.session_id)
+
+
+def paid_session(fake, start: CheckoutStart, *, payment_status: str = "paid", **overrides) -> dict:
+    """Stripe's session once the buyer paid, with its payment intent and charge."""
+    session = fake.get(start.session_id)
+    customer = BillingState.objects.get(org=start.org).customer_id
+    pack: Pack = start.pack
+    intent = b.payment_intent(amount=pack.amount_cents, customer=customer,
+                              status="succeeded" if payment_status == "paid" else "processing",
+                              metadata=session["metadata"])
+    if payment_status == "paid":
+        charge = b.charge(amount=pack.amount_cents, payment_intent=intent["id"], customer=customer)
+        fake.put(charge)
+        intent["latest_charge"] = charge["id"]
+    fake.put(intent)
+    session.update({"status": "complete", "payment_status": payment_status, "payment_intent": intent["id"],
+                    "amount_subtotal": pack.amount_cents, "amount_total": pack.amount_cents, **overrides})
+    return fake.put(session)
+
+
+def plan_price(code: str, interval: str = "month") -> PlanPrice:
+    return PlanPrice.objects.select_related("plan").get(plan__code=code, interval=interval)
