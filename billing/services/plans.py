@@ -38,7 +38,7 @@ from billing.stripe_data import ENDED_STATUSES, InvoiceFacts, SubscriptionFacts,
 from orgs.models import Organization
 from orgs.services import audit_record
 from usage import services as ledger
-from usage.models import GrantSource
+from usage.models import Grant, GrantSource
 from usage.units import credits_str
 
 if TYPE_CHECKING:
@@ -213,6 +213,10 @@ def trials_end(*, now: datetime | None = None, limit: int = 500) -> int:
             state = lock_state(org_id)
             if state.status != BillingStatus.TRIALING or state.subscription_id or state.trial_ends_at > now:
                 continue  # subscribed, or already handled, while we were getting here
+            # The trial's credits expire now rather than at the expiry task's next run,
+            # so the balance shown right after is the Free one.
+            for grant in Grant.objects.filter(account__org_id=org_id, source=GrantSource.TRIAL, remaining_micros__gt=0):
+                ledger.grant_expire_now(grant=grant, reason="Trial ended", actor="task:billing.trials_end")
             _fall_to_free(state, reason="Trial ended", actor="task:billing.trials_end")
             state.save()
             audit_record(org=org_id, action="billing.trial_ended", actor="task:billing.trials_end")
@@ -339,9 +343,10 @@ def subscription_refresh(*, subscription_id: str, customer_id: str = "", metadat
         return None
     state = lock_state(org.pk)
     with gateway.translated_errors("read the subscription"):
-        data = gateway.to_dict(stripe.Subscription.retrieve(subscription_id, **gateway.options()))
-    djstripe_models.Subscription.sync_from_stripe_data(data, api_key=gateway.api_key())
-    facts = subscription_facts(data)
+        remote = stripe.Subscription.retrieve(subscription_id, **gateway.options())
+        # dj-stripe syncs from the stripe-python object (it pages through the items).
+        djstripe_models.Subscription.sync_from_stripe_data(remote, api_key=gateway.api_key())
+    facts = subscription_facts(gateway.to_dict(remote))
     if org_for_customer(facts.customer_id, facts.metadata) not in (None, org):
         return None
     return _apply_subscription(state, facts, actor=actor)

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import stripe
+from django.test import TestCase
 from djstripe import models as djstripe_models
 
 from billing import services
@@ -66,8 +67,10 @@ class Webhooks:
         header = stripe.WebhookSignature.generate_signature_header(
             payload, secret or self.endpoint.secret, timestamp=timestamp or int(time.time())
         )
-        return (client or self.client).post(self.url, data=payload, content_type="application/json",
-                                            HTTP_STRIPE_SIGNATURE=header)
+        # What runs after the webhook's transaction commits (e-mails, tasks) runs here too.
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            return (client or self.client).post(self.url, data=payload, content_type="application/json",
+                                                HTTP_STRIPE_SIGNATURE=header)
 
     def send(self, type_: str, obj: dict, **overrides):
         """Deliver `type_` about `obj`, after making `obj` Stripe's current state."""

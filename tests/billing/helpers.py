@@ -40,3 +40,36 @@ def paid_session(fake, start: CheckoutStart, *, payment_status: str = "paid", **
 
 def plan_price(code: str, interval: str = "month") -> PlanPrice:
     return PlanPrice.objects.select_related("plan").get(plan__code=code, interval=interval)
+
+
+def customer_id(org) -> str:
+    return services.customer_for_org(org=org).id
+
+
+def subscription_for(fake, org, plan: str = "pro", interval: str = "month", *, status: str = "active",
+                     period_start: int | None = None, period_end: int | None = None, **overrides) -> dict:
+    """A subscription of `org`'s customer to `plan`, as Stripe would hold it (not yet stored in the fake)."""
+    price = plan_price(plan, interval)
+    prices = [fake.get(price.stripe_price_id)]
+    start = period_start or b.now()
+    end = period_end or start + (365 if interval == "year" else 30) * 86400
+    return b.subscription(prices=prices, period_start=start, period_end=end, customer=customer_id(org),
+                          status=status, metadata={"tollgate_org_id": str(org.pk)}, **overrides)
+
+
+def invoice_for(fake, subscription: dict, *, status: str = "paid", billing_reason: str = "subscription_cycle",
+                **overrides) -> dict:
+    """The invoice for a subscription's current period (the plan line only)."""
+    item = subscription["items"]["data"][0]
+    line = b.invoice_line(price_data=item["price"], period_start=item["current_period_start"],
+                          period_end=item["current_period_end"], subscription_id=subscription["id"])
+    invoice = b.invoice(lines=[line], subscription_id=subscription["id"], customer=subscription["customer"],
+                        status=status, billing_reason=billing_reason, **overrides)
+    if status != "paid":
+        invoice.update(amount_paid=0, amount_remaining=invoice["amount_due"],
+                       status_transitions={**invoice["status_transitions"], "paid_at": None})
+    return invoice
+
+
+def state_of(org) -> BillingState:
+    return BillingState.objects.get(org=org)
