@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -75,7 +76,8 @@ def subscription_for(org: Organization, state: BillingState) -> Subscription:
         price = plan.prices.filter(interval=state.interval or "month").first()
     days_left = None
     if state.status == BillingStatus.TRIALING and state.trial_ends_at:
-        days_left = max(0, (state.trial_ends_at - timezone.now()).days)
+        # Whole days, rounded up: a trial that ends in 6.9 days has 7 left.
+        days_left = max(0, math.ceil((state.trial_ends_at - timezone.now()).total_seconds() / 86400))
     return Subscription(state=state, plan=plan, price=price, trial_days_left=days_left,
                         stripe_configured=gateway.configured(), simulated=gateway.simulated())
 

@@ -1,0 +1,72 @@
+import pytest
+
+from billing import services
+from billing.models import OverageReport
+from billing.services import overage
+from usage import services as ledger
+from usage.models import CreditAccount
+from tests.billing.helpers import C, balance, invoice_for, subscription_for
+
+pytestmark = pytest.mark.django_db
+
+
+class WorkerKilled(BaseException):
+    pass
+
+
+@pytest.fixture
+def on_pro(webhooks, fake_stripe, org, owner):
+    sub = subscription_for(fake_stripe, org, "pro")
+    webhooks.send("customer.subscription.created", sub)
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+    return sub
+
+
+def test_a_subscription_on_an_overage_plan_includes_the_metered_price(stripe_account, fake_stripe, org, owner):
+    services.checkout_start(org=org, kind="plan", code="pro", interval="year", actor=owner)
+
+    params = fake_stripe.created["checkout.session.params"][-1]
+    assert params["mode"] == "subscription"
+    prices = [item["price"] for item in params["line_items"]]
+    assert fake_stripe.get(prices[1])["recurring"]["usage_type"] == "metered"
+    assert fake_stripe.get(prices[1])["recurring"]["interval"] == "year"
+    assert "quantity" not in params["line_items"][1]
+
+
+def test_usage_past_zero_is_reported_to_the_meter_in_whole_credits_and_settled(on_pro, fake_stripe, org,
+                                                                               django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger.credits_debit(org=org, amount_micros=balance(org) + 2_500_000, idempotency_key="usage:big")
+
+    event = next(iter(fake_stripe.meter_events.values()))
+    assert event["event_name"] == "tollgate_overage_credits"
+    assert event["payload"] == {"stripe_customer_id": on_pro["customer"], "value": "2"}
+    report = OverageReport.objects.get()
+    assert (report.credits, report.identifier) == (2, event["identifier"]) and report.sent_at is not None
+    account = CreditAccount.objects.get(org=org)
+    assert (account.debt_micros, account.balance_micros) == (500_000, -500_000)  # the fraction waits
+    assert ledger.ledger_reconcile(org_ids=[org.pk]) == []
+
+
+def test_a_report_killed_after_sending_is_sent_again_with_its_identifier_and_counted_once(
+        on_pro, fake_stripe, org, monkeypatch):
+    ledger.credits_debit(org=org, amount_micros=balance(org) + 3 * C, idempotency_key="usage:big")
+    real_settle = overage._settle
+    monkeypatch.setattr(overage, "_settle", lambda report_id: (_ for _ in ()).throw(WorkerKilled()))
+    with pytest.raises(WorkerKilled):
+        services.overage_report(org_id=org.pk)
+    monkeypatch.setattr(overage, "_settle", real_settle)
+
+    services.overage_report(org_id=org.pk)
+    services.overage_report(org_id=org.pk)  # nothing left to report
+
+    assert fake_stripe.count("POST", "/v1/billing/meter_events") == 2
+    assert len(fake_stripe.meter_events) == 1
+    assert OverageReport.objects.get().credits == 3
+    assert CreditAccount.objects.get(org=org).debt_micros == 0
+
+
+def test_a_hard_limited_plan_reports_nothing(stripe_account, fake_stripe, org):
+    services.billing_state_for(org)
+    assert services.overage_report(org_id=org.pk) is None
+    assert not fake_stripe.meter_events
