@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from billing import gateway
-from billing_project.errors import NotFound
 from billing.models import (
     AutoTopUpSettings,
     BillingState,
@@ -19,6 +19,7 @@ from billing.models import (
     PlanPrice,
     TopUpAttempt,
 )
+from billing_project.errors import NotFound
 from orgs.models import Organization
 
 

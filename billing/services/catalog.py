@@ -22,7 +22,7 @@ from django.db import transaction
 from djstripe import models as djstripe_models
 
 from billing import gateway
-from billing.models import Interval, OveragePrice, Pack, Plan, PlanPrice
+from billing.models import OveragePrice, Pack, Plan, PlanPrice
 from orgs.services import audit_record
 from usage.units import MICROS_PER_CREDIT
 

@@ -328,6 +328,18 @@ def subscription_apply(*, org: Organization, facts: SubscriptionFacts, actor: Ac
     return _apply_subscription(lock_state(org.pk), facts, actor=actor)
 
 
+def _refresh(state: BillingState, subscription_id: str, *, actor: Actor) -> BillingState | None:
+    """Under the org's lock: Stripe's current subscription, synced into dj-stripe and applied."""
+    with gateway.translated_errors("read the subscription"):
+        remote = stripe.Subscription.retrieve(subscription_id, **gateway.options())
+        # dj-stripe syncs from the stripe-python object (it pages through the items).
+        djstripe_models.Subscription.sync_from_stripe_data(remote, api_key=gateway.api_key())
+    facts = subscription_facts(gateway.to_dict(remote))
+    if org_for_customer(facts.customer_id, facts.metadata) not in (None, state.org):
+        return None  # not this org's subscription
+    return _apply_subscription(state, facts, actor=actor)
+
+
 @transaction.atomic
 def subscription_refresh(*, subscription_id: str, customer_id: str = "", metadata: dict | None = None,
                          actor: Actor = "stripe") -> BillingState | None:
@@ -341,32 +353,28 @@ def subscription_refresh(*, subscription_id: str, customer_id: str = "", metadat
     if org is None:
         logger.warning("Subscription %s belongs to no organization we know; ignored.", subscription_id)
         return None
-    state = lock_state(org.pk)
-    with gateway.translated_errors("read the subscription"):
-        remote = stripe.Subscription.retrieve(subscription_id, **gateway.options())
-        # dj-stripe syncs from the stripe-python object (it pages through the items).
-        djstripe_models.Subscription.sync_from_stripe_data(remote, api_key=gateway.api_key())
-    facts = subscription_facts(gateway.to_dict(remote))
-    if org_for_customer(facts.customer_id, facts.metadata) not in (None, org):
-        return None
-    return _apply_subscription(state, facts, actor=actor)
+    return _refresh(lock_state(org.pk), subscription_id, actor=actor)
 
 
 @transaction.atomic
 def invoice_paid(*, invoice: InvoiceFacts, actor: Actor = "stripe") -> AllowancePeriod | None:
-    """A paid subscription invoice: the plan is (back) in force and the period's allowance is granted once."""
-    if not invoice.subscription_id:
-        return None  # a pack's receipt invoice: the checkout grants those credits
+    """A paid subscription invoice grants the period's allowance, once.
+
+    The subscription is re-read first: a payment after a failure makes it
+    active again (its own event may come later), and an invoice that arrives
+    before the subscription's created event still finds its plan. Only the
+    org's current subscription earns allowances (not a late invoice of one
+    that has since been canceled).
+    """
+    if not invoice.subscription_id or invoice.plan_price is None or invoice.period_end is None:
+        return None  # a pack's receipt, or an invoice of usage only: nothing to grant
     org = org_for_customer(invoice.customer_id, invoice.metadata)
     if org is None:
         return None
     state = lock_state(org.pk)
-    if invoice.plan_price is None or invoice.period_end is None:
+    state = _refresh(state, invoice.subscription_id, actor=actor) or state
+    if state.subscription_id != invoice.subscription_id:
         return None
-    if state.subscription_id == invoice.subscription_id and state.status in (BillingStatus.PAST_DUE, BillingStatus.FREE):
-        # Paid after a failure: Stripe marks the subscription active again, and
-        # its event may come later; do not wait for it to restore the plan.
-        _apply_subscription(state, replace_facts_status(state, invoice, "active"), actor=actor)
     period = _grant_allowance(
         state, subscription_id=invoice.subscription_id, plan_price=invoice.plan_price,
         period_start=invoice.period_start or timezone.now(), period_end=invoice.period_end,
@@ -374,15 +382,6 @@ def invoice_paid(*, invoice: InvoiceFacts, actor: Actor = "stripe") -> Allowance
     )
     state.save()
     return period
-
-
-def replace_facts_status(state: BillingState, invoice: InvoiceFacts, status: str) -> SubscriptionFacts:
-    return SubscriptionFacts(
-        id=invoice.subscription_id, customer_id=invoice.customer_id, status=status, plan_price=invoice.plan_price,
-        created=state.subscription_created_at, current_period_start=invoice.period_start,
-        current_period_end=invoice.period_end, trial_end=None, cancel_at_period_end=state.cancel_at_period_end,
-        metadata=invoice.metadata,
-    )
 
 
 @transaction.atomic

@@ -39,8 +39,8 @@ from billing.models import (
     PurchaseKind,
     TopUpAttempt,
 )
-from billing.services.state import lock_state, notify_billing_managers
 from billing.money import format_cents
+from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
 from billing_project.errors import InvalidRequest
 from orgs.models import MANAGE_BILLING, Organization

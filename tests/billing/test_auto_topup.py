@@ -9,10 +9,10 @@ from billing import services, tasks
 from billing.models import AttemptStatus, AutoTopUpSettings, Purchase, TopUpAttempt
 from billing.services import topup
 from billing_project.errors import InvalidRequest, PermissionDenied
-from usage import services as ledger
-from usage.models import CreditAccount, Grant, GrantSource
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, customer_id
+from usage import services as ledger
+from usage.models import CreditAccount, Grant, GrantSource
 
 pytestmark = pytest.mark.django_db
 

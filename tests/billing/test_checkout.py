@@ -5,7 +5,6 @@ import pytest
 from accounts.models import Scope
 from billing.models import CheckoutStart, Purchase
 from orgs.models import AuditEvent
-from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, paid_session, start_pack_checkout
 from tests.factories import api_key_for
 

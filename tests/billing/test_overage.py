@@ -3,9 +3,9 @@ import pytest
 from billing import services
 from billing.models import OverageReport
 from billing.services import overage
+from tests.billing.helpers import C, balance, invoice_for, subscription_for
 from usage import services as ledger
 from usage.models import CreditAccount
-from tests.billing.helpers import C, balance, invoice_for, subscription_for
 
 pytestmark = pytest.mark.django_db
 

@@ -1,9 +1,9 @@
 import pytest
 
 from billing.models import DisputeRecord, Purchase, RefundRecord
-from usage import services as ledger
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, paid_session, start_pack_checkout
+from usage import services as ledger
 
 pytestmark = pytest.mark.django_db
 

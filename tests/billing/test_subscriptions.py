@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from billing import services, tasks
 from billing.models import AllowancePeriod, BillingStatus
-from usage.models import CreditAccount, Grant, GrantSource
 from tests.billing import stripe_builders as b
-from tests.billing.helpers import C, balance, invoice_for, state_of, subscription_for
+from tests.billing.helpers import C, invoice_for, state_of, subscription_for
+from usage.models import CreditAccount, Grant, GrantSource
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +169,23 @@ def test_a_stale_payment_failure_after_the_invoice_was_paid_starts_no_grace(webh
 
     state = state_of(org)
     assert state.status == BillingStatus.ACTIVE and state.grace_ends_at is None
+
+
+def test_an_invoice_paid_before_the_subscription_event_still_applies_the_plan(webhooks, fake_stripe, org, owner):
+    sub = fake_stripe.put(subscription_for(fake_stripe, org, "starter"))
+
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+
+    state = state_of(org)
+    assert (state.plan_code, state.subscription_id) == ("starter", sub["id"])
+    assert allowance_grants(org).last().amount_micros == 1_000 * C
+
+
+def test_a_late_invoice_of_a_canceled_subscription_grants_nothing(webhooks, fake_stripe, org, owner):
+    sub = subscription_for(fake_stripe, org, "pro", status="canceled", canceled_at=b.now(), ended_at=b.now())
+    fake_stripe.put(sub)
+
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+
+    assert not allowance_grants(org).filter(amount_micros=10_000 * C).exists()
+    assert state_of(org).plan_code != "pro"

@@ -8,8 +8,8 @@ from django.utils import timezone
 from accounts import services as account_services
 from billing import services, tasks
 from billing.models import BillingState, BillingStatus
-from usage.models import CreditAccount, Grant, GrantSource
 from tests.billing.helpers import C
+from usage.models import CreditAccount, Grant, GrantSource
 
 pytestmark = pytest.mark.django_db
 
