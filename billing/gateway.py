@@ -10,9 +10,9 @@ configured" (503), never a crash.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import stripe
 from django.conf import settings
@@ -21,7 +21,6 @@ from djstripe.settings import djstripe_settings
 from billing.errors import PaymentProviderError, StripeNotConfigured
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def configured() -> bool:
@@ -63,7 +62,3 @@ def translated_errors(action: str) -> Iterator[None]:
         message = getattr(exc, "user_message", None) or f"Stripe could not {action}. Try again in a moment."
         raise PaymentProviderError(message) from exc
 
-
-def call(action: str, fn: Callable[..., T], /, **kwargs: Any) -> T:
-    with translated_errors(action):
-        return fn(**kwargs, **options())

@@ -16,5 +16,12 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SITE_URL = "http://testserver"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "1000/min"}}  # noqa: F405
 STRIPE_SECRET_KEY = ""
-# Billing: no Stripe keys and no simulated payments unless a test turns them on.
+# Billing: no Stripe keys and no simulated payments unless a test turns them on;
+# the rest pinned to the defaults the tests assume, whatever the environment says.
 BILLING_SIMULATED_PAYMENTS = False
+STRIPE_WEBHOOK_SECRET = ""
+STRIPE_PORTAL_CONFIGURATION = ""
+BILLING_SIGNUP_TRIAL_PLAN = "starter"
+BILLING_GRACE_DAYS = 7
+BILLING_OVERAGE_METER_EVENT = "tollgate_overage_credits"
+BILLING_TAX_AUTO_TOPUP = True

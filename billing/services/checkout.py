@@ -170,15 +170,19 @@ def checkout_start(
             params["line_items"].append({"price": overage.stripe_price_id})  # metered: no quantity
     with gateway.translated_errors("start the checkout"):
         session = stripe.checkout.Session.create(**params, **gateway.options())
-    CheckoutStart.objects.create(
-        org=org, session_id=session["id"], kind=item.kind, plan_price=item.plan_price, pack=item.pack,
-        return_to=return_to or "overview", created_by=actor if isinstance(actor, User) else None,
-    )
-    audit_record(org=org, action="billing.checkout_started", actor=actor,
-                 data={"kind": item.kind, "item": item.code, "session": session["id"], "return_to": back})
+    # Stripe was called outside any transaction (nothing to roll back there);
+    # the record of what the session sells and its audit row commit together.
+    with transaction.atomic():
+        CheckoutStart.objects.create(
+            org=org, session_id=session["id"], kind=item.kind, plan_price=item.plan_price, pack=item.pack,
+            return_to=return_to or "overview", created_by=actor if isinstance(actor, User) else None,
+        )
+        audit_record(org=org, action="billing.checkout_started", actor=actor,
+                     data={"kind": item.kind, "item": item.code, "session": session["id"], "return_to": back})
     return CheckoutResult(url=session["url"], session_id=session["id"], simulated=False)
 
 
+@transaction.atomic
 def _simulated_start(org: Organization, item: CheckoutItem, return_to: str, actor: Actor) -> CheckoutResult:
     session_id = f"sim_cs_{uuid.uuid4().hex}"
     CheckoutStart.objects.create(

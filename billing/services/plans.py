@@ -56,6 +56,10 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
+def _day(moment: datetime) -> str:
+    return f"{moment:%B} {moment.day}, {moment.year}"
+
+
 def grace_period() -> timedelta:
     return timedelta(days=settings.BILLING_GRACE_DAYS)
 
@@ -123,7 +127,7 @@ def _grant_allowance(
             org=state.org, amount_micros=plan_price.allowance_micros, source=GrantSource.PLAN_ALLOWANCE,
             idempotency_key=f"allowance:{subscription_id}:{plan_code}:{int(period_end.timestamp())}",
             expires_at=period_end, reference=f"{subscription_id}:{period_end.date().isoformat()}",
-            stripe_object_id=invoice_id, reason=f"{plan_price.plan.name} allowance until {period_end:%b %-d, %Y}",
+            stripe_object_id=invoice_id, reason=f"{plan_price.plan.name} allowance until {_day(period_end)}",
             actor=actor,
         )
         grant = entry.grant
@@ -318,7 +322,7 @@ def _start_grace(state: BillingState, *, actor: Actor) -> None:
     notify_billing_managers(
         state.org, "Your payment failed",
         f"We could not collect your renewal payment. Your plan stays active until "
-        f"{state.grace_ends_at:%B %-d, %Y}; update your payment method before then to keep it.",
+        f"{_day(state.grace_ends_at)}; update your payment method before then to keep it.",
     )
 
 
