@@ -155,7 +155,7 @@ def purchase_refund(*, purchase: Purchase, actor: Actor = None) -> str:
     with gateway.translated_errors("refund the payment"):
         refund = stripe.Refund.create(
             payment_intent=purchase.payment_intent_id, metadata={"tollgate_purchase": str(purchase.pk)},
-            **gateway.options(idempotency_key=f"tollgate-refund-{purchase.pk}-full"),
+            **gateway.options(idempotency_key=f"tollgate-refund-{purchase.payment_intent_id}-full"),
         )
     audit_record(org=purchase.org_id, action="billing.refund_requested", actor=actor,
                  data={"purchase": purchase.pk, "refund": refund["id"]})

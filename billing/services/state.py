@@ -73,12 +73,15 @@ def customer_for_org(*, org: Organization, actor: Actor = None) -> djstripe_mode
         )
         with gateway.translated_errors("create the customer"):
             # A stable idempotency key: a retry after a crash gets the same
-            # customer back from Stripe instead of a second one.
+            # customer back from Stripe instead of a second one. The org's
+            # creation time keeps two Tollgates sharing one Stripe account
+            # (staging and a laptop on the same test keys) from colliding.
+            key = f"tollgate-customer-{org.pk}-{int(org.created_at.timestamp() * 1_000_000)}"
             data = stripe.Customer.create(
                 name=org.name,
                 email=owner.user.email if owner else None,
                 metadata={"tollgate_org_id": str(org.pk), "tollgate_org": org.slug},
-                **gateway.options(idempotency_key=f"tollgate-customer-{org.pk}"),
+                **gateway.options(idempotency_key=key),
             )
             customer = djstripe_models.Customer.sync_from_stripe_data(gateway.to_dict(data), api_key=gateway.api_key())
         state.customer = customer

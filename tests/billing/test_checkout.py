@@ -119,3 +119,30 @@ def test_the_portal_link_is_made_for_the_orgs_customer(stripe_account, fake_stri
     assert fake_stripe.count("POST", "/v1/customers") == 1
     portal = fake_stripe.created["billing_portal.session"][-1]
     assert portal["return_url"] == "http://testserver/billing/plans/"
+
+
+def test_the_org_gets_one_stripe_customer_linked_through_dj_stripe(stripe_account, fake_stripe, org, owner):
+    from djstripe import models as djstripe_models
+
+    from billing import services
+
+    first = services.customer_for_org(org=org)
+    services.checkout_start(org=org, kind="pack", code="pack_500", actor=owner)
+    services.checkout_start(org=org, kind="plan", code="starter", actor=owner)
+
+    assert fake_stripe.count("POST", "/v1/customers") == 1
+    assert djstripe_models.Customer.objects.get(id=first.id).tollgate_billing.org == org
+    assert fake_stripe.get(first.id)["metadata"]["tollgate_org_id"] == str(org.pk)
+
+
+def test_a_second_subscription_checkout_is_sent_to_the_portal(webhooks, fake_stripe, org, owner, billing_api):
+    from tests.billing.helpers import invoice_for, subscription_for
+
+    sub = subscription_for(fake_stripe, org, "starter")
+    webhooks.send("customer.subscription.created", sub)
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+
+    response = billing_api.post("/api/v1/checkout", {"kind": "plan", "code": "pro"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "already_subscribed"
