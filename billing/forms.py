@@ -8,7 +8,8 @@ from orgs import selectors as org_selectors
 from orgs.models import Organization
 from usage.models import EntryKind
 from usage.selectors import HistoryFilters
-from usage.units import AmountError, credits_to_micros
+from billing.money import credits_value, format_money
+from usage.units import MICROS_PER_CREDIT, AmountError, credits_to_micros, format_credits
 
 NOTE_MAX = 280
 
@@ -67,9 +68,13 @@ class SendCreditsForm(forms.Form):
     # One per rendered form: submitting the same form twice sends once.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    def __init__(self, *args, sender: Organization, **kwargs) -> None:
+    def __init__(self, *args, sender: Organization, sendable_micros: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.sender = sender
+        if sendable_micros is not None:
+            self.fields["amount"].help_text = (
+                f"Up to {format_credits(sendable_micros)}. One credit is worth {format_money(credits_value(MICROS_PER_CREDIT))}."
+            )
         if not self.is_bound:
             self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
 

@@ -160,7 +160,8 @@ def send(request):
     can_send = membership.can_manage_billing
     if request.method == "POST" and not can_send:
         raise PermissionDenied("Only owners, admins and billing managers can send credits.")
-    form = SendCreditsForm(request.POST or None, sender=org)
+    sendable = selectors.credits_overview(org.pk).sendable_micros
+    form = SendCreditsForm(request.POST or None, sender=org, sendable_micros=sendable)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -178,11 +179,11 @@ def send(request):
             # then edited): ask for a deliberate new send with a fresh key.
             fresh = request.POST.copy()
             fresh["idempotency_key"] = uuid.uuid4().hex
-            form = SendCreditsForm(fresh, sender=org)
+            form = SendCreditsForm(fresh, sender=org, sendable_micros=sendable)
             form.is_valid()
             form.add_error(None, "This form was already used to send credits. Check the amount and send again.")
         except InsufficientCredits:
-            sendable = selectors.credits_overview(org.pk).sendable_micros
+            sendable = selectors.credits_overview(org.pk).sendable_micros  # it may have changed meanwhile
             form.add_error(
                 "amount",
                 f"You can send up to {format_credits(sendable)} credits: only purchased credits that are not "
