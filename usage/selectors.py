@@ -115,7 +115,9 @@ def ledger_page(
     newer_pos = cursor_parse(newer_than) if newer_than else None
     if newer_pos is not None:
         moment, pk = newer_pos
-        after = Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk)
+        # The redundant `created_at >= moment` bounds the index range scan;
+        # the OR alone would make PostgreSQL walk the index from one end.
+        after = Q(created_at__gte=moment) & (Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk))
         rows = list(entries.filter(after).order_by("created_at", "id")[: size + 1])
         more_newer = len(rows) > size
         rows = rows[:size][::-1]
@@ -126,7 +128,7 @@ def ledger_page(
         )
     if older_pos is not None:
         moment, pk = older_pos
-        entries = entries.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+        entries = entries.filter(Q(created_at__lte=moment) & (Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk)))
     rows = list(entries[: size + 1])
     more_older = len(rows) > size
     rows = rows[:size]
