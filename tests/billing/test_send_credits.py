@@ -212,3 +212,18 @@ def test_the_csrf_token_is_required(org, owner, other_org):
     assert response.status_code == 403
     assert "This form has expired" in response.content.decode()
     assert Transfer.objects.count() == 0
+
+
+def test_a_personal_organization_is_reached_by_email_not_by_its_id(client, org, owner, friend):
+    grant(org, 10)
+    client.force_login(owner)
+    personal = friend.memberships.get().org
+    response = post(client, recipient=personal.slug, amount="1")
+    assert "No organization has this ID." in " ".join(response.context["form"].errors["recipient"])
+
+
+def test_amounts_may_carry_thousands_separators(client, org, owner, other_org):
+    grant(org, 2000)
+    client.force_login(owner)
+    assert post(client, recipient="globex", amount="1,250.5").status_code == 302
+    assert balance(other_org) == 1_250_500_000
