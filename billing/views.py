@@ -160,8 +160,8 @@ def send(request):
     can_send = membership.can_manage_billing
     if request.method == "POST" and not can_send:
         raise PermissionDenied("Only owners, admins and billing managers can send credits.")
-    sendable = selectors.credits_overview(org.pk).sendable_micros
-    form = SendCreditsForm(request.POST or None, sender=org, sendable_micros=sendable)
+    credits = selectors.credits_overview(org.pk)
+    form = SendCreditsForm(request.POST or None, sender=org, sendable_micros=credits.sendable_micros)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -179,15 +179,15 @@ def send(request):
             # then edited): ask for a deliberate new send with a fresh key.
             fresh = request.POST.copy()
             fresh["idempotency_key"] = uuid.uuid4().hex
-            form = SendCreditsForm(fresh, sender=org, sendable_micros=sendable)
+            form = SendCreditsForm(fresh, sender=org, sendable_micros=credits.sendable_micros)
             form.is_valid()
             form.add_error(None, "This form was already used to send credits. Check the amount and send again.")
         except InsufficientCredits:
-            sendable = selectors.credits_overview(org.pk).sendable_micros  # it may have changed meanwhile
+            credits = selectors.credits_overview(org.pk)  # the figure shown with the form may be out of date
             form.add_error(
                 "amount",
-                f"You can send up to {format_credits(sendable)} credits: only purchased credits that are not "
-                "reserved by running work can be sent.",
+                f"You can send up to {format_credits(credits.sendable_micros)} credits: only purchased "
+                "credits that are not reserved by running work can be sent.",
             )
         except TollgateError as error:
             form.add_error(None, error.message)
@@ -197,7 +197,6 @@ def send(request):
                 f"Sent {format_credits(transfer.amount_micros)} credits to {data['recipient'].name}.",
             )
             return redirect("billing:send")
-    credits = selectors.credits_overview(org.pk)
     return render(
         request,
         "billing/send.html",
