@@ -49,6 +49,7 @@ def test_a_member_sees_the_balance_but_no_buy_or_send_buttons(client, org, owner
     content = page(client, member)
     main = content.split('id="main"')[1]
     assert "Your balance is running low." in main
+    assert "Ask an owner, admin or billing manager to top up." in main
     assert "/billing/top-up/" not in main
     assert 'data-testid="send-button"' not in main
 
