@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.models import Scope
 from billing import selectors, services
 from billing.models import CheckoutKind, Interval
-from billing.money import decimal_str
+from billing.money import minor_units_str
 from billing.services.checkout import RETURN_PAGES
 from billing.services.topup import spent_this_month_cents
 from billing.stripe_data import timestamp
@@ -29,7 +29,7 @@ class PlanPriceSerializer(serializers.Serializer):
 
     def to_representation(self, price):
         return {
-            "interval": price.interval, "price": decimal_str(price.amount_cents, price.currency),
+            "interval": price.interval, "price": minor_units_str(price.amount_cents),
             "price_cents": price.amount_cents, "currency": price.currency,
             "allowance": credits_str(price.allowance_micros),
         }
@@ -63,7 +63,7 @@ class PackSerializer(serializers.Serializer):
     def to_representation(self, pack):
         return {
             "code": pack.code, "name": pack.name, "credits": credits_str(pack.credits_micros),
-            "price": decimal_str(pack.amount_cents, pack.currency), "price_cents": pack.amount_cents,
+            "price": minor_units_str(pack.amount_cents), "price_cents": pack.amount_cents,
             "currency": pack.currency,
         }
 

@@ -1,26 +1,51 @@
-"""Money for people: integer minor units in, text out. Never float."""
+"""Credits shown as money, for people. The one place a credit gets a price on the pages.
+
+Credits are sold at `CREDIT_PRICE` (default $0.01) in `CURRENCY`. Amounts are
+Decimals, rounded once, half up, to the cent; nothing here uses float. Packs
+and plans carry their own prices in the catalog; this is only the list price
+of one credit, used to show "worth $12.34" beside a balance.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "pyg", "ugx", "xaf", "xof"}
-SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+from django.conf import settings
 
+from usage.units import MICROS_PER_CREDIT
 
-def cents_to_decimal(cents: int, currency: str = "usd") -> Decimal:
-    return Decimal(cents) if currency.lower() in ZERO_DECIMAL else Decimal(cents) / 100
-
-
-def format_cents(cents: int, currency: str = "usd") -> str:
-    """4999 -> "$49.99"; 9990 -> "$99.90"; 100000 -> "$1,000"."""
-    amount = cents_to_decimal(cents, currency)
-    places = 0 if currency.lower() in ZERO_DECIMAL or cents % 100 == 0 else 2
-    text = f"{amount:,.{places}f}"
-    symbol = SYMBOLS.get(currency.lower())
-    return f"{symbol}{text}" if symbol else f"{text} {currency.upper()}"
+_CENT = Decimal("0.01")
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
-def decimal_str(cents: int, currency: str = "usd") -> str:
-    """The API form: "49.99", exact."""
-    return format(cents_to_decimal(cents, currency).quantize(Decimal(1) if currency.lower() in ZERO_DECIMAL else Decimal("0.01")), "f")
+def credit_price() -> Decimal:
+    return Decimal(str(settings.CREDIT_PRICE))
+
+
+def currency() -> str:
+    return settings.CURRENCY.upper()
+
+
+def credits_value(micros: int) -> Decimal:
+    """What `micros` credits are worth at list price, to the cent (half up)."""
+    exact = Decimal(micros) * credit_price() / MICROS_PER_CREDIT
+    return exact.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal | int, *, minor_units: bool = False) -> str:
+    """`Decimal("1234.5")` -> "$1,234.50"; with `minor_units`, 123450 -> "$1,234.50".
+    Negative amounts read "-$3.00"; currencies without a symbol read "CHF 3.00"."""
+    if isinstance(amount, float):
+        raise TypeError("Money is never a float.")
+    value = Decimal(amount) / 100 if minor_units else Decimal(amount)
+    value = value.quantize(_CENT, rounding=ROUND_HALF_UP)
+    code = currency()
+    sign = "-" if value < 0 else ""
+    digits = f"{abs(value):,.2f}"
+    symbol = _SYMBOLS.get(code)
+    return f"{sign}{symbol}{digits}" if symbol else f"{sign}{code} {digits}"
+
+
+def minor_units_str(cents: int) -> str:
+    """The API form of an amount in minor units: 4999 -> "49.99", exact."""
+    return format((Decimal(cents) / 100).quantize(_CENT), "f")

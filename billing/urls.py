@@ -12,4 +12,7 @@ urlpatterns = [
     path("checkout/canceled/", views.checkout_canceled, name="checkout_canceled"),
     path("checkout/simulate/<str:session_id>/", views.simulate, name="simulate"),
     path("portal/", views.portal, name="portal"),
+    path("usage/", views.usage, name="usage"),
+    path("usage/export.csv", views.usage_export, name="usage_export"),
+    path("send/", views.send, name="send"),
 ]

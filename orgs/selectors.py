@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from django.http import Http404
 
-from orgs.models import Invitation, Membership, Organization
+from orgs.models import Invitation, Membership, Organization, Role
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -42,3 +42,25 @@ def open_invitations(org: Organization):
     return Invitation.objects.filter(org=org, accepted_at__isnull=True, revoked_at__isnull=True).select_related(
         "invited_by"
     )
+
+
+def transfer_recipient(identifier: str) -> Organization | None:
+    """The organization credits sent to `identifier` go to: an e-mail names
+    that person's personal organization, anything else a team organization's
+    slug. None when there is no such person or organization."""
+    identifier = (identifier or "").strip()
+    if not identifier:
+        return None
+    if "@" in identifier:
+        from accounts.models import normalize_email
+
+        return (
+            Organization.objects.filter(
+                is_personal=True,
+                memberships__user__email=normalize_email(identifier),
+                memberships__role=Role.OWNER,
+            )
+            .order_by("created_at")
+            .first()
+        )
+    return Organization.objects.filter(slug=identifier.lower(), is_personal=False).first()

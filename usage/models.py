@@ -195,6 +195,8 @@ class LedgerEntry(models.Model):
             # Ledger history, newest first, optionally by kind: pages and GET /ledger.
             models.Index(fields=["account", "-created_at", "-id"], name="entry_account_recent"),
             models.Index(fields=["account", "kind", "-created_at"], name="entry_account_kind"),
+            # The history page's member filter (and per-member breakdowns), newest first.
+            models.Index(fields=["account", "member", "-created_at", "-id"], name="entry_account_member"),
         ]
         triggers = [APPEND_ONLY]
 

@@ -479,6 +479,13 @@ def transferable_micros(grants: list[Grant]) -> int:
     return sum(g.remaining_micros for g in grants if g.source in TRANSFERABLE_SOURCES)
 
 
+def transfer_sendable_micros(*, account: CreditAccount, grants: list[Grant]) -> int:
+    """How much `credits_transfer` would let this account send: its purchased
+    credits left in live (unexpired) grants, never more than is available
+    after holds. The send page shows this same number (usage.selectors)."""
+    return max(0, min(transferable_micros(grants), account.available_micros))
+
+
 @transaction.atomic
 def credits_transfer(
     *,
@@ -510,10 +517,10 @@ def credits_transfer(
     now = timezone.now()
     writer = _Writer(sender, now)
     paid = [g for g in writer.live_grants() if g.source in TRANSFERABLE_SOURCES]
-    sendable = min(transferable_micros(paid), sender.available_micros)
+    sendable = transfer_sendable_micros(account=sender, grants=paid)
     if amount_micros > sendable:
         raise InsufficientCredits(
-            balance_micros=sender.balance_micros, available_micros=max(sendable, 0), required_micros=amount_micros,
+            balance_micros=sender.balance_micros, available_micros=sendable, required_micros=amount_micros,
         )
     transfer = Transfer.objects.create(
         from_account=sender, to_account=accounts[to_org.pk], amount_micros=amount_micros, note=note,

@@ -39,7 +39,7 @@ from billing.models import (
     PurchaseKind,
     TopUpAttempt,
 )
-from billing.money import format_cents
+from billing.money import format_money
 from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
 from billing_project.errors import InvalidRequest
@@ -92,7 +92,7 @@ def auto_topup_configure(
         raise InvalidRequest("The threshold must be zero or more credits.", code="invalid_threshold")
     if not isinstance(monthly_cap_cents, int) or monthly_cap_cents < pack.amount_cents:
         raise InvalidRequest(
-            f"The monthly cap must allow at least one pack of {pack.name} ({format_cents(pack.amount_cents)}).",
+            f"The monthly cap must allow at least one pack of {pack.name} ({format_money(pack.amount_cents, minor_units=True)}).",
             code="cap_below_pack",
         )
     lock_state(org.pk)

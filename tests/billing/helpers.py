@@ -5,7 +5,8 @@ from __future__ import annotations
 from billing import services
 from billing.models import BillingState, CheckoutStart, Pack, PlanPrice
 from tests.billing import stripe_builders as b
-from usage.models import CreditAccount
+from usage import services as ledger
+from usage.models import CreditAccount, GrantSource
 
 C = 1_000_000  # one credit in micros
 
@@ -73,3 +74,11 @@ def invoice_for(fake, subscription: dict, *, status: str = "paid", billing_reaso
 
 def state_of(org) -> BillingState:
     return BillingState.objects.get(org=org)
+
+
+def grant(org, credits, source=GrantSource.PURCHASE, **kw):
+    return ledger.credits_grant(org=org, amount_micros=int(credits * C), source=source, **kw)
+
+
+def spend(org, credits, key, **kw):
+    return ledger.credits_debit(org=org, amount_micros=int(credits * C), idempotency_key=key, **kw)

@@ -1,5 +1,5 @@
-"""Billing pages: the overview, and the server side of paying (checkout and
-portal starts, Stripe's return pages, the demo's simulated payment).
+"""The server side of paying: checkout and portal starts, Stripe's return
+pages, the demo's simulated payment.
 
 Starting a checkout or the portal is a POST (CSRF-protected, billing managers
 only) that makes the Stripe session on the server and redirects to it.
@@ -17,18 +17,7 @@ from billing import gateway, selectors, services
 from billing.models import CheckoutKind, CheckoutStart, CheckoutStatus, Purchase
 from billing.services.checkout import RETURN_PAGES
 from billing_project.errors import TollgateError
-from orgs import selectors as org_selectors
 from orgs.current import membership_required
-
-
-@membership_required
-def overview(request):
-    org = request.membership.org
-    return render(
-        request,
-        "billing/overview.html",
-        {"org": org, "member_count": org_selectors.members_of(org).count()},
-    )
 
 
 def _back(request, default: str = "checkout") -> str:

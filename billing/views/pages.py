@@ -1,0 +1,211 @@
+"""The billing pages people use: overview, usage history, sending credits.
+
+Every view is scoped to the signed-in user's current organization
+(`membership_required`); nothing takes an org or account id from the URL, so
+another organization's data is never one edited URL away. Buying and sending
+need a billing role (owner, admin, billing); members see the same pages
+read-only.
+"""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from datetime import timezone as dt_timezone
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from billing import selectors
+from billing.forms import HistoryFilterForm, SendCreditsForm
+from billing_project.errors import TollgateError
+from orgs import selectors as org_selectors
+from orgs.current import membership_required
+from usage import selectors as ledger
+from usage import services as ledger_services
+from usage.errors import TOP_UP_PATH, IdempotencyConflict, InsufficientCredits
+from usage.models import EntryKind, LedgerEntry
+from usage.units import credits_str, format_credits
+
+
+@membership_required
+def overview(request):
+    membership = request.membership
+    org = membership.org
+    return render(
+        request,
+        "billing/overview.html",
+        {
+            "org": org,
+            "credits": selectors.credits_overview(org.pk),
+            "can_buy": membership.can_manage_billing,
+            "member_count": org_selectors.members_of(org).count(),
+            "top_up_url": TOP_UP_PATH,
+        },
+    )
+
+
+# --- usage: the ledger history ------------------------------------------------
+
+
+def describe(entry: LedgerEntry) -> tuple[str, str]:
+    """What a history line says about an entry: a title and the sender's note.
+    Transfers name the other side; the receiver sees who sent it and why."""
+    transfer = entry.transfer
+    if transfer is not None and entry.kind == EntryKind.TRANSFER_IN:
+        return f"From {transfer.from_account.org.name}", transfer.note
+    if transfer is not None and entry.kind == EntryKind.TRANSFER_OUT:
+        return f"To {transfer.to_account.org.name}", transfer.note
+    return entry.reason or entry.get_kind_display(), ""
+
+
+@membership_required
+def usage(request):
+    org = request.membership.org
+    form = HistoryFilterForm(request.GET or None, org=org)
+    filters = form.filters() if form.is_bound else ledger.HistoryFilters()
+    account = ledger.account_for(org.pk)
+    page = None
+    if account.pk is not None:
+        page = ledger.ledger_page(
+            account_id=account.pk,
+            filters=filters,
+            older_than=request.GET.get("older") or None,
+            newer_than=request.GET.get("newer") or None,
+        )
+        for entry in page.entries:
+            entry.title, entry.note = describe(entry)
+    query = request.GET.copy()
+    for key in ("older", "newer"):
+        query.pop(key, None)
+    return render(
+        request,
+        "billing/usage.html",
+        {
+            "org": org,
+            "form": form,
+            "filters": filters,
+            "page": page,
+            "filter_query": query.urlencode(),
+        },
+    )
+
+
+class _Echo:
+    """A file-like object whose write() hands the line back, for csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+# Spreadsheet programs run a cell that starts with one of these as a formula;
+# notes and reasons are typed by people, so such cells get a leading quote.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(value: str) -> str:
+    return "'" + value if value and value.startswith(_FORMULA_START) else value
+
+
+CSV_HEADER = [
+    "date", "kind", "description", "note", "credits", "balance_after", "member", "reference", "entry_id",
+]
+
+
+def _csv_rows(account_id: int | None, filters):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
+    if account_id is None:
+        return
+    for entry in ledger.ledger_export_rows(account_id=account_id, filters=filters):
+        title, note = describe(entry)
+        yield writer.writerow([
+            entry.created_at.astimezone(dt_timezone.utc).isoformat(),
+            entry.kind,
+            _text_cell(title),
+            _text_cell(note),
+            credits_str(entry.amount_micros),
+            credits_str(entry.balance_after_micros),
+            _text_cell(entry.member.email if entry.member else ""),
+            _text_cell(entry.stripe_object_id or (f"transfer:{entry.transfer_id}" if entry.transfer_id else "")),
+            entry.pk,
+        ])
+
+
+@membership_required
+def usage_export(request):
+    """Every entry the history's filters match, as CSV with exact amounts,
+    streamed row by row however many there are."""
+    org = request.membership.org
+    form = HistoryFilterForm(request.GET or None, org=org)
+    filters = form.filters() if form.is_bound else ledger.HistoryFilters()
+    account = ledger.account_for(org.pk)
+    response = StreamingHttpResponse(_csv_rows(account.pk, filters), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="tollgate-{org.slug}-ledger-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- send credits ----------------------------------------------------------------
+
+
+@membership_required
+def send(request):
+    membership = request.membership
+    org = membership.org
+    can_send = membership.can_manage_billing
+    if request.method == "POST" and not can_send:
+        raise PermissionDenied("Only owners, admins and billing managers can send credits.")
+    credits = selectors.credits_overview(org.pk)
+    form = SendCreditsForm(request.POST or None, sender=org, sendable_micros=credits.sendable_micros)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            transfer = ledger_services.credits_transfer(
+                from_org=org,
+                to_org=data["recipient"],
+                amount_micros=data["amount"],
+                note=data["note"],
+                idempotency_key=f"page:{data['idempotency_key']}",
+                sent_by=request.user,
+                actor=request.user,
+            )
+        except IdempotencyConflict:
+            # The same rendered form already sent something else (back button,
+            # then edited): ask for a deliberate new send with a fresh key.
+            fresh = request.POST.copy()
+            fresh["idempotency_key"] = uuid.uuid4().hex
+            form = SendCreditsForm(fresh, sender=org, sendable_micros=credits.sendable_micros)
+            form.is_valid()
+            form.add_error(None, "This form was already used to send credits. Check the amount and send again.")
+        except InsufficientCredits:
+            credits = selectors.credits_overview(org.pk)  # the figure shown with the form may be out of date
+            form.add_error(
+                "amount",
+                f"You can send up to {format_credits(credits.sendable_micros)} credits: only purchased "
+                "credits that are not reserved by running work can be sent.",
+            )
+        except TollgateError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(
+                request,
+                f"Sent {format_credits(transfer.amount_micros)} credits to {data['recipient'].name}.",
+            )
+            return redirect("billing:send")
+    return render(
+        request,
+        "billing/send.html",
+        {
+            "org": org,
+            "form": form,
+            "can_send": can_send,
+            "credits": credits,
+            "transfers": ledger.recent_transfers(account_id=credits.account.pk) if credits.account.pk else [],
+            "top_up_url": TOP_UP_PATH,
+        },
+    )
