@@ -14,7 +14,8 @@ Idempotency keys share one space per account, so callers namespace them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
@@ -23,8 +24,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing_project.errors import Conflict, InvalidRequest, NotFound
-from orgs.services import audit_record
-from usage.errors import IdempotencyConflict, InsufficientCredits
+from orgs.models import AuditEvent
+from orgs.services import audit_event_build, audit_record
+from usage.services import _store
+from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import (
     DEFAULT_PRIORITY,
     TRANSFERABLE_SOURCES,
@@ -34,9 +37,9 @@ from usage.models import (
     GrantSource,
     Hold,
     HoldStatus,
-    LedgerAllocation,
     LedgerEntry,
     Transfer,
+    UsageEvent,
 )
 from usage.units import credits_str
 
@@ -72,14 +75,14 @@ def account_set_plan(*, org: Organization, plan_code: str, overage_allowed: bool
 
 def _lock(org_id: int) -> CreditAccount:
     """Lock the org's account row for the rest of the transaction."""
-    account = CreditAccount.objects.select_for_update().filter(org_id=org_id).first()
+    account = _store.lock_account(org_id)
     if account is None:
         try:
             with transaction.atomic():
                 CreditAccount.objects.create(org_id=org_id)
         except IntegrityError:
             pass  # created concurrently; lock that one
-        account = CreditAccount.objects.select_for_update().get(org_id=org_id)
+        account = _store.lock_account(org_id)
     return account
 
 
@@ -88,15 +91,40 @@ def _lock_many(org_ids: list[int]) -> dict[int, CreditAccount]:
     return {org_id: _lock(org_id) for org_id in sorted(set(org_ids))}
 
 
+def month_start(when: datetime) -> date:
+    """The calendar month (UTC) a member's spend counts in."""
+    return when.astimezone(dt_timezone.utc).date().replace(day=1)
+
+
 class _Writer:
     """Writes entries for one locked account inside one transaction, keeping the
-    cached balance, debt and grant remainders in step with what it writes."""
+    cached balance, debt and grant remainders in step with what it writes.
+
+    Nothing reaches the database until `save()`, which writes every entry,
+    allocation, usage event, audit row, grant and spend change and the account's
+    cached columns in one statement (see `_store`). `save()` is the one exit
+    of every ledger write: whatever must follow any balance change hooks in there.
+    """
 
     def __init__(self, account: CreditAccount, now: datetime) -> None:
         self.account = account
         self.now = now
+        self.loaded: _store.Loaded | None = None
         self._grants: list[Grant] | None = None
         self.expired: list[LedgerEntry] = []
+        self._entry_ids: list[int] = []
+        self._entries: list[LedgerEntry] = []
+        self._allocations: list[tuple[int, int, int]] = []
+        self._touched: dict[int, Grant] = {}
+        self._events: list[UsageEvent] = []
+        self._audits: list[AuditEvent] = []
+        self._spend: dict[tuple[int, date], int] = {}
+
+    def load(self, *, entries: int = 1, **kwargs: Any) -> _store.Loaded:
+        """Read grants, replays, caps and fresh ids in one statement (see `_store.load`)."""
+        self.loaded = _store.load(self.account, now=self.now, entries=entries, **kwargs)
+        self._entry_ids = self.loaded.entry_ids
+        return self.loaded
 
     def live_grants(self) -> list[Grant]:
         """Grants with credits left, in burn order; expired ones are written off first.
@@ -105,7 +133,9 @@ class _Writer:
         yet written off is written off here, before anything is spent.
         """
         if self._grants is None:
-            grants = list(Grant.objects.filter(account=self.account, remaining_micros__gt=0).burn_order())
+            if self.loaded is None:
+                self.load(entries=0)
+            grants = self.loaded.grants
             for grant in grants:
                 if grant.expires_at is not None and grant.expires_at <= self.now:
                     entry = self.write(
@@ -113,8 +143,7 @@ class _Writer:
                         reason="Expired", idempotency_key=f"expiry:{grant.pk}",
                     )
                     self.expired.append(entry)
-                    _audit(self.account.org_id, "credits.expired", "system", grant=grant.pk,
-                           amount=credits_str(entry.amount_micros))
+                    self.audit("credits.expired", "system", grant=grant.pk, amount=credits_str(entry.amount_micros))
             self._grants = [g for g in grants if g.remaining_micros > 0]
         return self._grants
 
@@ -132,6 +161,11 @@ class _Writer:
                 left -= part
         return allocations
 
+    def _next_id(self) -> int:
+        if not self._entry_ids:
+            self._entry_ids = _store.reserve_entry_ids(4)
+        return self._entry_ids.pop(0)
+
     def write(self, kind: str, amount_micros: int, allocations: list[tuple[Grant, int]], **fields: Any) -> LedgerEntry:
         account = self.account
         backed = sum(part for _grant, part in allocations)
@@ -140,23 +174,86 @@ class _Writer:
         # credit while in debt): balance == sum(remaining) - debt always.
         account.debt_micros -= amount_micros - backed
         fields.setdefault("grant", allocations[0][0] if len(allocations) == 1 else None)
-        entry = LedgerEntry.objects.create(
+        fields.setdefault("metadata", {})
+        entry = LedgerEntry(
+            id=self._next_id(),
             account=account,
             kind=kind,
             amount_micros=amount_micros,
             balance_after_micros=account.balance_micros,
+            created_at=self.now,
             **fields,
         )
-        LedgerAllocation.objects.bulk_create(
-            LedgerAllocation(entry=entry, grant=grant, amount_micros=part) for grant, part in allocations
-        )
+        self._entries.append(entry)
         for grant, part in allocations:
             grant.remaining_micros += part
-            grant.save(update_fields=["remaining_micros"])
+            self._touched[grant.pk] = grant
+            self._allocations.append((entry.pk, grant.pk, part))
         return entry
 
+    def event(self, event: UsageEvent) -> None:
+        """Queue a usage event (its id drawn by `load(events=...)`)."""
+        self._events.append(event)
+
+    def spend(self, member_id: int | None, amount_micros: int) -> None:
+        """Count a debit towards a member's month (see MemberSpend)."""
+        if member_id is not None and amount_micros:
+            key = (member_id, month_start(self.now))
+            self._spend[key] = self._spend.get(key, 0) + amount_micros
+
+    def pending_spend(self, member_id: int) -> int:
+        return self._spend.get((member_id, month_start(self.now)), 0)
+
+    def audit(self, action: str, actor: Actor, **data: Any) -> None:
+        """Queue an audit row; it is written by `save()`, in the same transaction."""
+        self._audits.append(audit_event_build(org=self.account.org_id, action=action, actor=actor, data=data))
+
     def save(self, *extra_fields: str) -> None:
-        self.account.save(update_fields=["balance_micros", "debt_micros", "updated_at", *extra_fields])
+        account = self.account
+        fields = {
+            "balance_micros": account.balance_micros,
+            "debt_micros": account.debt_micros,
+            "held_micros": account.held_micros,
+            "updated_at": self.now,
+        }
+        for name in extra_fields:
+            fields[CreditAccount._meta.get_field(name).column] = getattr(account, name)
+        _store.flush(
+            account=account,
+            account_fields=fields,
+            entries=[
+                (
+                    e.pk, account.pk, e.kind, e.amount_micros, e.balance_after_micros, e.grant_id, e.member_id,
+                    e.hold_id, e.transfer_id, e.staff_user_id, e.stripe_object_id, e.reason, e.idempotency_key,
+                    _store.dumps(e.metadata), e.created_at,
+                )
+                for e in self._entries
+            ],
+            allocations=self._allocations,
+            grants=[(g.pk, g.remaining_micros) for g in self._touched.values()],
+            events=[
+                (
+                    v.pk, account.pk, v.member_id, v.meter_id, v.model, v.quantity, v.credits_per_unit,
+                    v.credits_micros, v.billing_mode, v.provider_key_id, v.workflow_run_id, v.occurred_at,
+                    v.created_at, _store.dumps(v.metadata), v.idempotency_key, v.request_fingerprint,
+                    v.ledger_entry_id, v.hold_id, v.balance_after_micros,
+                )
+                for v in self._events
+            ],
+            audits=[
+                (
+                    a.org_id, a.action, a.actor_user_id, a.actor_api_key, a.actor_label, a.source, a.request_id,
+                    a.ip, _store.dumps(a.data), self.now,
+                )
+                for a in self._audits
+            ],
+            spend=[(member_id, month, amount) for (member_id, month), amount in self._spend.items()],
+        )
+        account.updated_at = self.now
+        for row in (*self._entries, *self._events):
+            row._state.adding = False
+            row._state.db = "default"
+        self._entries, self._allocations, self._touched, self._events, self._audits, self._spend = [], [], {}, [], [], {}
 
 
 def _existing(account: CreditAccount, key: str | None) -> LedgerEntry | None:
@@ -260,28 +357,51 @@ def credits_debit(
     """
     _positive(amount_micros)
     account = _lock(org.pk)
-    existing = _existing(account, idempotency_key)
+    member_id = member.pk if member is not None else None
+    now = timezone.now()
+    writer = _Writer(account, now)
+    loaded = writer.load(
+        entry_key=idempotency_key, member_ids=[member_id] if member_id else None, month=month_start(now),
+    )
+    existing = loaded.existing_entry
     if existing is not None:
-        if existing.amount_micros != -amount_micros or existing.kind != kind:
+        if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
             raise IdempotencyConflict()
-        return existing
-    writer = _Writer(account, timezone.now())
+        return LedgerEntry.objects.get(pk=existing["id"])
     writer.live_grants()  # writes off expired grants, so the check below sees the true balance
-    if not account.overage_allowed and amount_micros > account.available_micros:
-        raise InsufficientCredits(
-            balance_micros=account.balance_micros, available_micros=account.available_micros,
-            required_micros=amount_micros,
-        )
+    require_affordable(writer, amount_micros, member_id)
     entry = writer.write(
         kind, -amount_micros, writer.take(amount_micros), member=member, reason=reason,
         idempotency_key=idempotency_key, metadata=metadata or {},
     )
-    writer.save()
-    _audit(
-        org.pk, f"credits.{kind}", actor, amount=credits_str(-amount_micros), entry=entry.pk,
+    writer.spend(member_id, amount_micros)
+    writer.audit(
+        f"credits.{kind}", actor, amount=credits_str(-amount_micros), entry=entry.pk,
         balance_after=credits_str(account.balance_micros),
     )
+    writer.save()
     return entry
+
+
+def require_affordable(writer: _Writer, amount_micros: int, member_id: int | None, *, strict: bool | None = None) -> None:
+    """Refuse with 402 what the account or the member's monthly cap cannot cover.
+
+    `strict` defaults to the plan: accounts allowed overage may go past zero
+    (into debt); holds pass strict=True, since a negative balance blocks new work.
+    """
+    account = writer.account
+    if strict is None:
+        strict = not account.overage_allowed
+    if strict and amount_micros > account.available_micros:
+        raise InsufficientCredits(
+            balance_micros=account.balance_micros, available_micros=account.available_micros,
+            required_micros=amount_micros,
+        )
+    cap = writer.loaded.members.get(member_id) if member_id is not None and writer.loaded else None
+    if cap is not None:
+        committed = cap["spent"] + cap["held"] + writer.pending_spend(member_id)
+        if committed + amount_micros > cap["limit"]:
+            raise SpendLimitReached(limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros)
 
 
 # --- holds ----------------------------------------------------------------
@@ -297,9 +417,11 @@ def hold_create(
     expires_in: timedelta = DEFAULT_HOLD_TTL,
     workflow_run_id: str = "",
     metadata: dict | None = None,
+    request_fingerprint: str = "",
     actor: Actor = None,
 ) -> Hold:
-    """Reserve credits before a run. Refused with 402 unless available covers it."""
+    """Reserve credits before a run. Refused with 402 unless available covers it
+    and the member's monthly cap leaves room for it."""
     _positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
         raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
@@ -307,25 +429,27 @@ def hold_create(
     if idempotency_key:
         existing = Hold.objects.filter(account=account, idempotency_key=idempotency_key).first()
         if existing is not None:
-            if existing.amount_micros != amount_micros:
+            if existing.amount_micros != amount_micros or (
+                request_fingerprint and existing.request_fingerprint
+                and existing.request_fingerprint != request_fingerprint
+            ):
                 raise IdempotencyConflict()
             return existing
     now = timezone.now()
+    member_id = member.pk if member is not None else None
     writer = _Writer(account, now)
+    writer.load(entries=0, member_ids=[member_id] if member_id else None, month=month_start(now))
     writer.live_grants()
     # Holds are never covered by overage: a negative balance blocks new work until paid.
-    if amount_micros > account.available_micros:
-        raise InsufficientCredits(
-            balance_micros=account.balance_micros, available_micros=account.available_micros,
-            required_micros=amount_micros,
-        )
+    require_affordable(writer, amount_micros, member_id, strict=True)
     hold = Hold.objects.create(
         account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
         idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
+        request_fingerprint=request_fingerprint,
     )
     account.held_micros += amount_micros
-    writer.save("held_micros")
-    _audit(org.pk, "hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
+    writer.audit("hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
+    writer.save()
     return hold
 
 
@@ -356,9 +480,18 @@ def hold_capture(
     conflict. A hold that expired before its capture still records the usage:
     the work was done.
     """
-    if not isinstance(amount_micros, int) or amount_micros < 0:
+    if not isinstance(amount_micros, int) or isinstance(amount_micros, bool) or amount_micros < 0:
         raise InvalidRequest("The captured amount must be zero or more micro-credits.", code="invalid_amount")
     account, hold = _locked_hold(org, hold_id)
+    return capture_locked(account, hold, amount_micros, member=member, reason=reason, metadata=metadata, actor=actor)
+
+
+def capture_locked(
+    account: CreditAccount, hold: Hold, amount_micros: int, *, member=None, reason: str = "",
+    metadata: dict | None = None, actor: Actor = None, events: int = 0, queue_events=None,
+) -> tuple[Hold, LedgerEntry | None]:
+    """Capture a hold whose account and row the caller has locked. `queue_events(writer,
+    entry)` may queue the usage events the capture is made of (see usage.services.events)."""
     key = f"hold:{hold.pk}:capture"
     if hold.status == HoldStatus.CAPTURED:
         if hold.captured_micros != amount_micros:
@@ -367,25 +500,28 @@ def hold_capture(
     if hold.status == HoldStatus.RELEASED:
         raise Conflict("This hold was released; record the usage without it.", code="hold_released")
     writer = _Writer(account, timezone.now())
-    extra_fields = []
+    writer.load(entries=1 if amount_micros else 0, events=events)
     if hold.status == HoldStatus.OPEN:
         account.held_micros -= hold.amount_micros
-        extra_fields.append("held_micros")
     entry = None
+    member = member or hold.member
     if amount_micros:
         entry = writer.write(
-            EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member or hold.member, hold=hold,
+            EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member, hold=hold,
             reason=reason, idempotency_key=key, metadata=metadata or {},
         )
+        writer.spend(member.pk if member is not None else None, amount_micros)
+    if queue_events is not None:
+        queue_events(writer, entry)
     hold.status = HoldStatus.CAPTURED
     hold.captured_micros = amount_micros
     hold.closed_at = writer.now
     hold.save(update_fields=["status", "captured_micros", "closed_at"])
-    writer.save(*extra_fields)
-    _audit(
-        org.pk, "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
+    writer.audit(
+        "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
         captured=credits_str(amount_micros), balance_after=credits_str(account.balance_micros),
     )
+    writer.save()
     return hold, entry
 
 
