@@ -126,12 +126,12 @@ class Grant(models.Model):
             models.CheckConstraint(condition=Q(frozen_micros__gte=0), name="grant_frozen_not_negative"),
         ]
         indexes = [
-            # The burn-order scan on every debit: an account's grants with credits left.
-            models.Index(
-                fields=["account", "expires_at", "priority", "created_at"],
-                condition=Q(remaining_micros__gt=0),
-                name="grant_spendable",
-            ),
+            # The burn-order scan on every debit: an account's grants in burn order.
+            # Deliberately not partial on remaining_micros > 0: a column in an index
+            # predicate makes every debit's update of the grant a non-HOT update,
+            # which bloats a busy account's index; exhausted grants are few and
+            # filtered on the heap instead.
+            models.Index(fields=["account", "expires_at", "priority", "created_at"], name="grant_burn_order"),
         ]
 
     def __str__(self) -> str:
@@ -157,22 +157,30 @@ class EntryKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One change of one balance. Append-only."""
 
-    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    # Every foreign key here is written on each entry and almost never searched
+    # by: the account is covered by the composite indexes below, hold and
+    # transfer by partial indexes of the few entries that have one; the rest
+    # carry no index, to keep the hot insert cheap.
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries", db_index=False)
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     amount_micros = models.BigIntegerField(help_text="Signed: credits in are positive.")
     balance_after_micros = models.BigIntegerField()
     # The grant it touched, when it touched exactly one; allocations always
     # hold the full split (a debit can span several grants).
-    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     # Who or what caused it.
     member = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="The member the usage is attributed to.",
+        help_text="The member the usage is attributed to.", db_index=False,
     )
-    hold = models.ForeignKey("usage.Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
-    transfer = models.ForeignKey("usage.Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    hold = models.ForeignKey(
+        "usage.Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
+    transfer = models.ForeignKey(
+        "usage.Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     stripe_object_id = models.CharField(max_length=255, blank=True)
     reason = models.CharField(max_length=500, blank=True)
@@ -190,6 +198,8 @@ class LedgerEntry(models.Model):
             # Ledger history, newest first, optionally by kind: pages and GET /ledger.
             models.Index(fields=["account", "-created_at", "-id"], name="entry_account_recent"),
             models.Index(fields=["account", "kind", "-created_at"], name="entry_account_kind"),
+            models.Index(fields=["hold"], condition=Q(hold__isnull=False), name="entry_hold"),
+            models.Index(fields=["transfer"], condition=Q(transfer__isnull=False), name="entry_transfer"),
         ]
         triggers = [APPEND_ONLY]
 

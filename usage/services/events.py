@@ -16,6 +16,7 @@ default such as occurred_at = now is not part of it).
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -28,14 +29,16 @@ from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership
 from usage.errors import IdempotencyConflict
 from usage.models import BillingMode, CreditAccount, EntryKind, Hold, ProviderKey, UsageEvent
-from usage.services import _store
+from orgs.services import audit_event_build
+from usage.services import _store, ledger
 from usage.services.ledger import (
-    _lock,
+    _lock_and_load,
     _locked_hold,
     _Writer,
     capture_locked,
     month_start,
     require_affordable,
+    server_debit,
 )
 from usage.services.rates import Price, current_card
 from usage.units import charge_micros, credits_str
@@ -216,14 +219,14 @@ def _replays(account: CreditAccount, keys: list[str]) -> dict[str, UsageEvent]:
 
 def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[BatchItem]:
     prepared = _prepare(org, inputs)
-    account = _lock(org.pk)
     now = timezone.now()
-    writer = _Writer(account, now)
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
     member_ids = sorted({p.member.pk for p in prepared if p.member is not None and p.error is None})
-    loaded = writer.load(
-        entries=len(keys), events=len(keys), event_keys=keys, member_ids=member_ids or None, month=month_start(now),
+    writer = _lock_and_load(
+        org.pk, now, entries=len(keys), events=len(keys), event_keys=keys, member_ids=member_ids or None,
+        month=month_start(now),
     )
+    account, loaded = writer.account, writer.loaded
     writer.live_grants()
     results: list[BatchItem] = []
     seen: dict[str, tuple[str, UsageEvent]] = {}
@@ -286,12 +289,83 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
     return results
 
 
-@transaction.atomic
+# The plan an org was last seen on, to price a single event before the lock;
+# usage_ledger_debit checks it against the locked account and falls back to
+# the Python writer (which prices under the lock) when it has changed.
+_plan_hints: dict[int, tuple[str, float]] = {}
+PLAN_HINT_TTL = 30.0
+
+
+def _plan_hint(org_id: int) -> str:
+    hint = _plan_hints.get(org_id)
+    if hint is None or hint[1] < time.monotonic():
+        plan = CreditAccount.objects.filter(org_id=org_id).values_list("plan_code", flat=True).first() or "free"
+        hint = _plan_hints[org_id] = (plan, time.monotonic() + PLAN_HINT_TTL)
+    return hint[0]
+
+
+def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> RecordedUsage | None:
+    """One event through usage_ledger_debit: lock, check, debit and keep it in one
+    statement. None when the Python writer must decide (nothing was written)."""
+    now = timezone.now()
+    plan = _plan_hint(org.pk)
+    price, mode, per_unit, charge = _price(p, plan, now)
+    item = p.input
+    member_id = p.member.pk if p.member is not None else None
+    reason = f"{item.quantity.normalize():f} {price.meter.unit} of {price.meter.code}"[:500]
+    row = {
+        "member_id": member_id, "meter_id": price.meter.pk, "model": item.model, "quantity": item.quantity,
+        "credits_per_unit": per_unit, "billing_mode": mode,
+        "provider_key_id": p.provider_key.pk if p.provider_key is not None else None,
+        "workflow_run_id": item.workflow_run_id, "occurred_at": item.occurred_at, "metadata": item.metadata,
+        "idempotency_key": item.idempotency_key, "request_fingerprint": p.fingerprint,
+    }
+    result = server_debit(
+        org.pk, charge, now=now, entry_key=f"usage:{item.idempotency_key}" if charge else None, member_id=member_id,
+        entry={"kind": EntryKind.USAGE, "reason": reason, "metadata": {}}, plan_code=plan, event=row,
+        audit=audit_event_build(org=org.pk, action="usage.recorded", actor=actor, data={
+            "events": 1, "amount": credits_str(-charge), "idempotency_key": item.idempotency_key}),
+    )
+    status = result["status"]
+    if status == "existing_event":
+        if result["event"]["request_fingerprint"] != p.fingerprint:
+            raise IdempotencyConflict(
+                "This idempotency key was already used for a different usage event.", code="idempotency_key_reused"
+            )
+        original = UsageEvent.objects.select_related("meter", "member").get(pk=result["event"]["id"])
+        return RecordedUsage(original, replayed=True)
+    if status != "ok":
+        _plan_hints.pop(org.pk, None)
+        return None
+    writer = _Writer.applied(result, now)
+    event = UsageEvent(
+        id=result["event_id"], account=writer.account, member=p.member, meter=price.meter, model=item.model,
+        quantity=item.quantity, credits_per_unit=per_unit, credits_micros=charge,
+        balance_after_micros=result["balance_after"], billing_mode=mode, provider_key=p.provider_key,
+        workflow_run_id=item.workflow_run_id, occurred_at=item.occurred_at or now, created_at=now,
+        metadata=item.metadata, idempotency_key=item.idempotency_key, request_fingerprint=p.fingerprint,
+        ledger_entry_id=result["entry_id"],
+    )
+    event._state.adding, event._state.db = False, "default"
+    writer.save()
+    return RecordedUsage(event)
+
+
 def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -> RecordedUsage:
-    """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing."""
-    (result,) = _record(org, [event], actor)
-    if result.error is not None:
-        raise result.error
+    """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing.
+
+    Like credits_debit, outside a transaction the common case is one statement."""
+    if ledger.SERVER_DEBIT:
+        (prepared,) = _prepare(org, [event])
+        if prepared.error is not None:
+            raise prepared.error
+        recorded = _record_one_in_database(org, prepared, actor)
+        if recorded is not None:
+            return recorded
+    with transaction.atomic():
+        (result,) = _record(org, [event], actor)
+        if result.error is not None:
+            raise result.error
     return RecordedUsage(result.event, replayed=result.status == "replayed")
 
 

@@ -119,6 +119,7 @@ class _Writer:
         self._events: list[UsageEvent] = []
         self._audits: list[AuditEvent] = []
         self._spend: dict[tuple[int, date], int] = {}
+        self.server_applied = False
 
     def load(self, *, entries: int = 1, **kwargs: Any) -> _store.Loaded:
         """Read grants, replays, caps and fresh ids in one statement (see `_store.load`)."""
@@ -208,52 +209,88 @@ class _Writer:
         """Queue an audit row; it is written by `save()`, in the same transaction."""
         self._audits.append(audit_event_build(org=self.account.org_id, action=action, actor=actor, data=data))
 
+    @classmethod
+    def applied(cls, result: dict, now: datetime) -> _Writer:
+        """A writer for a write usage_ledger_debit already made, so that it too
+        leaves through `save()`."""
+        account = _store.account_from(result["account"])
+        account.balance_micros = result["balance_after"]
+        account.debt_micros += result["debt_added"]
+        writer = cls(account, now)
+        writer.server_applied = True
+        return writer
+
     def save(self, *extra_fields: str) -> None:
         account = self.account
-        fields = {
-            "balance_micros": account.balance_micros,
-            "debt_micros": account.debt_micros,
-            "held_micros": account.held_micros,
-            "updated_at": self.now,
-        }
-        for name in extra_fields:
-            fields[CreditAccount._meta.get_field(name).column] = getattr(account, name)
-        _store.flush(
-            account=account,
-            account_fields=fields,
-            entries=[
-                (
-                    e.pk, account.pk, e.kind, e.amount_micros, e.balance_after_micros, e.grant_id, e.member_id,
-                    e.hold_id, e.transfer_id, e.staff_user_id, e.stripe_object_id, e.reason, e.idempotency_key,
-                    _store.dumps(e.metadata), e.created_at,
-                )
-                for e in self._entries
-            ],
-            allocations=self._allocations,
-            grants=[(g.pk, g.remaining_micros) for g in self._touched.values()],
-            events=[
-                (
-                    v.pk, account.pk, v.member_id, v.meter_id, v.model, v.quantity, v.credits_per_unit,
-                    v.credits_micros, v.billing_mode, v.provider_key_id, v.workflow_run_id, v.occurred_at,
-                    v.created_at, _store.dumps(v.metadata), v.idempotency_key, v.request_fingerprint,
-                    v.ledger_entry_id, v.hold_id, v.balance_after_micros,
-                )
-                for v in self._events
-            ],
-            audits=[
-                (
-                    a.org_id, a.action, a.actor_user_id, a.actor_api_key, a.actor_label, a.source, a.request_id,
-                    a.ip, _store.dumps(a.data), self.now,
-                )
-                for a in self._audits
-            ],
-            spend=[(member_id, month, amount) for (member_id, month), amount in self._spend.items()],
-        )
+        if self.server_applied and not (self._entries or self._events or self._audits or self._touched):
+            pass  # usage_ledger_debit wrote it all
+        else:
+            self._flush()
         account.updated_at = self.now
+        if extra_fields:
+            account.save(update_fields=list(extra_fields))
         for row in (*self._entries, *self._events):
             row._state.adding = False
             row._state.db = "default"
         self._entries, self._allocations, self._touched, self._events, self._audits, self._spend = [], [], {}, [], [], {}
+
+    def _flush(self) -> None:
+        account = self.account
+        _store.flush(
+            account=account,
+            now=self.now,
+            entries=[
+                {
+                    "id": e.pk, "account_id": account.pk, "kind": e.kind, "amount_micros": e.amount_micros,
+                    "balance_after_micros": e.balance_after_micros, "grant_id": e.grant_id, "member_id": e.member_id,
+                    "hold_id": e.hold_id, "transfer_id": e.transfer_id, "staff_user_id": e.staff_user_id,
+                    "stripe_object_id": e.stripe_object_id, "reason": e.reason, "idempotency_key": e.idempotency_key,
+                    "metadata": e.metadata, "created_at": e.created_at,
+                }
+                for e in self._entries
+            ],
+            allocations=[{"entry_id": e, "grant_id": g, "amount_micros": m} for e, g, m in self._allocations],
+            grants=[{"id": g.pk, "remaining_micros": g.remaining_micros} for g in self._touched.values()],
+            events=[
+                {
+                    "id": v.pk, "account_id": account.pk, "member_id": v.member_id, "meter_id": v.meter_id,
+                    "model": v.model, "quantity": v.quantity, "credits_per_unit": v.credits_per_unit,
+                    "credits_micros": v.credits_micros, "billing_mode": v.billing_mode,
+                    "provider_key_id": v.provider_key_id, "workflow_run_id": v.workflow_run_id,
+                    "occurred_at": v.occurred_at, "created_at": v.created_at, "metadata": v.metadata,
+                    "idempotency_key": v.idempotency_key, "request_fingerprint": v.request_fingerprint,
+                    "ledger_entry_id": v.ledger_entry_id, "hold_id": v.hold_id,
+                    "balance_after_micros": v.balance_after_micros,
+                }
+                for v in self._events
+            ],
+            audits=[
+                {
+                    "org_id": a.org_id, "action": a.action, "actor_user_id": a.actor_user_id,
+                    "actor_api_key": a.actor_api_key, "actor_label": a.actor_label, "source": a.source,
+                    "request_id": a.request_id, "ip": a.ip, "data": a.data, "created_at": self.now,
+                }
+                for a in self._audits
+            ],
+            spend=[
+                {"account_id": account.pk, "member_id": member_id, "month": month, "spent_micros": amount}
+                for (member_id, month), amount in self._spend.items()
+            ],
+        )
+
+
+def _lock_and_load(org_id: int, now: datetime, **load: Any) -> _Writer:
+    """Lock the org's account and read what the write decides on, in one round trip:
+    the writer comes back loaded (see `_store.lock_and_load`)."""
+    locked = _store.lock_and_load(org_id, now=now, **load)
+    if locked is None:
+        _lock(org_id)  # creates the account, then locks it
+        locked = _store.lock_and_load(org_id, now=now, **load)
+    account, loaded = locked
+    writer = _Writer(account, now)
+    writer.loaded = loaded
+    writer._entry_ids = loaded.entry_ids
+    return writer
 
 
 def _existing(account: CreditAccount, key: str | None) -> LedgerEntry | None:
@@ -272,6 +309,48 @@ def _positive(amount_micros: int, what: str = "amount") -> int:
 
 def _audit(org_id: int, action: str, actor: Actor, **data: Any) -> None:
     audit_record(org=org_id, action=action, actor=actor, data=data)
+
+
+# --- the strict debit in one statement ------------------------------------------
+
+# The common strict debit runs inside PostgreSQL (usage_ledger_debit in _store):
+# one round trip holds the account lock for one statement and COMMIT. Tests
+# turn this off to run the same cases through the Python writer.
+SERVER_DEBIT = True
+
+
+def _audit_row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "action": event.action, "actor_user_id": event.actor_user_id, "actor_api_key": event.actor_api_key,
+        "actor_label": event.actor_label, "source": event.source, "request_id": event.request_id, "ip": event.ip,
+        "data": event.data,
+    }
+
+
+def server_debit(
+    org_id: int, amount_micros: int, *, now: datetime, entry_key: str | None, member_id: int | None, entry: dict,
+    audit: AuditEvent, plan_code: str | None = None, event: dict | None = None,
+) -> dict[str, Any]:
+    """Run usage_ledger_debit and raise its refusals. Returns its answer: status
+    "ok" (written), "existing_entry"/"existing_event" (a replay), or "fallback"
+    (nothing written: the caller decides with the Python writer)."""
+    args = {
+        "now": now, "entry_key": entry_key, "member_id": member_id, "month": month_start(now), "plan_code": plan_code,
+        "entry": entry, "audit": _audit_row(audit), "event": event,
+    }
+    result = _store.debit(org_id, amount_micros, **args)
+    if result["status"] == "no_account":
+        _lock(org_id)  # creates it
+        result = _store.debit(org_id, amount_micros, **args)
+    status = result["status"]
+    if status == "insufficient_credits":
+        account = result["account"]
+        available = account["balance_micros"] - account["held_micros"]
+        raise InsufficientCredits(balance_micros=account["balance_micros"], available_micros=available,
+                                  required_micros=amount_micros)
+    if status == "spend_limit_reached":
+        raise SpendLimitReached(limit_micros=result["limit"], spent_micros=result["spent"], required_micros=amount_micros)
+    return result
 
 
 # --- credits in -------------------------------------------------------------
@@ -338,7 +417,6 @@ def credits_grant(
 # --- credits out --------------------------------------------------------------
 
 
-@transaction.atomic
 def credits_debit(
     *,
     org: Organization,
@@ -354,20 +432,55 @@ def credits_debit(
 
     Accounts whose plan allows overage are never refused: what the grants do
     not cover becomes debt, billed in arrears.
+
+    Called outside a transaction, the common case is one statement
+    (usage_ledger_debit) and so its own transaction: lock, check, write and
+    commit without a round trip to the client while the lock is held. Inside
+    the caller's transaction it joins that transaction.
     """
     _positive(amount_micros)
-    account = _lock(org.pk)
+    member_id = member.pk if member is not None else None
+    if SERVER_DEBIT:
+        now = timezone.now()
+        result = server_debit(
+            org.pk, amount_micros, now=now, entry_key=idempotency_key, member_id=member_id,
+            entry={"kind": kind, "reason": reason, "metadata": metadata or {}},
+            audit=audit_event_build(org=org.pk, action=f"credits.{kind}", actor=actor,
+                                    data={"amount": credits_str(-amount_micros)}),
+        )
+        if result["status"] == "ok":
+            writer = _Writer.applied(result, now)
+            entry = LedgerEntry(
+                id=result["entry_id"], account=writer.account, kind=kind, amount_micros=-amount_micros,
+                balance_after_micros=result["balance_after"], grant_id=result["grant_id"], member=member,
+                reason=reason, idempotency_key=idempotency_key, metadata=metadata or {}, created_at=now,
+            )
+            entry._state.adding, entry._state.db = False, "default"
+            writer.save()
+            return entry
+        if result["status"] == "existing_entry":
+            existing = result["entry"]
+            if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
+                raise IdempotencyConflict()
+            return LedgerEntry.objects.get(pk=existing["id"])
+        # "fallback": the Python writer decides, under the lock, in a transaction of its own.
+    with transaction.atomic():
+        return _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, metadata, actor)
+
+
+def _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, metadata, actor) -> LedgerEntry:
     member_id = member.pk if member is not None else None
     now = timezone.now()
-    writer = _Writer(account, now)
-    loaded = writer.load(
-        entry_key=idempotency_key, member_ids=[member_id] if member_id else None, month=month_start(now),
+    writer = _lock_and_load(
+        org.pk, now, entries=1, entry_key=idempotency_key, member_ids=[member_id] if member_id else None,
+        month=month_start(now),
     )
-    existing = loaded.existing_entry
+    existing = writer.loaded.existing_entry
     if existing is not None:
         if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
             raise IdempotencyConflict()
         return LedgerEntry.objects.get(pk=existing["id"])
+    account = writer.account
     writer.live_grants()  # writes off expired grants, so the check below sees the true balance
     require_affordable(writer, amount_micros, member_id)
     entry = writer.write(
