@@ -10,3 +10,13 @@ def rate_card(db):
     rates.load_card_data(rates.read_data_file())
     yield rates.current_card()
     rates.clear_cache()
+
+
+@pytest.fixture(params=["in_database", "python_writer"])
+def debit_path(request, monkeypatch):
+    """Run a test through both implementations of the strict debit: the one
+    statement in PostgreSQL (usage_ledger_debit) and the Python writer."""
+    from usage.services import ledger
+
+    monkeypatch.setattr(ledger, "SERVER_DEBIT", request.param == "in_database")
+    return request.param

@@ -14,7 +14,7 @@ from usage.errors import InsufficientCredits, SpendLimitReached
 from usage.models import CreditAccount, GrantSource, LedgerEntry, MemberSpend, UsageEvent
 from usage.services import UsageInput
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("debit_path")]
 
 C = 1_000_000
 THREADS = 12

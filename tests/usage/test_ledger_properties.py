@@ -10,7 +10,7 @@ import time_machine
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
@@ -18,7 +18,7 @@ from billing_project.errors import Conflict, TollgateError
 from tests.factories import OrganizationFactory
 from usage import services
 from usage.errors import InsufficientCredits
-from usage.models import CreditAccount, Grant, GrantSource, HoldStatus, LedgerEntry
+from usage.models import CreditAccount, Grant, GrantSource, HoldStatus, LedgerAllocation, LedgerEntry
 from usage.services import UsageInput, rates
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +160,73 @@ def test_strict_debits_never_take_available_below_zero(db):
         except TollgateError:
             pass
         assert CreditAccount.objects.get(org=org).available_micros >= 0
+
+
+# --- the two implementations of the strict debit agree -------------------------------
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("grant"), amounts, sources, st.one_of(st.none(), st.integers(1, 120))),
+        st.tuples(st.just("debit"), st.integers(1, 30 * C)),
+        st.tuples(st.just("event"), st.sampled_from(["action.small", "action.xl", "compute.seconds"]), st.integers(1, 4)),
+        st.tuples(st.just("replay"), st.integers(0, 5)),
+        st.tuples(st.just("time"), st.integers(1, 90)),
+        st.tuples(st.just("overage"), st.booleans()),
+    ),
+    max_size=25,
+)
+
+
+def _apply(org, ops, start, server: bool):
+    from usage.services import ledger
+
+    ledger.SERVER_DEBIT = server
+    outcomes = []
+    try:
+        minutes = 0
+        for n, op in enumerate(ops):
+            with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
+                try:
+                    if op[0] == "grant":
+                        expires = timezone.now() + timedelta(minutes=op[3]) if op[3] else None
+                        services.credits_grant(org=org, amount_micros=op[1], source=op[2], expires_at=expires)
+                    elif op[0] == "debit":
+                        services.credits_debit(org=org, amount_micros=op[1], idempotency_key=f"d{n}")
+                    elif op[0] == "event":
+                        services.usage_record(org=org, event=UsageInput(f"e{n}", op[1], Decimal(op[2])))
+                    elif op[0] == "replay":
+                        services.credits_debit(org=org, amount_micros=C, idempotency_key=f"r{op[1]}")
+                    elif op[0] == "time":
+                        minutes += op[1]
+                    else:
+                        services.account_set_plan(org=org, plan_code="pro" if op[1] else "free", overage_allowed=op[1])
+                    outcomes.append("ok")
+                except TollgateError as error:
+                    outcomes.append(error.code)
+    finally:
+        ledger.SERVER_DEBIT = True
+    grant_ids = list(Grant.objects.filter(account__org=org).order_by("id").values_list("id", flat=True))
+    number = {f"expiry:{pk}": f"expiry:#{i}" for i, pk in enumerate(grant_ids)}  # ids differ between the orgs
+    entries = [
+        (kind, amount, after, number.get(key, key))
+        for kind, amount, after, key in LedgerEntry.objects.filter(account__org=org).order_by("id").values_list(
+            "kind", "amount_micros", "balance_after_micros", "idempotency_key")
+    ]
+    allocations = list(LedgerAllocation.objects.filter(entry__account__org=org).order_by("entry_id", "id").values_list(
+        "amount_micros", flat=True))
+    grants = list(Grant.objects.filter(account__org=org).order_by("id").values_list("remaining_micros", flat=True))
+    account = CreditAccount.objects.get(org=org)
+    return outcomes, entries, allocations, grants, (account.balance_micros, account.debt_micros, account.held_micros)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=operations)
+def test_the_database_debit_and_the_python_writer_agree(db, ops):
+    start = timezone.now()
+    with transaction.atomic():
+        a, b = OrganizationFactory(), OrganizationFactory()
+        for org in (a, b):
+            services.account_open(org=org)
+        assert _apply(a, ops, start, server=True) == _apply(b, ops, start, server=False)
+        assert services.ledger_reconcile(org_ids=[a.pk, b.pk]) == []
+        transaction.set_rollback(True)

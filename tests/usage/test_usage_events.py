@@ -14,7 +14,7 @@ from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitRea
 from usage.models import BillingMode, CreditAccount, Grant, GrantSource, LedgerEntry, MemberSpend, UsageEvent
 from usage.services import UsageInput, rates
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("debit_path")]
 
 C = 1_000_000
 
