@@ -373,9 +373,12 @@ class BillingMode(models.TextChoices):
 class UsageEvent(models.Model):
     """One metered fact: a quantity of a meter, priced and debited once. Append-only."""
 
-    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="usage_events")
-    member = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+")
+    # Searched by account (and time) only: the other keys carry no index of their own.
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="usage_events", db_index=False)
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+", db_index=False)
     model = models.CharField(max_length=64, blank=True)
     quantity = models.DecimalField(max_digits=30, decimal_places=9)
     credits_per_unit = models.DecimalField(max_digits=24, decimal_places=12, help_text="The rate applied.")

@@ -80,8 +80,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _row_dumps(value: Any) -> str:
+def row_dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+_row_dumps = row_dumps
 
 
 # --- lock and load ------------------------------------------------------------
@@ -432,14 +435,17 @@ def flush(
     entries: list[dict],
     allocations: list[dict],
     grants: list[dict],
-    events: list[dict],
+    events: list[str],
     audits: list[dict],
     spend: list[dict],
 ) -> None:
     """Write everything one locked write decided, in one statement."""
     payload = {
+        "events": "__EVENTS__",  # first, so the placeholder below is the first match
         "account_id": account.pk, "balance_micros": account.balance_micros, "debt_micros": account.debt_micros,
         "held_micros": account.held_micros, "updated_at": now, "entries": entries, "allocations": allocations,
-        "grants": grants, "events": events, "audits": audits, "spend": spend,
+        "grants": grants, "audits": audits, "spend": spend,
     }
-    _one(FLUSH_SQL, [_row_dumps(payload)])
+    # Usage events arrive as JSON rows already (rendered before the lock); splice them in.
+    body = _row_dumps(payload).replace('"__EVENTS__"', "[" + ",".join(events) + "]", 1)
+    _one(FLUSH_SQL, [body])

@@ -16,6 +16,7 @@ default such as occurred_at = now is not part of it).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +28,8 @@ from django.utils import timezone
 
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership
-from usage.errors import IdempotencyConflict
-from usage.models import BillingMode, CreditAccount, EntryKind, Hold, ProviderKey, UsageEvent
+from usage.errors import IdempotencyConflict, InsufficientCredits
+from usage.models import BillingMode, CreditAccount, EntryKind, Hold, Meter, ProviderKey, UsageEvent
 from orgs.services import audit_event_build
 from usage.services import _store, ledger
 from usage.services.ledger import (
@@ -72,11 +73,39 @@ class UsageInput:
     def fingerprint(self) -> str:
         quantity = self.quantity.normalize() if isinstance(self.quantity, Decimal) else self.quantity
         parts = [
-            self.meter, str(quantity), self.model, self.member.pk if self.member else None,
-            self.member_email.lower() if self.member_email else "", self.provider_key_id, self.workflow_run_id,
-            self.occurred_at.isoformat() if self.occurred_at else None, self.metadata,
+            self.meter, str(quantity), self.model, str(self.member.pk) if self.member else "",
+            self.member_email.lower() if self.member_email else "", str(self.provider_key_id or ""),
+            self.workflow_run_id, self.occurred_at.isoformat() if self.occurred_at else "",
+            json.dumps(self.metadata, sort_keys=True, default=str) if self.metadata else "",
         ]
-        return hashlib.sha256(_store.dumps(parts).encode()).hexdigest()
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class RecordedEvent:
+    """A usage event as `usage_record_batch` and captures record it: the row's fields
+    without a model instance (a batch makes a thousand). Replays carry the UsageEvent."""
+
+    pk: int
+    idempotency_key: str
+    meter: Meter
+    model: str
+    quantity: Decimal
+    credits_per_unit: Decimal
+    credits_micros: int
+    billing_mode: str
+    provider_key_id: int | None
+    member: User | None
+    workflow_run_id: str
+    hold_id: int | None
+    ledger_entry_id: int | None
+    occurred_at: datetime
+    balance_after_micros: int
+    metadata: dict
+
+    @property
+    def member_id(self) -> int | None:
+        return self.member.pk if self.member is not None else None
 
 
 @dataclass
@@ -96,7 +125,7 @@ class BatchItem:
     index: int
     idempotency_key: str
     status: str  # recorded | replayed | refused
-    event: UsageEvent | None = None
+    event: UsageEvent | RecordedEvent | None = None
     error: TollgateError | None = None
 
 
@@ -107,6 +136,10 @@ class _Prepared:
     member: User | None = None
     provider_key: ProviderKey | None = None
     error: TollgateError | None = None
+    # priced before the lock, on the plan the org was last seen on
+    priced: tuple | None = None
+    plan: str = ""
+    row: str = ""  # the event's JSON fields but id, account, entry and balance after
 
 
 def _prepare(org: Organization, inputs: list[UsageInput]) -> list[_Prepared]:
@@ -184,32 +217,46 @@ def _price(p: _Prepared, plan_code: str, now: datetime) -> tuple[Price, str, Dec
     return price, mode, per_unit, charge
 
 
-def _event(writer: _Writer, p: _Prepared, price: Price, mode: str, per_unit: Decimal, charge: int, *,
-           entry=None, hold: Hold | None = None) -> UsageEvent:
+def _price_all(prepared: list[_Prepared], plan: str, now: datetime) -> None:
+    """Price each valid event on `plan` and pre-render its row, outside the lock."""
+    for p in prepared:
+        if p.error is not None:
+            continue
+        try:
+            p.priced = _price(p, plan, now)
+        except TollgateError as error:
+            p.error = error
+            continue
+        p.plan = plan
+        price, mode, per_unit, charge = p.priced
+        item = p.input
+        p.row = _store.row_dumps({
+            "member_id": p.member.pk if p.member is not None else None, "meter_id": price.meter.pk,
+            "model": item.model, "quantity": str(item.quantity), "credits_per_unit": str(per_unit),
+            "credits_micros": charge, "billing_mode": mode,
+            "provider_key_id": p.provider_key.pk if p.provider_key is not None else None,
+            "workflow_run_id": item.workflow_run_id, "occurred_at": (item.occurred_at or now).isoformat(),
+            "created_at": now.isoformat(), "metadata": item.metadata, "idempotency_key": item.idempotency_key,
+            "request_fingerprint": p.fingerprint,
+        })[1:-1]
+
+
+def _event(writer: _Writer, p: _Prepared, *, entry_id: int | None, balance_after_micros: int,
+           hold: Hold | None = None) -> RecordedEvent:
+    """Queue the event's row (completed with its id, entry and balance after) and return its record."""
+    price, mode, per_unit, charge = p.priced
     item = p.input
-    event = UsageEvent(
-        id=writer.loaded.event_ids.pop(0),
-        account=writer.account,
-        member=p.member,
-        meter=price.meter,
-        model=item.model,
-        quantity=item.quantity,
-        credits_per_unit=per_unit,
-        credits_micros=charge,
-        balance_after_micros=writer.account.balance_micros,
-        billing_mode=mode,
-        provider_key=p.provider_key,
-        workflow_run_id=item.workflow_run_id,
-        occurred_at=item.occurred_at or writer.now,
-        created_at=writer.now,
-        metadata=item.metadata,
-        idempotency_key=item.idempotency_key,
-        request_fingerprint=p.fingerprint,
-        ledger_entry=entry,
-        hold=hold,
+    event_id = writer.loaded.event_ids.pop(0)
+    writer.event(
+        f'{{"id":{event_id},"account_id":{writer.account.pk},"ledger_entry_id":{entry_id or "null"},'
+        f'"hold_id":{hold.pk if hold is not None else "null"},"balance_after_micros":{balance_after_micros},{p.row}}}'
     )
-    writer.event(event)
-    return event
+    return RecordedEvent(
+        event_id, item.idempotency_key, price.meter, item.model, item.quantity, per_unit, charge, mode,
+        p.provider_key.pk if p.provider_key is not None else None, p.member, item.workflow_run_id,
+        hold.pk if hold is not None else None, entry_id, item.occurred_at or writer.now, balance_after_micros,
+        item.metadata,
+    )
 
 
 def _replays(account: CreditAccount, keys: list[str]) -> dict[str, UsageEvent]:
@@ -218,19 +265,35 @@ def _replays(account: CreditAccount, keys: list[str]) -> dict[str, UsageEvent]:
 
 
 def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[BatchItem]:
+    """Decide each event in order under one account lock, then debit what was
+    recorded as one ledger entry (allocated across grants in burn order) and
+    write it all in one statement. Each event keeps its own charge and the
+    balance right after it; the entry's amount is their sum.
+
+    Everything per event that does not depend on the balance (checks, pricing
+    on the plan last seen, the row's JSON) happens before the lock, so the
+    lock is held for the decisions and one statement."""
     prepared = _prepare(org, inputs)
     now = timezone.now()
+    _price_all(prepared, _plan_hint(org.pk), now)
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
     member_ids = sorted({p.member.pk for p in prepared if p.member is not None and p.error is None})
     writer = _lock_and_load(
-        org.pk, now, entries=len(keys), events=len(keys), event_keys=keys, member_ids=member_ids or None,
+        org.pk, now, entries=1, events=len(keys), event_keys=keys, member_ids=member_ids or None,
         month=month_start(now),
     )
     account, loaded = writer.account, writer.loaded
+    if any(p.plan != account.plan_code for p in prepared if p.error is None):
+        _plan_hints.pop(org.pk, None)
+        _price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
     writer.live_grants()
+    strict = not account.overage_allowed
+    entry_id = writer.next_entry_id()
     results: list[BatchItem] = []
-    seen: dict[str, tuple[str, UsageEvent]] = {}
+    seen: dict[str, tuple[str, RecordedEvent]] = {}
     replayed: list[BatchItem] = []
+    charged: list[RecordedEvent] = []
+    members: set[int | None] = set()
     total = 0
     for index, p in enumerate(prepared):
         key = p.input.idempotency_key
@@ -254,25 +317,37 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
                 else:
                     replayed.append(item)
             continue
-        try:
-            price, mode, per_unit, charge = _price(p, account.plan_code, now)
-            member_id = p.member.pk if p.member is not None else None
-            entry = None
-            if charge:
-                require_affordable(writer, charge, member_id)
-                entry = writer.write(
-                    EntryKind.USAGE, -charge, writer.take(charge), member=p.member,
-                    idempotency_key=f"usage:{key}", reason=f"{p.input.quantity.normalize():f} {price.meter.unit} of {price.meter.code}"[:500],
-                )
-                writer.spend(member_id, charge)
-                total += charge
-        except TollgateError as error:
-            item.error = error
-            continue
+        charge = p.priced[3]
+        member_id = p.member.pk if p.member is not None else None
+        if charge:
+            try:
+                available = account.available_micros - total
+                if strict and charge > available:
+                    raise InsufficientCredits(
+                        balance_micros=account.balance_micros - total, available_micros=available, required_micros=charge,
+                    )
+                require_affordable(writer, charge, member_id, strict=False)  # the member's cap
+            except TollgateError as error:
+                item.error = error
+                continue
+            writer.spend(member_id, charge)
+            total += charge
         item.status = "recorded"
-        item.event = _event(writer, p, price, mode, per_unit, charge, entry=entry)
+        item.event = _event(writer, p, entry_id=entry_id if charge else None,
+                            balance_after_micros=account.balance_micros - total)
+        if charge:
+            charged.append(item.event)
+            members.add(member_id)
         seen[key] = (p.fingerprint, item.event)
     recorded = [r for r in results if r.status == "recorded"]
+    if total:
+        single = len(recorded) == 1
+        writer.write(
+            EntryKind.USAGE, -total, writer.take(total), id=entry_id,
+            member=charged[0].member if len(members) == 1 else None,
+            idempotency_key=f"usage:{recorded[0].idempotency_key}" if single else f"usage-batch:{charged[0].pk}",
+            reason=(_reason(charged[0]) if single else f"{len(charged)} usage events")[:500],
+        )
     if recorded:
         writer.audit(
             "usage.recorded", actor, events=len(recorded), amount=credits_str(-total),
@@ -287,6 +362,10 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
         for r in replayed:
             r.event = originals[r.idempotency_key]
     return results
+
+
+def _reason(event: UsageEvent) -> str:
+    return f"{event.quantity.normalize():f} {event.meter.unit} of {event.meter.code}"
 
 
 # The plan an org was last seen on, to price a single event before the lock;
@@ -312,7 +391,7 @@ def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> Re
     price, mode, per_unit, charge = _price(p, plan, now)
     item = p.input
     member_id = p.member.pk if p.member is not None else None
-    reason = f"{item.quantity.normalize():f} {price.meter.unit} of {price.meter.code}"[:500]
+    reason = f"{item.quantity.normalize():f} {price.meter.unit} of {price.meter.code}"[:500]  # as _reason()
     row = {
         "member_id": member_id, "meter_id": price.meter.pk, "model": item.model, "quantity": item.quantity,
         "credits_per_unit": per_unit, "billing_mode": mode,
@@ -366,7 +445,10 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
         (result,) = _record(org, [event], actor)
         if result.error is not None:
             raise result.error
-    return RecordedUsage(result.event, replayed=result.status == "replayed")
+    recorded = result.event
+    if not isinstance(recorded, UsageEvent):
+        recorded = UsageEvent.objects.select_related("meter", "member").get(pk=recorded.pk)
+    return RecordedUsage(recorded, replayed=result.status == "replayed")
 
 
 @transaction.atomic
@@ -395,16 +477,22 @@ def hold_capture_events(
             raise p.error
     account, hold = _locked_hold(org, hold_id)
     now = timezone.now()
-    priced = [_price(p, account.plan_code, now) for p in prepared]
-    total = sum(charge for _price_, _mode, _unit, charge in priced)
+    _price_all(prepared, account.plan_code, now)
+    for p in prepared:
+        if p.error is not None:
+            raise p.error
+    total = sum(p.priced[3] for p in prepared)
     if hold.status != "captured":
         keys = [p.input.idempotency_key for p in prepared]
         if len(set(keys)) != len(keys) or UsageEvent.objects.filter(account=account, idempotency_key__in=keys).exists():
             raise IdempotencyConflict("An idempotency key of these events was already used.")
 
     def queue(writer: _Writer, entry) -> None:
-        for p, (price, mode, per_unit, charge) in zip(prepared, priced):
-            _event(writer, p, price, mode, per_unit, charge, entry=entry, hold=hold)
+        balance = writer.account.balance_micros + total
+        for p in prepared:
+            balance -= p.priced[3]
+            _event(writer, p, entry_id=entry.pk if entry is not None and p.priced[3] else None,
+                   balance_after_micros=balance, hold=hold)
 
     hold, _entry = capture_locked(
         account, hold, total, actor=actor, events=len(prepared), queue_events=queue,

@@ -116,7 +116,7 @@ class _Writer:
         self._entries: list[LedgerEntry] = []
         self._allocations: list[tuple[int, int, int]] = []
         self._touched: dict[int, Grant] = {}
-        self._events: list[UsageEvent] = []
+        self._events: list[str] = []
         self._audits: list[AuditEvent] = []
         self._spend: dict[tuple[int, date], int] = {}
         self.server_applied = False
@@ -176,8 +176,9 @@ class _Writer:
         account.debt_micros -= amount_micros - backed
         fields.setdefault("grant", allocations[0][0] if len(allocations) == 1 else None)
         fields.setdefault("metadata", {})
+        fields.setdefault("id", None)
         entry = LedgerEntry(
-            id=self._next_id(),
+            id=fields.pop("id") or self._next_id(),
             account=account,
             kind=kind,
             amount_micros=amount_micros,
@@ -192,9 +193,13 @@ class _Writer:
             self._allocations.append((entry.pk, grant.pk, part))
         return entry
 
-    def event(self, event: UsageEvent) -> None:
-        """Queue a usage event (its id drawn by `load(events=...)`)."""
-        self._events.append(event)
+    def event(self, row_json: str) -> None:
+        """Queue a usage event's row, as a JSON object (see usage.services.events._event)."""
+        self._events.append(row_json)
+
+    def next_entry_id(self) -> int:
+        """Draw the id of an entry about to be written (to reference it before `write`)."""
+        return self._next_id()
 
     def spend(self, member_id: int | None, amount_micros: int) -> None:
         """Count a debit towards a member's month (see MemberSpend)."""
@@ -229,9 +234,9 @@ class _Writer:
         account.updated_at = self.now
         if extra_fields:
             account.save(update_fields=list(extra_fields))
-        for row in (*self._entries, *self._events):
-            row._state.adding = False
-            row._state.db = "default"
+        for entry in self._entries:
+            entry._state.adding = False
+            entry._state.db = "default"
         self._entries, self._allocations, self._touched, self._events, self._audits, self._spend = [], [], {}, [], [], {}
 
     def _flush(self) -> None:
@@ -251,19 +256,7 @@ class _Writer:
             ],
             allocations=[{"entry_id": e, "grant_id": g, "amount_micros": m} for e, g, m in self._allocations],
             grants=[{"id": g.pk, "remaining_micros": g.remaining_micros} for g in self._touched.values()],
-            events=[
-                {
-                    "id": v.pk, "account_id": account.pk, "member_id": v.member_id, "meter_id": v.meter_id,
-                    "model": v.model, "quantity": v.quantity, "credits_per_unit": v.credits_per_unit,
-                    "credits_micros": v.credits_micros, "billing_mode": v.billing_mode,
-                    "provider_key_id": v.provider_key_id, "workflow_run_id": v.workflow_run_id,
-                    "occurred_at": v.occurred_at, "created_at": v.created_at, "metadata": v.metadata,
-                    "idempotency_key": v.idempotency_key, "request_fingerprint": v.request_fingerprint,
-                    "ledger_entry_id": v.ledger_entry_id, "hold_id": v.hold_id,
-                    "balance_after_micros": v.balance_after_micros,
-                }
-                for v in self._events
-            ],
+            events=self._events,
             audits=[
                 {
                     "org_id": a.org_id, "action": a.action, "actor_user_id": a.actor_user_id,
@@ -967,4 +960,14 @@ def ledger_reconcile(*, org_ids: list[int] | None = None) -> list[Mismatch]:
     for grant in drifted:
         org = grant.account.org
         mismatches.append(Mismatch(org.pk, org.slug, f"grant {grant.pk} remaining", grant.remaining_micros, grant.allocated))
+    # An entry that debits usage events (a batch, a capture) debits exactly their charges.
+    unmatched = (
+        LedgerEntry.objects.filter(account__in=account_ids, usage_events__isnull=False)
+        .annotate(charged=Sum("usage_events__credits_micros"))
+        .exclude(amount_micros=-F("charged"))
+        .select_related("account__org")
+    )
+    for entry in unmatched:
+        org = entry.account.org
+        mismatches.append(Mismatch(org.pk, org.slug, f"entry {entry.pk} vs its usage events", -entry.amount_micros, entry.charged))
     return mismatches
