@@ -2,8 +2,9 @@
 
 (b) usage events per second through POST /api/v1/usage/events/batch (1,000 events a request);
 (c) p50/p99 and requests per second at 32 concurrent clients of GET /api/v1/balance and of
-    POST /api/v1/usage/events (one event), against a bare DRF endpoint that reads one row by
-    primary key (no authentication, permission or throttle) served by the same gunicorn;
+    POST /api/v1/usage/events (one event; all for one organization, then spread over 32, one
+    API key each), against a bare DRF endpoint that reads one row by primary key (no
+    authentication, permission or throttle) served by the same gunicorn;
 (d) GET /api/v1/balance latency on an account with 10^3 ledger entries and one with 10^6.
 
     apt-get install wrk
@@ -141,6 +142,7 @@ def main() -> None:
     (hot,) = bench_orgs("bench-http", 1)
     small, large = bench_orgs("bench-d", 2)
     key = api_key(hot)
+    spread_keys = [api_key(org_id) for org_id in bench_orgs("bench-http-orgs", 32)] if "c" in only else []
     if "d" in only:
         seed_entries(small, 1_000)
         seed_entries(large, 1_000_000)
@@ -166,7 +168,10 @@ def main() -> None:
             balance = wrk(f"{base}/api/v1/balance", connections=32, seconds=args.seconds, script="wrk_get.lua", args=[key])
             show("GET /api/v1/balance", balance, bare)
             event = wrk(base, connections=32, seconds=args.seconds, script="wrk_event.lua", args=[key, f"one{run}"])
-            show("POST /api/v1/usage/events", event, bare)
+            show("POST /api/v1/usage/events, 1 org", event, bare)
+            spread = wrk(base, connections=32, seconds=args.seconds, script="wrk_event_orgs.lua",
+                         args=[f"orgs{run}", *spread_keys])
+            show("POST /api/v1/usage/events, 32 orgs", spread, bare)
 
         if "b" in only:
             print("(b) batch endpoint, 1,000 events per request")

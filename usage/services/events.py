@@ -30,7 +30,7 @@ from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership
 from usage.errors import IdempotencyConflict, InsufficientCredits
 from usage.models import BillingMode, CreditAccount, EntryKind, Hold, Meter, ProviderKey, UsageEvent
-from orgs.services import audit_event_build
+from orgs.services import audit_fields
 from usage.services import _store, ledger
 from usage.services.ledger import (
     _lock_and_load,
@@ -402,7 +402,7 @@ def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> Re
     result = server_debit(
         org.pk, charge, now=now, entry_key=f"usage:{item.idempotency_key}" if charge else None, member_id=member_id,
         entry={"kind": EntryKind.USAGE, "reason": reason, "metadata": {}}, plan_code=plan, event=row,
-        audit=audit_event_build(org=org.pk, action="usage.recorded", actor=actor, data={
+        audit=audit_fields(org=org.pk, action="usage.recorded", actor=actor, data={
             "events": 1, "amount": credits_str(-charge), "idempotency_key": item.idempotency_key}),
     )
     status = result["status"]

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from orgs.models import AuditEvent
-from orgs.services import audit_event_build, audit_record
+from orgs.services import audit_event_build, audit_fields, audit_record
 from usage.services import _store
 from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import (
@@ -312,24 +312,16 @@ def _audit(org_id: int, action: str, actor: Actor, **data: Any) -> None:
 SERVER_DEBIT = True
 
 
-def _audit_row(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "action": event.action, "actor_user_id": event.actor_user_id, "actor_api_key": event.actor_api_key,
-        "actor_label": event.actor_label, "source": event.source, "request_id": event.request_id, "ip": event.ip,
-        "data": event.data,
-    }
-
-
 def server_debit(
     org_id: int, amount_micros: int, *, now: datetime, entry_key: str | None, member_id: int | None, entry: dict,
-    audit: AuditEvent, plan_code: str | None = None, event: dict | None = None,
+    audit: dict[str, Any], plan_code: str | None = None, event: dict | None = None,
 ) -> dict[str, Any]:
     """Run usage_ledger_debit and raise its refusals. Returns its answer: status
     "ok" (written), "existing_entry"/"existing_event" (a replay), or "fallback"
     (nothing written: the caller decides with the Python writer)."""
     args = {
         "now": now, "entry_key": entry_key, "member_id": member_id, "month": month_start(now), "plan_code": plan_code,
-        "entry": entry, "audit": _audit_row(audit), "event": event,
+        "entry": entry, "audit": audit, "event": event,
     }
     result = _store.debit(org_id, amount_micros, **args)
     if result["status"] == "no_account":
@@ -438,8 +430,8 @@ def credits_debit(
         result = server_debit(
             org.pk, amount_micros, now=now, entry_key=idempotency_key, member_id=member_id,
             entry={"kind": kind, "reason": reason, "metadata": metadata or {}},
-            audit=audit_event_build(org=org.pk, action=f"credits.{kind}", actor=actor,
-                                    data={"amount": credits_str(-amount_micros)}),
+            audit=audit_fields(org=org.pk, action=f"credits.{kind}", actor=actor,
+                               data={"amount": credits_str(-amount_micros)}),
         )
         if result["status"] == "ok":
             writer = _Writer.applied(result, now)
