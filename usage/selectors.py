@@ -216,3 +216,54 @@ def estimate(
             item["meter"], item.get("model", ""), low, high, per_unit, charge_micros(low, per_unit), charge_micros(high, per_unit),
         ))
     return Estimate(workflow, lines, catalog["usd_per_credit"])
+
+
+# --- provider keys and member caps (for the pages) -----------------------------------
+
+
+def provider_keys(org: Organization, *, include_revoked: bool = False) -> QuerySet:
+    """The org's registered provider keys, newest first."""
+    from usage.models import ProviderKey
+
+    keys = ProviderKey.objects.filter(org=org)
+    if not include_revoked:
+        keys = keys.filter(revoked_at__isnull=True)
+    return keys.order_by("-created_at")
+
+
+@dataclass(frozen=True)
+class MemberSpendRow:
+    member_id: int
+    email: str
+    role: str
+    spent_micros: int
+    held_micros: int
+    limit_micros: int | None
+
+    @property
+    def remaining_micros(self) -> int | None:
+        if self.limit_micros is None:
+            return None
+        return max(self.limit_micros - self.spent_micros - self.held_micros, 0)
+
+
+def member_spend(org: Organization, *, month=None) -> list[MemberSpendRow]:
+    """Each member's spend this calendar month (UTC), open holds and monthly cap."""
+    from django.utils import timezone
+
+    from orgs.models import Membership
+    from usage.models import Hold, HoldStatus, MemberSpend, MemberSpendLimit
+    from usage.services.ledger import month_start
+
+    month = month or month_start(timezone.now())
+    spent = dict(MemberSpend.objects.filter(account__org=org, month=month).values_list("member_id", "spent_micros"))
+    held = dict(
+        Hold.objects.filter(account__org=org, status=HoldStatus.OPEN, member__isnull=False)
+        .values("member_id").annotate(total=Sum("amount_micros")).values_list("member_id", "total")
+    )
+    limits = dict(MemberSpendLimit.objects.filter(account__org=org).values_list("member_id", "monthly_limit_micros"))
+    rows = Membership.objects.filter(org=org).select_related("user").order_by("created_at")
+    return [
+        MemberSpendRow(m.user_id, m.user.email, m.role, spent.get(m.user_id, 0), held.get(m.user_id, 0), limits.get(m.user_id))
+        for m in rows
+    ]
