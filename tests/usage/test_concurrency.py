@@ -11,7 +11,13 @@ from billing_project.errors import TollgateError
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from usage import services
 from usage.errors import InsufficientCredits, SpendLimitReached
-from usage.models import CreditAccount, GrantSource, LedgerEntry, MemberSpend, UsageEvent
+from usage.models import (
+    CreditAccount,
+    GrantSource,
+    LedgerEntry,
+    MemberSpend,
+    UsageEvent,
+)
 from usage.services import UsageInput
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("debit_path")]

@@ -18,7 +18,14 @@ from billing_project.errors import Conflict, TollgateError
 from tests.factories import OrganizationFactory
 from usage import services
 from usage.errors import InsufficientCredits
-from usage.models import CreditAccount, Grant, GrantSource, HoldStatus, LedgerAllocation, LedgerEntry
+from usage.models import (
+    CreditAccount,
+    Grant,
+    GrantSource,
+    HoldStatus,
+    LedgerAllocation,
+    LedgerEntry,
+)
 from usage.services import UsageInput, rates
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,15 @@ from billing_project.errors import InvalidRequest, NotFound, PermissionDenied
 from orgs.models import AuditEvent
 from usage import services
 from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
-from usage.models import BillingMode, CreditAccount, Grant, GrantSource, LedgerEntry, MemberSpend, UsageEvent
+from usage.models import (
+    BillingMode,
+    CreditAccount,
+    Grant,
+    GrantSource,
+    LedgerEntry,
+    MemberSpend,
+    UsageEvent,
+)
 from usage.services import UsageInput, rates
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("debit_path")]

@@ -28,9 +28,17 @@ from django.utils import timezone
 
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership
-from usage.errors import IdempotencyConflict, InsufficientCredits
-from usage.models import BillingMode, CreditAccount, EntryKind, Hold, Meter, ProviderKey, UsageEvent
 from orgs.services import audit_fields
+from usage.errors import IdempotencyConflict, InsufficientCredits
+from usage.models import (
+    BillingMode,
+    CreditAccount,
+    EntryKind,
+    Hold,
+    Meter,
+    ProviderKey,
+    UsageEvent,
+)
 from usage.services import _store, ledger
 from usage.services.ledger import (
     _lock_and_load,

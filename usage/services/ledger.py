@@ -26,7 +26,6 @@ from django.utils import timezone
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from orgs.models import AuditEvent
 from orgs.services import audit_event_build, audit_fields, audit_record
-from usage.services import _store
 from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import (
     DEFAULT_PRIORITY,
@@ -39,8 +38,8 @@ from usage.models import (
     HoldStatus,
     LedgerEntry,
     Transfer,
-    UsageEvent,
 )
+from usage.services import _store
 from usage.units import credits_str
 
 if TYPE_CHECKING:
