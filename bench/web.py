@@ -116,6 +116,20 @@ def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
+def _merge(figures: list[dict]) -> dict:
+    """Mean req/s over rounds; median of each round's p50 and p99."""
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    return {
+        "rps": sum(f["rps"] for f in figures) / len(figures),
+        "p50": median([f["p50"] for f in figures]),
+        "p99": median([f["p99"] for f in figures]),
+        "bad": sum(f["bad"] for f in figures),
+        "non2xx": sum(f["non2xx"] for f in figures),
+    }
+
+
 def show(label: str, f: dict, base: dict | None = None) -> None:
     line = f"{label:<34} {f['rps']:9.0f} req/s   p50 {f['p50']:7.2f} ms   p99 {f['p99']:7.2f} ms"
     if base:
@@ -131,6 +145,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--port", type=int, default=8931)
+    parser.add_argument("--rounds", type=int, default=3, help="(c): interleaved rounds per endpoint")
     parser.add_argument("--only", choices=["b", "c", "d"], nargs="*")
     args = parser.parse_args()
     only = set(args.only or ["b", "c", "d"])
@@ -162,16 +177,25 @@ def main() -> None:
         wrk(f"{base}/bench/bare/{hot_account}", connections=32, seconds=2, script="wrk_get.lua", args=[key])
 
         if "c" in only:
-            print("(c) 32 concurrent clients")
-            bare = wrk(f"{base}/bench/bare/{hot_account}", connections=32, seconds=args.seconds, script="wrk_get.lua", args=[key])
-            show("bare DRF, one row by pk", bare)
-            balance = wrk(f"{base}/api/v1/balance", connections=32, seconds=args.seconds, script="wrk_get.lua", args=[key])
-            show("GET /api/v1/balance", balance, bare)
-            event = wrk(base, connections=32, seconds=args.seconds, script="wrk_event.lua", args=[key, f"one{run}"])
-            show("POST /api/v1/usage/events, 1 org", event, bare)
-            spread = wrk(base, connections=32, seconds=args.seconds, script="wrk_event_orgs.lua",
-                         args=[f"orgs{run}", *spread_keys])
-            show("POST /api/v1/usage/events, 32 orgs", spread, bare)
+            # Interleaved rounds: on a shared machine the load changes within a
+            # minute, so every endpoint is measured in every round, back to back.
+            print(f"(c) 32 concurrent clients, {args.rounds} interleaved rounds of {args.seconds // args.rounds} s")
+            runs: dict[str, list[dict]] = {"bare": [], "balance": [], "event": [], "spread": []}
+            slice_ = max(1, args.seconds // args.rounds)
+            for r in range(args.rounds):
+                runs["bare"].append(wrk(f"{base}/bench/bare/{hot_account}", connections=32, seconds=slice_,
+                                        script="wrk_get.lua", args=[key]))
+                runs["balance"].append(wrk(f"{base}/api/v1/balance", connections=32, seconds=slice_,
+                                           script="wrk_get.lua", args=[key]))
+                runs["event"].append(wrk(base, connections=32, seconds=slice_, script="wrk_event.lua",
+                                         args=[key, f"one{run}{r}"]))
+                runs["spread"].append(wrk(base, connections=32, seconds=slice_, script="wrk_event_orgs.lua",
+                                          args=[f"orgs{run}{r}", *spread_keys]))
+            merged = {name: _merge(figures) for name, figures in runs.items()}
+            show("bare DRF, one row by pk", merged["bare"])
+            show("GET /api/v1/balance", merged["balance"], merged["bare"])
+            show("POST /api/v1/usage/events, 1 org", merged["event"], merged["bare"])
+            show("POST /api/v1/usage/events, 32 orgs", merged["spread"], merged["bare"])
 
         if "b" in only:
             print("(b) batch endpoint, 1,000 events per request")
