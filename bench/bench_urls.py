@@ -4,6 +4,7 @@ HTTP figures are compared with."""
 
 from django.urls import path
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from billing_project.urls import urlpatterns as real_urlpatterns
@@ -20,4 +21,17 @@ class BareView(APIView):
         return Response({"id": pk, "balance_micros": str(balance)})
 
 
-urlpatterns = [path("bench/bare/<int:pk>", BareView.as_view()), *real_urlpatterns]
+class BareAuthView(BareView):
+    """The same read behind the API's own key authentication, scope check and
+    rate limit: what any authenticated endpoint pays before its own work."""
+
+    authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
+    permission_classes = api_settings.DEFAULT_PERMISSION_CLASSES
+    throttle_classes = api_settings.DEFAULT_THROTTLE_CLASSES
+
+
+urlpatterns = [
+    path("bench/bare/<int:pk>", BareView.as_view()),
+    path("bench/bare-auth/<int:pk>", BareAuthView.as_view()),
+    *real_urlpatterns,
+]

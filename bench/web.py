@@ -180,11 +180,13 @@ def main() -> None:
             # Interleaved rounds: on a shared machine the load changes within a
             # minute, so every endpoint is measured in every round, back to back.
             print(f"(c) 32 concurrent clients, {args.rounds} interleaved rounds of {args.seconds // args.rounds} s")
-            runs: dict[str, list[dict]] = {"bare": [], "balance": [], "event": [], "spread": []}
+            runs: dict[str, list[dict]] = {"bare": [], "bare_auth": [], "balance": [], "event": [], "spread": []}
             slice_ = max(1, args.seconds // args.rounds)
             for r in range(args.rounds):
                 runs["bare"].append(wrk(f"{base}/bench/bare/{hot_account}", connections=32, seconds=slice_,
                                         script="wrk_get.lua", args=[key]))
+                runs["bare_auth"].append(wrk(f"{base}/bench/bare-auth/{hot_account}", connections=32, seconds=slice_,
+                                             script="wrk_get.lua", args=[key]))
                 runs["balance"].append(wrk(f"{base}/api/v1/balance", connections=32, seconds=slice_,
                                            script="wrk_get.lua", args=[key]))
                 runs["event"].append(wrk(base, connections=32, seconds=slice_, script="wrk_event.lua",
@@ -193,6 +195,7 @@ def main() -> None:
                                           args=[f"orgs{run}{r}", *spread_keys]))
             merged = {name: _merge(figures) for name, figures in runs.items()}
             show("bare DRF, one row by pk", merged["bare"])
+            show("same, behind API key auth + limit", merged["bare_auth"], merged["bare"])
             show("GET /api/v1/balance", merged["balance"], merged["bare"])
             show("POST /api/v1/usage/events, 1 org", merged["event"], merged["bare"])
             show("POST /api/v1/usage/events, 32 orgs", merged["spread"], merged["bare"])
