@@ -5,7 +5,7 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from usage.services.rates import load_card_data, read_data_file
+    from usage.rate_card import load_card_data, read_data_file
 
     load_card_data(read_data_file(), meter_model=apps.get_model("usage", "Meter"), rate_model=apps.get_model("usage", "Rate"))
 

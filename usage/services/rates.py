@@ -12,58 +12,20 @@ price edit applies everywhere within seconds without a query per event.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from django.db import transaction
 
 from billing_project.errors import InvalidRequest
 from orgs.services import audit_record
 from usage.models import Meter, MeterCategory, Rate
+from usage.rate_card import DATA_FILE, load_card_data, rate_credits_per_unit, read_data_file  # noqa: F401
 
-DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "rate_card.json"
 CARD_TTL = 5.0
-
-
-def read_data_file(path: Path | str = DATA_FILE) -> dict[str, Any]:
-    # parse_float=Decimal: a price never passes through a binary float.
-    return json.loads(Path(path).read_text(), parse_float=Decimal)
-
-
-def rate_credits_per_unit(rate: dict[str, Any], data: dict[str, Any]) -> Decimal:
-    if "credits_per_unit" in rate:
-        return Decimal(str(rate["credits_per_unit"]))
-    usd = Decimal(str(rate["provider_usd_per_unit"]))
-    margin = Decimal(str(rate.get("margin", data["margin"])))
-    return usd * margin / Decimal(str(data["usd_per_credit"]))
-
-
-def load_card_data(data: dict[str, Any], *, meter_model=Meter, rate_model=Rate) -> tuple[int, int]:
-    """Create or update every meter and rate of `data`. Takes the model classes so
-    the data migration can pass its historical models. Rows not in the file stay."""
-    meters = {}
-    for m in data["meters"]:
-        meter, _ = meter_model.objects.update_or_create(
-            code=m["code"],
-            defaults={"name": m["name"], "unit": m["unit"], "category": m["category"], "description": m.get("description", "")},
-        )
-        meters[m["code"]] = meter
-    for r in data["rates"]:
-        rate_model.objects.update_or_create(
-            meter=meters[r["meter"]], model=r.get("model", ""), plan_code=r.get("plan", ""),
-            defaults={
-                "credits_per_unit": rate_credits_per_unit(r, data),
-                "provider": r.get("provider", ""),
-                "provider_usd_per_unit": Decimal(str(r["provider_usd_per_unit"])) if "provider_usd_per_unit" in r else None,
-                "note": r.get("note", "")[:300],
-            },
-        )
-    return len(data["meters"]), len(data["rates"])
 
 
 @transaction.atomic
