@@ -20,4 +20,6 @@ urlpatterns = [
     path("estimates", usage_api.EstimateView.as_view(), name="estimates"),
     path("ledger", usage_api.LedgerView.as_view(), name="ledger"),
     path("transfers", usage_api.TransferView.as_view(), name="transfers"),
+    path("provider-keys", usage_api.ProviderKeysView.as_view(), name="provider-keys"),
+    path("provider-keys/<int:key_id>/revoke", usage_api.ProviderKeyRevokeView.as_view(), name="provider-key-revoke"),
 ]

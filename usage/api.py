@@ -319,3 +319,41 @@ class TransferView(UsageAPIView):
         )
         return Response(s.TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
 
+
+
+# --- provider keys (billing mode "own key") ------------------------------------------
+
+
+class ProviderKeysView(UsageAPIView):
+    write_scope = "billing:write"
+
+    @extend_schema(summary="The org's registered provider keys", responses={200: s.ProviderKeySerializer(many=True), **ERRORS})
+    def get(self, request):
+        keys = selectors.provider_keys(self.org, include_revoked=request.query_params.get("revoked") == "true")
+        return Response(s.ProviderKeySerializer(keys, many=True).data)
+
+    @extend_schema(
+        summary="Register a provider key the org brings (billed compute-only)",
+        description="Send only the provider, a label and the key's last four characters; Tollgate never receives "
+                    "the secret. Usage events naming the key's id are billed compute-only. Needs `billing:write`.",
+        request=s.ProviderKeyCreateSerializer,
+        responses={201: s.ProviderKeySerializer, **ERRORS},
+        examples=[OpenApiExample("OpenAI key", request_only=True,
+                                 value={"provider": "openai", "label": "production", "last_four": "x9Qz"})],
+    )
+    def post(self, request):
+        data = self.parse(s.ProviderKeyCreateSerializer, request.data)
+        key = services.provider_key_create(org=self.org, actor=request.auth, **data)
+        return Response(s.ProviderKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+class ProviderKeyRevokeView(UsageAPIView):
+    write_scope = "billing:write"
+
+    @extend_schema(
+        summary="Revoke a provider key: usage after now that names it is billed in full",
+        request=None, responses={200: s.ProviderKeySerializer, **ERRORS, **NOT_FOUND},
+    )
+    def post(self, request, key_id: int):
+        key = services.provider_key_revoke(org=self.org, key_id=key_id, actor=request.auth)
+        return Response(s.ProviderKeySerializer(key).data)

@@ -443,3 +443,18 @@ class TransferSerializer(serializers.ModelSerializer):
     class Meta:
         model = Transfer
         fields = ["id", "idempotency_key", "from_org", "to_org", "credits", "note", "created_at"]
+
+
+class ProviderKeyCreateSerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=["openai", "anthropic", "google", "other"])
+    label = serializers.CharField(max_length=100)
+    last_four = serializers.CharField(min_length=4, max_length=4, help_text="Only the last four characters, never the key.")
+
+
+class ProviderKeySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.CharField()
+    label = serializers.CharField()
+    last_four = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)

@@ -328,3 +328,30 @@ def test_the_schema_documents_every_usage_endpoint(client):
     for path in ["/api/v1/balance", "/api/v1/usage/events/batch", "/api/v1/holds/{hold_id}/capture",
                  "/api/v1/estimates", "/api/v1/ledger", "/api/v1/usage/summary", "/api/v1/transfers"]:
         assert path in schema
+
+
+# --- provider keys -------------------------------------------------------------------
+
+
+@pytest.fixture
+def billing_api(org):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(org, scopes=['read', 'billing:write'])[1]}")
+    return client
+
+
+def test_provider_keys_are_registered_listed_and_revoked(billing_api, api, org, other_org):
+    created = post(billing_api, "/api/v1/provider-keys", {"provider": "openai", "label": "prod", "last_four": "x9Qz"})
+    assert created.status_code == 201 and created.json()["last_four"] == "x9Qz"
+    key_id = created.json()["id"]
+    assert [k["id"] for k in billing_api.get("/api/v1/provider-keys").json()] == [key_id]
+    error(post(api, "/api/v1/provider-keys", {"provider": "openai", "label": "x", "last_four": "abcd"}), 403, "permission_denied")
+    error(post(billing_api, "/api/v1/provider-keys", {"provider": "openai", "label": "x", "last_four": "sk-abcdef"}), 400,
+          "invalid_request")
+    error(post(billing_api, "/api/v1/provider-keys", {"provider": "acme", "label": "x", "last_four": "abcd"}), 400,
+          "invalid_request")
+    theirs = services.provider_key_create(org=other_org, provider="openai", label="t", last_four="wxyz")
+    error(post(billing_api, f"/api/v1/provider-keys/{theirs.pk}/revoke", {}), 404, "provider_key_not_found")
+    revoked = post(billing_api, f"/api/v1/provider-keys/{key_id}/revoke", {})
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert billing_api.get("/api/v1/provider-keys").json() == []
