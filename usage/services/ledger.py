@@ -237,6 +237,12 @@ class _Writer:
             entry._state.adding = False
             entry._state.db = "default"
         self._entries, self._allocations, self._touched, self._events, self._audits, self._spend = [], [], {}, [], [], {}
+        # Whatever must follow every balance change (e.g. billing's auto top-up
+        # check, queued with transaction.on_commit) belongs here: every ledger
+        # write ends in this method, including those usage_ledger_debit made in
+        # the database (through _Writer.applied). self.account holds the new
+        # balance, debt and held; outside a transaction on_commit runs at once,
+        # which is right: the single-statement debit has already committed.
 
     def _flush(self) -> None:
         account = self.account
