@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.db.models import Q, QuerySet, TextChoices
 from django.utils import timezone
 from djstripe import models as djstripe_models
@@ -28,6 +27,7 @@ from billing.models import (
 from billing_project.errors import NotFound
 from orgs.models import Organization
 from usage import selectors as ledger
+from usage.selectors import BalanceStatus, balance_status
 from usage.models import CreditAccount, Grant
 from usage.units import credits_to_micros
 
@@ -121,28 +121,6 @@ def topup_attempts_for(org: Organization, limit: int = 20) -> QuerySet[TopUpAtte
 
 # --- credits, for the pages ------------------------------------------------------
 
-class BalanceStatus(TextChoices):
-    OK = "ok", "OK"
-    LOW = "low", "Low"
-    DEPLETED = "depleted", "Empty"
-
-
-def low_balance_threshold_micros(org_id: int) -> int:
-    """Available credits below which the balance counts as low.
-
-    The deployment default (LOW_BALANCE_CREDITS) for now; an org's own alert
-    preference takes its place once alert settings exist."""
-    return credits_to_micros(settings.LOW_BALANCE_CREDITS)
-
-
-def balance_status(available_micros: int, low_threshold_micros: int) -> BalanceStatus:
-    if available_micros <= 0:
-        return BalanceStatus.DEPLETED
-    if available_micros < low_threshold_micros:
-        return BalanceStatus.LOW
-    return BalanceStatus.OK
-
-
 @dataclass(frozen=True)
 class HeaderBalance:
     available_micros: int
@@ -152,7 +130,7 @@ class HeaderBalance:
 def header_balance(org_id: int) -> HeaderBalance:
     row = CreditAccount.objects.filter(org_id=org_id).values_list("balance_micros", "held_micros").first()
     available = row[0] - row[1] if row else 0
-    return HeaderBalance(available, balance_status(available, low_balance_threshold_micros(org_id)))
+    return HeaderBalance(available, balance_status(available, ledger.low_balance_micros()))
 
 
 # --- the overview --------------------------------------------------------------
@@ -204,7 +182,7 @@ def credits_overview(org_id: int) -> CreditsOverview:
     reads the ledger's entries, however many there are."""
     account = ledger.account_for(org_id)
     grants = ledger.live_grants(account=account)
-    threshold = low_balance_threshold_micros(org_id)
+    threshold = ledger.low_balance_micros()
     return CreditsOverview(
         account=account,
         status=balance_status(account.available_micros, threshold),

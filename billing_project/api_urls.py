@@ -4,6 +4,7 @@ from django.urls import path
 
 from billing import api as billing_api
 from orgs.api import OrgView
+from usage import api as usage_api
 
 app_name = "api"
 
@@ -16,4 +17,17 @@ urlpatterns = [
     path("portal", billing_api.PortalView.as_view(), name="portal"),
     path("subscription", billing_api.SubscriptionView.as_view(), name="subscription"),
     path("invoices", billing_api.InvoicesView.as_view(), name="invoices"),
+    # --- usage and credits (usage/api.py) ---
+    path("balance", usage_api.BalanceView.as_view(), name="balance"),
+    path("usage/events", usage_api.UsageEventView.as_view(), name="usage-events"),
+    path("usage/events/batch", usage_api.UsageBatchView.as_view(), name="usage-events-batch"),
+    path("usage/summary", usage_api.UsageSummaryView.as_view(), name="usage-summary"),
+    path("holds", usage_api.HoldCreateView.as_view(), name="holds"),
+    path("holds/<int:hold_id>/capture", usage_api.HoldCaptureView.as_view(), name="hold-capture"),
+    path("holds/<int:hold_id>/release", usage_api.HoldReleaseView.as_view(), name="hold-release"),
+    path("estimates", usage_api.EstimateView.as_view(), name="estimates"),
+    path("ledger", usage_api.LedgerView.as_view(), name="ledger"),
+    path("transfers", usage_api.TransferView.as_view(), name="transfers"),
+    path("provider-keys", usage_api.ProviderKeysView.as_view(), name="provider-keys"),
+    path("provider-keys/<int:key_id>/revoke", usage_api.ProviderKeyRevokeView.as_view(), name="provider-key-revoke"),
 ]

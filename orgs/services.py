@@ -39,25 +39,44 @@ def audit_record(
 ) -> AuditEvent:
     """Write one audit row. Call it inside the transaction of the change it records.
     `org` may be an id, to spare hot paths a query."""
+    event = audit_event_build(org=org, action=action, actor=actor, data=data)
+    event.save()
+    return event
+
+
+def audit_event_build(
+    *, org: Organization | int | None, action: str, actor: Actor = None, data: dict[str, Any] | None = None
+) -> AuditEvent:
+    """The unsaved audit row `audit_record` writes."""
+    return AuditEvent(**audit_fields(org=org, action=action, actor=actor, data=data))
+
+
+def audit_fields(
+    *, org: Organization | int | None, action: str, actor: Actor = None, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The column values of an audit row (who, from where, request id), for callers
+    that insert rows in bulk or inside one SQL statement (the ledger's hot path)."""
     from accounts.models import OrgAPIKey, User
 
     ctx = request_context.current()
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {
+        "org_id": org if isinstance(org, int) or org is None else org.pk,
+        "action": action,
+        "source": ctx.source,
+        "request_id": ctx.request_id,
+        "ip": ctx.ip,
+        "data": data or {},
+        "actor_user_id": None,
+        "actor_api_key": "",
+        "actor_label": "",
+    }
     if isinstance(actor, User):
-        fields.update(actor_user=actor, actor_label=actor.email)
+        fields.update(actor_user_id=actor.pk, actor_label=actor.email)
     elif isinstance(actor, OrgAPIKey):
         fields.update(actor_api_key=actor.prefix, actor_label=f"API key {actor.prefix} ({actor.name})")
     elif actor:
         fields.update(actor_label=str(actor))
-    return AuditEvent.objects.create(
-        org_id=org if isinstance(org, int) or org is None else org.pk,
-        action=action,
-        source=ctx.source,
-        request_id=ctx.request_id,
-        ip=ctx.ip,
-        data=data or {},
-        **fields,
-    )
+    return fields
 
 
 # --- organizations -------------------------------------------------------

@@ -44,7 +44,7 @@ class CreditAccount(models.Model):
     )
     # Kept by billing's auto top-up settings: a write that leaves the balance
     # below it schedules billing's top-up task (see services._after_write).
-    low_balance_threshold_micros = models.BigIntegerField(
+    auto_topup_threshold_micros = models.BigIntegerField(
         null=True, blank=True, help_text="Auto top-up trigger; empty when auto top-up is off."
     )
     updated_at = models.DateTimeField(auto_now=True)
@@ -131,12 +131,12 @@ class Grant(models.Model):
             models.CheckConstraint(condition=Q(frozen_micros__gte=0), name="grant_frozen_not_negative"),
         ]
         indexes = [
-            # The burn-order scan on every debit: an account's grants with credits left.
-            models.Index(
-                fields=["account", "expires_at", "priority", "created_at"],
-                condition=Q(remaining_micros__gt=0),
-                name="grant_spendable",
-            ),
+            # The burn-order scan on every debit: an account's grants in burn order.
+            # Deliberately not partial on remaining_micros > 0: a column in an index
+            # predicate makes every debit's update of the grant a non-HOT update,
+            # which bloats a busy account's index; exhausted grants are few and
+            # filtered on the heap instead.
+            models.Index(fields=["account", "expires_at", "priority", "created_at"], name="grant_burn_order"),
         ]
 
     def __str__(self) -> str:
@@ -162,22 +162,30 @@ class EntryKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One change of one balance. Append-only."""
 
-    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    # Every foreign key here is written on each entry and almost never searched
+    # by: the account is covered by the composite indexes below, hold and
+    # transfer by partial indexes of the few entries that have one; the rest
+    # carry no index, to keep the hot insert cheap.
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries", db_index=False)
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     amount_micros = models.BigIntegerField(help_text="Signed: credits in are positive.")
     balance_after_micros = models.BigIntegerField()
     # The grant it touched, when it touched exactly one; allocations always
     # hold the full split (a debit can span several grants).
-    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    grant = models.ForeignKey(Grant, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
     # Who or what caused it.
     member = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-        help_text="The member the usage is attributed to.",
+        help_text="The member the usage is attributed to.", db_index=False,
     )
-    hold = models.ForeignKey("usage.Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
-    transfer = models.ForeignKey("usage.Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    hold = models.ForeignKey(
+        "usage.Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
+    transfer = models.ForeignKey(
+        "usage.Transfer", null=True, blank=True, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     stripe_object_id = models.CharField(max_length=255, blank=True)
     reason = models.CharField(max_length=500, blank=True)
@@ -197,6 +205,8 @@ class LedgerEntry(models.Model):
             models.Index(fields=["account", "kind", "-created_at"], name="entry_account_kind"),
             # The history page's member filter (and per-member breakdowns), newest first.
             models.Index(fields=["account", "member", "-created_at", "-id"], name="entry_account_member"),
+            models.Index(fields=["hold"], condition=Q(hold__isnull=False), name="entry_hold"),
+            models.Index(fields=["transfer"], condition=Q(transfer__isnull=False), name="entry_transfer"),
         ]
         triggers = [APPEND_ONLY]
 
@@ -236,6 +246,7 @@ class Hold(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     workflow_run_id = models.CharField(max_length=255, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -270,3 +281,172 @@ class Transfer(models.Model):
             models.CheckConstraint(condition=~Q(from_account=F("to_account")), name="transfer_not_to_self"),
         ]
         triggers = [APPEND_ONLY]
+
+
+# --- meters, rate cards, provider keys, usage events, member limits ---------
+
+
+class MeterCategory(models.TextChoices):
+    # What a unit of the meter costs us. Provider meters pass a model
+    # provider's price through; when the org's own provider key made the call
+    # the provider bills the org directly, so Tollgate bills only platform meters.
+    PROVIDER = "provider", "Provider usage (tokens, speech, images, video)"
+    PLATFORM = "platform", "Platform work (compute, actions)"
+
+
+class Meter(models.Model):
+    """What a usage event counts, e.g. `ai.output_tokens` in tokens."""
+
+    code = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    unit = models.CharField(max_length=32, help_text="Singular: token, second, action, character, minute, image.")
+    category = models.CharField(max_length=10, choices=MeterCategory.choices)
+    description = models.CharField(max_length=300, blank=True)
+    is_active = models.BooleanField(default=True, help_text="Inactive meters refuse new usage.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Rate(models.Model):
+    """Credits per unit of a meter, for one model (or any) on one plan (or all).
+
+    The most specific row wins: (model, plan), then (model, any plan), then
+    (any model, plan), then (any model, any plan).
+    """
+
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="rates")
+    model = models.CharField(max_length=64, blank=True, help_text="Empty: any model.")
+    plan_code = models.CharField(max_length=32, blank=True, help_text="Empty: every plan. Else a plan code of billing's catalog.")
+    credits_per_unit = models.DecimalField(max_digits=24, decimal_places=12)
+    provider = models.CharField(max_length=32, blank=True, help_text="Whose model this is, e.g. openai.")
+    provider_usd_per_unit = models.DecimalField(
+        max_digits=24, decimal_places=12, null=True, blank=True,
+        help_text="The provider's public list price this rate was derived from (reference only).",
+    )
+    note = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["meter__code", "model", "plan_code"]
+        constraints = [
+            models.UniqueConstraint(fields=["meter", "model", "plan_code"], name="rate_unique_meter_model_plan"),
+            models.CheckConstraint(condition=Q(credits_per_unit__gte=0), name="rate_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}/{self.model or '*'}/{self.plan_code or '*'} = {self.credits_per_unit}"
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    GOOGLE = "google", "Google"
+    OTHER = "other", "Other"
+
+
+class ProviderKey(models.Model):
+    """A provider API key an organization brings. Only its label and last four
+    characters are kept: Tollgate never sees or stores the secret."""
+
+    org = models.ForeignKey("orgs.Organization", on_delete=models.PROTECT, related_name="provider_keys")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    label = models.CharField(max_length=100)
+    last_four = models.CharField(max_length=4)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["org", "-created_at"], name="provider_key_org")]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} key “{self.label}” (…{self.last_four})"
+
+    def active_at(self, when) -> bool:
+        return self.created_at <= when and (self.revoked_at is None or when < self.revoked_at)
+
+
+class BillingMode(models.TextChoices):
+    PLATFORM_KEY = "platform_key", "Platform key: billed in full"
+    OWN_KEY = "own_key", "Own provider key: compute only"
+
+
+class UsageEvent(models.Model):
+    """One metered fact: a quantity of a meter, priced and debited once. Append-only."""
+
+    # Searched by account (and time) only: the other keys carry no index of their own.
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="usage_events", db_index=False)
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+", db_index=False)
+    model = models.CharField(max_length=64, blank=True)
+    quantity = models.DecimalField(max_digits=30, decimal_places=9)
+    credits_per_unit = models.DecimalField(max_digits=24, decimal_places=12, help_text="The rate applied.")
+    credits_micros = models.BigIntegerField(help_text="What it cost, rounded once, half up.")
+    balance_after_micros = models.BigIntegerField(help_text="The account's balance right after it, as first answered.")
+    billing_mode = models.CharField(max_length=12, choices=BillingMode.choices)
+    provider_key = models.ForeignKey(ProviderKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False)
+    workflow_run_id = models.CharField(max_length=255, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField()
+    metadata = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=255)
+    # A hash of what the caller asked for: a replay of the key with another request is a conflict.
+    request_fingerprint = models.CharField(max_length=64)
+    ledger_entry = models.ForeignKey(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events", db_index=False)
+    hold = models.ForeignKey(Hold, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events", db_index=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "idempotency_key"], name="usage_event_idempotency_per_account"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="usage_event_quantity_positive"),
+            models.CheckConstraint(condition=Q(credits_micros__gte=0), name="usage_event_credits_not_negative"),
+        ]
+        indexes = [
+            # Usage summaries and charts: an account's events in a time range.
+            models.Index(fields=["account", "occurred_at"], name="usage_event_account_time"),
+        ]
+        triggers = [APPEND_ONLY]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} {self.meter_id} = {format_credits(self.credits_micros)} credits"
+
+
+class MemberSpendLimit(models.Model):
+    """A member's monthly spend cap, set by the org's owners or admins."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="member_limits")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    monthly_limit_micros = models.BigIntegerField()
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "member"], name="member_limit_unique"),
+            models.CheckConstraint(condition=Q(monthly_limit_micros__gte=0), name="member_limit_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member} ≤ {format_credits(self.monthly_limit_micros)} credits/month"
+
+
+class MemberSpend(models.Model):
+    """Credits a member spent in a calendar month (UTC), kept by the debit path
+    under the account lock, so a cap check is one indexed row, exact under
+    concurrency."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="+", db_index=False)
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", db_index=False)
+    month = models.DateField(help_text="First day of the month, UTC.")
+    spent_micros = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "member", "month"], name="member_spend_unique")]

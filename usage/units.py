@@ -52,8 +52,14 @@ def micros_to_credits(micros: int) -> Decimal:
 
 
 def credits_str(micros: int) -> str:
-    """The API form of an amount: a plain decimal string."""
-    return format(micros_to_credits(micros), "f")
+    """The API form of an amount: a plain decimal string ("2.5", "-1000", "0.000025").
+
+    Integer arithmetic only: it renders every amount of every API answer."""
+    whole, fraction = divmod(abs(micros), MICROS_PER_CREDIT)
+    sign = "-" if micros < 0 else ""
+    if not fraction:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:06d}".rstrip("0")
 
 
 def charge_micros(quantity: Decimal | int | str, credits_per_unit: Decimal | int | str) -> int:

@@ -101,7 +101,7 @@ def auto_topup_configure(
         defaults={"enabled": enabled, "threshold_micros": threshold_micros, "pack": pack,
                   "monthly_cap_cents": monthly_cap_cents, "paused_reason": ""},
     )
-    ledger.account_set_low_balance_threshold(org=org, threshold_micros=threshold_micros if enabled else None)
+    ledger.account_set_auto_topup_threshold(org=org, threshold_micros=threshold_micros if enabled else None)
     audit_record(org=org, action="billing.auto_topup_configured", actor=actor, data={
         "enabled": enabled, "threshold": credits_str(threshold_micros), "pack": pack.code,
         "monthly_cap_cents": monthly_cap_cents,
@@ -118,7 +118,7 @@ def auto_topup_configure(
 def _pause(settings_row: AutoTopUpSettings, reason: str) -> None:
     settings_row.paused_reason = reason[:255]
     settings_row.save(update_fields=["paused_reason", "updated_at"])
-    ledger.account_set_low_balance_threshold(org=settings_row.org, threshold_micros=None)
+    ledger.account_set_auto_topup_threshold(org=settings_row.org, threshold_micros=None)
 
 
 def _new_attempt(org_id: int, *, number: int, now: datetime) -> TopUpAttempt | None:

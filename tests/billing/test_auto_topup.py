@@ -160,7 +160,7 @@ def test_declines_back_off_then_stop_and_tell_people(enabled, fake_stripe, org, 
         assert latest.retry_at is None
         settings_row = AutoTopUpSettings.objects.get(org=org)
         assert "declined 4 times" in settings_row.paused_reason
-        assert CreditAccount.objects.get(org=org).low_balance_threshold_micros is None
+        assert CreditAccount.objects.get(org=org).auto_topup_threshold_micros is None
         assert any("auto top-up stopped" in m.subject.lower() for m in mail.outbox)
         assert len({a.idempotency_key for a in TopUpAttempt.objects.all()}) == 4
         assert not topups(org).exists()

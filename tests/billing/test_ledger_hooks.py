@@ -21,7 +21,7 @@ def queued(monkeypatch):
 
 def test_a_debit_crossing_the_threshold_queues_the_top_up_after_commit(org, queued, django_capture_on_commit_callbacks):
     ledger.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE)
-    ledger.account_set_low_balance_threshold(org=org, threshold_micros=50 * C)
+    ledger.account_set_auto_topup_threshold(org=org, threshold_micros=50 * C)
 
     with django_capture_on_commit_callbacks() as callbacks:
         ledger.credits_debit(org=org, amount_micros=60 * C, idempotency_key="u1")
@@ -36,7 +36,7 @@ def test_writes_that_do_not_cross_the_threshold_queue_nothing(org, queued, djang
     ledger.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE)
     with django_capture_on_commit_callbacks(execute=True):
         ledger.credits_debit(org=org, amount_micros=60 * C, idempotency_key="no-threshold")
-    ledger.account_set_low_balance_threshold(org=org, threshold_micros=50 * C)
+    ledger.account_set_auto_topup_threshold(org=org, threshold_micros=50 * C)
     with django_capture_on_commit_callbacks(execute=True):
         ledger.credits_debit(org=org, amount_micros=5 * C, idempotency_key="already-below")
         ledger.credits_grant(org=org, amount_micros=5 * C, source=GrantSource.PROMO)

@@ -11,7 +11,7 @@ from usage import services
 from usage.errors import IdempotencyConflict, InsufficientCredits
 from usage.models import CreditAccount, EntryKind, Grant, GrantSource, HoldStatus, LedgerEntry
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("debit_path")]
 
 C = 1_000_000  # one credit in micros
 

@@ -14,7 +14,8 @@ Idempotency keys share one space per account, so callers namespace them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
@@ -23,8 +24,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing_project.errors import Conflict, InvalidRequest, NotFound
-from orgs.services import audit_record
-from usage.errors import IdempotencyConflict, InsufficientCredits
+from orgs.models import AuditEvent
+from orgs.services import audit_event_build, audit_fields, audit_record
+from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import (
     DEFAULT_PRIORITY,
     TRANSFERABLE_SOURCES,
@@ -34,10 +36,10 @@ from usage.models import (
     GrantSource,
     Hold,
     HoldStatus,
-    LedgerAllocation,
     LedgerEntry,
     Transfer,
 )
+from usage.services import _store
 from usage.units import credits_str
 
 if TYPE_CHECKING:
@@ -72,14 +74,14 @@ def account_set_plan(*, org: Organization, plan_code: str, overage_allowed: bool
 
 def _lock(org_id: int) -> CreditAccount:
     """Lock the org's account row for the rest of the transaction."""
-    account = CreditAccount.objects.select_for_update().filter(org_id=org_id).first()
+    account = _store.lock_account(org_id)
     if account is None:
         try:
             with transaction.atomic():
                 CreditAccount.objects.create(org_id=org_id)
         except IntegrityError:
             pass  # created concurrently; lock that one
-        account = CreditAccount.objects.select_for_update().get(org_id=org_id)
+        account = _store.lock_account(org_id)
     return account
 
 
@@ -88,9 +90,20 @@ def _lock_many(org_ids: list[int]) -> dict[int, CreditAccount]:
     return {org_id: _lock(org_id) for org_id in sorted(set(org_ids))}
 
 
+def month_start(when: datetime) -> date:
+    """The calendar month (UTC) a member's spend counts in."""
+    return when.astimezone(dt_timezone.utc).date().replace(day=1)
+
+
 class _Writer:
     """Writes entries for one locked account inside one transaction, keeping the
-    cached balance, debt and grant remainders in step with what it writes."""
+    cached balance, debt and grant remainders in step with what it writes.
+
+    Nothing reaches the database until `save()`, which writes every entry,
+    allocation, usage event, audit row, grant and spend change and the account's
+    cached columns in one statement (see `_store`). `save()` is the one exit
+    of every ledger write: whatever must follow any balance change hooks in there.
+    """
 
     def __init__(self, account: CreditAccount, now: datetime) -> None:
         self.account = account
@@ -98,8 +111,23 @@ class _Writer:
         # As locked, before this writer changes anything: _after_write compares.
         self.balance_before = account.balance_micros
         self.debt_before = account.debt_micros
+        self.loaded: _store.Loaded | None = None
         self._grants: list[Grant] | None = None
         self.expired: list[LedgerEntry] = []
+        self._entry_ids: list[int] = []
+        self._entries: list[LedgerEntry] = []
+        self._allocations: list[tuple[int, int, int]] = []
+        self._touched: dict[int, Grant] = {}
+        self._events: list[str] = []
+        self._audits: list[AuditEvent] = []
+        self._spend: dict[tuple[int, date], int] = {}
+        self.server_applied = False
+
+    def load(self, *, entries: int = 1, **kwargs: Any) -> _store.Loaded:
+        """Read grants, replays, caps and fresh ids in one statement (see `_store.load`)."""
+        self.loaded = _store.load(self.account, now=self.now, entries=entries, **kwargs)
+        self._entry_ids = self.loaded.entry_ids
+        return self.loaded
 
     def live_grants(self) -> list[Grant]:
         """Grants with credits left, in burn order; expired ones are written off first.
@@ -108,7 +136,9 @@ class _Writer:
         yet written off is written off here, before anything is spent.
         """
         if self._grants is None:
-            grants = list(Grant.objects.filter(account=self.account, remaining_micros__gt=0).burn_order())
+            if self.loaded is None:
+                self.load(entries=0)
+            grants = self.loaded.grants
             for grant in grants:
                 if grant.expires_at is not None and grant.expires_at <= self.now:
                     entry = self.write(
@@ -116,8 +146,7 @@ class _Writer:
                         reason="Expired", idempotency_key=f"expiry:{grant.pk}",
                     )
                     self.expired.append(entry)
-                    _audit(self.account.org_id, "credits.expired", "system", grant=grant.pk,
-                           amount=credits_str(entry.amount_micros))
+                    self.audit("credits.expired", "system", grant=grant.pk, amount=credits_str(entry.amount_micros))
             self._grants = [g for g in grants if g.remaining_micros > 0]
         return self._grants
 
@@ -135,6 +164,11 @@ class _Writer:
                 left -= part
         return allocations
 
+    def _next_id(self) -> int:
+        if not self._entry_ids:
+            self._entry_ids = _store.reserve_entry_ids(4)
+        return self._entry_ids.pop(0)
+
     def write(self, kind: str, amount_micros: int, allocations: list[tuple[Grant, int]], **fields: Any) -> LedgerEntry:
         account = self.account
         backed = sum(part for _grant, part in allocations)
@@ -143,24 +177,120 @@ class _Writer:
         # credit while in debt): balance == sum(remaining) - debt always.
         account.debt_micros -= amount_micros - backed
         fields.setdefault("grant", allocations[0][0] if len(allocations) == 1 else None)
-        entry = LedgerEntry.objects.create(
+        fields.setdefault("metadata", {})
+        fields.setdefault("id", None)
+        entry = LedgerEntry(
+            id=fields.pop("id") or self._next_id(),
             account=account,
             kind=kind,
             amount_micros=amount_micros,
             balance_after_micros=account.balance_micros,
+            created_at=self.now,
             **fields,
         )
-        LedgerAllocation.objects.bulk_create(
-            LedgerAllocation(entry=entry, grant=grant, amount_micros=part) for grant, part in allocations
-        )
+        self._entries.append(entry)
         for grant, part in allocations:
             grant.remaining_micros += part
-            grant.save(update_fields=["remaining_micros"])
+            self._touched[grant.pk] = grant
+            self._allocations.append((entry.pk, grant.pk, part))
         return entry
 
+    def event(self, row_json: str) -> None:
+        """Queue a usage event's row, as a JSON object (see usage.services.events._event)."""
+        self._events.append(row_json)
+
+    def next_entry_id(self) -> int:
+        """Draw the id of an entry about to be written (to reference it before `write`)."""
+        return self._next_id()
+
+    def spend(self, member_id: int | None, amount_micros: int) -> None:
+        """Count a debit towards a member's month (see MemberSpend)."""
+        if member_id is not None and amount_micros:
+            key = (member_id, month_start(self.now))
+            self._spend[key] = self._spend.get(key, 0) + amount_micros
+
+    def pending_spend(self, member_id: int) -> int:
+        return self._spend.get((member_id, month_start(self.now)), 0)
+
+    def audit(self, action: str, actor: Actor, **data: Any) -> None:
+        """Queue an audit row; it is written by `save()`, in the same transaction."""
+        self._audits.append(audit_event_build(org=self.account.org_id, action=action, actor=actor, data=data))
+
+    @classmethod
+    def applied(cls, result: dict, now: datetime) -> _Writer:
+        """A writer for a write usage_ledger_debit already made, so that it too
+        leaves through `save()`."""
+        account = _store.account_from(result["account"])
+        writer = cls(account, now)  # records the balance and debt as locked, before the debit
+        account.balance_micros = result["balance_after"]
+        account.debt_micros += result["debt_added"]
+        writer.server_applied = True
+        return writer
+
     def save(self, *extra_fields: str) -> None:
-        self.account.save(update_fields=["balance_micros", "debt_micros", "updated_at", *extra_fields])
-        _after_write(self.account, self.balance_before, self.debt_before)
+        account = self.account
+        if self.server_applied and not (self._entries or self._events or self._audits or self._touched):
+            pass  # usage_ledger_debit wrote it all
+        else:
+            self._flush()
+        account.updated_at = self.now
+        if extra_fields:
+            account.save(update_fields=list(extra_fields))
+        for entry in self._entries:
+            entry._state.adding = False
+            entry._state.db = "default"
+        self._entries, self._allocations, self._touched, self._events, self._audits, self._spend = [], [], {}, [], [], {}
+        # Every ledger write ends here, including those usage_ledger_debit made
+        # in the database (through _Writer.applied), so what must follow a
+        # balance change hangs here. Outside a transaction on_commit runs at
+        # once, which is right: the single-statement debit has already committed.
+        _after_write(account, self.balance_before, self.debt_before)
+
+    def _flush(self) -> None:
+        account = self.account
+        _store.flush(
+            account=account,
+            now=self.now,
+            entries=[
+                {
+                    "id": e.pk, "account_id": account.pk, "kind": e.kind, "amount_micros": e.amount_micros,
+                    "balance_after_micros": e.balance_after_micros, "grant_id": e.grant_id, "member_id": e.member_id,
+                    "hold_id": e.hold_id, "transfer_id": e.transfer_id, "staff_user_id": e.staff_user_id,
+                    "stripe_object_id": e.stripe_object_id, "reason": e.reason, "idempotency_key": e.idempotency_key,
+                    "metadata": e.metadata, "created_at": e.created_at,
+                }
+                for e in self._entries
+            ],
+            allocations=[{"entry_id": e, "grant_id": g, "amount_micros": m} for e, g, m in self._allocations],
+            grants=[{"id": g.pk, "remaining_micros": g.remaining_micros} for g in self._touched.values()],
+            events=self._events,
+            audits=[
+                {
+                    "org_id": a.org_id, "action": a.action, "actor_user_id": a.actor_user_id,
+                    "actor_api_key": a.actor_api_key, "actor_label": a.actor_label, "source": a.source,
+                    "request_id": a.request_id, "ip": a.ip, "data": a.data, "created_at": self.now,
+                }
+                for a in self._audits
+            ],
+            spend=[
+                {"account_id": account.pk, "member_id": member_id, "month": month, "spent_micros": amount}
+                for (member_id, month), amount in self._spend.items()
+            ],
+        )
+
+
+def _lock_and_load(org_id: int, now: datetime, **load: Any) -> _Writer:
+    """Lock the org's account and read what the write decides on, in one round trip:
+    the writer comes back loaded (see `_store.lock_and_load`)."""
+    locked = _store.lock_and_load(org_id, now=now, **load)
+    if locked is None:
+        _lock(org_id)  # creates the account, then locks it
+        locked = _store.lock_and_load(org_id, now=now, **load)
+    account, loaded = locked
+    writer = _Writer(account, now)
+    writer.loaded = loaded
+    writer._entry_ids = loaded.entry_ids
+    return writer
 
 
 def _existing(account: CreditAccount, key: str | None) -> LedgerEntry | None:
@@ -179,6 +309,40 @@ def _positive(amount_micros: int, what: str = "amount") -> int:
 
 def _audit(org_id: int, action: str, actor: Actor, **data: Any) -> None:
     audit_record(org=org_id, action=action, actor=actor, data=data)
+
+
+# --- the strict debit in one statement ------------------------------------------
+
+# The common strict debit runs inside PostgreSQL (usage_ledger_debit in _store):
+# one round trip holds the account lock for one statement and COMMIT. Tests
+# turn this off to run the same cases through the Python writer.
+SERVER_DEBIT = True
+
+
+def server_debit(
+    org_id: int, amount_micros: int, *, now: datetime, entry_key: str | None, member_id: int | None, entry: dict,
+    audit: dict[str, Any], plan_code: str | None = None, event: dict | None = None,
+) -> dict[str, Any]:
+    """Run usage_ledger_debit and raise its refusals. Returns its answer: status
+    "ok" (written), "existing_entry"/"existing_event" (a replay), or "fallback"
+    (nothing written: the caller decides with the Python writer)."""
+    args = {
+        "now": now, "entry_key": entry_key, "member_id": member_id, "month": month_start(now), "plan_code": plan_code,
+        "entry": entry, "audit": audit, "event": event,
+    }
+    result = _store.debit(org_id, amount_micros, **args)
+    if result["status"] == "no_account":
+        _lock(org_id)  # creates it
+        result = _store.debit(org_id, amount_micros, **args)
+    status = result["status"]
+    if status == "insufficient_credits":
+        account = result["account"]
+        available = account["balance_micros"] - account["held_micros"]
+        raise InsufficientCredits(balance_micros=account["balance_micros"], available_micros=available,
+                                  required_micros=amount_micros)
+    if status == "spend_limit_reached":
+        raise SpendLimitReached(limit_micros=result["limit"], spent_micros=result["spent"], required_micros=amount_micros)
+    return result
 
 
 # --- credits in -------------------------------------------------------------
@@ -245,7 +409,6 @@ def credits_grant(
 # --- credits out --------------------------------------------------------------
 
 
-@transaction.atomic
 def credits_debit(
     *,
     org: Organization,
@@ -261,31 +424,89 @@ def credits_debit(
 
     Accounts whose plan allows overage are never refused: what the grants do
     not cover becomes debt, billed in arrears.
+
+    Called outside a transaction, the common case is one statement
+    (usage_ledger_debit) and so its own transaction: lock, check, write and
+    commit without a round trip to the client while the lock is held. Inside
+    the caller's transaction it joins that transaction.
     """
     _positive(amount_micros)
-    account = _lock(org.pk)
-    existing = _existing(account, idempotency_key)
-    if existing is not None:
-        if existing.amount_micros != -amount_micros or existing.kind != kind:
-            raise IdempotencyConflict()
-        return existing
-    writer = _Writer(account, timezone.now())
-    writer.live_grants()  # writes off expired grants, so the check below sees the true balance
-    if not account.overage_allowed and amount_micros > account.available_micros:
-        raise InsufficientCredits(
-            balance_micros=account.balance_micros, available_micros=account.available_micros,
-            required_micros=amount_micros,
+    member_id = member.pk if member is not None else None
+    if SERVER_DEBIT:
+        now = timezone.now()
+        result = server_debit(
+            org.pk, amount_micros, now=now, entry_key=idempotency_key, member_id=member_id,
+            entry={"kind": kind, "reason": reason, "metadata": metadata or {}},
+            audit=audit_fields(org=org.pk, action=f"credits.{kind}", actor=actor,
+                               data={"amount": credits_str(-amount_micros)}),
         )
+        if result["status"] == "ok":
+            writer = _Writer.applied(result, now)
+            entry = LedgerEntry(
+                id=result["entry_id"], account=writer.account, kind=kind, amount_micros=-amount_micros,
+                balance_after_micros=result["balance_after"], grant_id=result["grant_id"], member=member,
+                reason=reason, idempotency_key=idempotency_key, metadata=metadata or {}, created_at=now,
+            )
+            entry._state.adding, entry._state.db = False, "default"
+            writer.save()
+            return entry
+        if result["status"] == "existing_entry":
+            existing = result["entry"]
+            if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
+                raise IdempotencyConflict()
+            return LedgerEntry.objects.get(pk=existing["id"])
+        # "fallback": the Python writer decides, under the lock, in a transaction of its own.
+    with transaction.atomic():
+        return _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, metadata, actor)
+
+
+def _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, metadata, actor) -> LedgerEntry:
+    member_id = member.pk if member is not None else None
+    now = timezone.now()
+    writer = _lock_and_load(
+        org.pk, now, entries=1, entry_key=idempotency_key, member_ids=[member_id] if member_id else None,
+        month=month_start(now),
+    )
+    existing = writer.loaded.existing_entry
+    if existing is not None:
+        if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
+            raise IdempotencyConflict()
+        return LedgerEntry.objects.get(pk=existing["id"])
+    account = writer.account
+    writer.live_grants()  # writes off expired grants, so the check below sees the true balance
+    require_affordable(writer, amount_micros, member_id)
     entry = writer.write(
         kind, -amount_micros, writer.take(amount_micros), member=member, reason=reason,
         idempotency_key=idempotency_key, metadata=metadata or {},
     )
-    writer.save()
-    _audit(
-        org.pk, f"credits.{kind}", actor, amount=credits_str(-amount_micros), entry=entry.pk,
+    writer.spend(member_id, amount_micros)
+    writer.audit(
+        f"credits.{kind}", actor, amount=credits_str(-amount_micros), entry=entry.pk,
         balance_after=credits_str(account.balance_micros),
     )
+    writer.save()
     return entry
+
+
+def require_affordable(writer: _Writer, amount_micros: int, member_id: int | None, *, strict: bool | None = None) -> None:
+    """Refuse with 402 what the account or the member's monthly cap cannot cover.
+
+    `strict` defaults to the plan: accounts allowed overage may go past zero
+    (into debt); holds pass strict=True, since a negative balance blocks new work.
+    """
+    account = writer.account
+    if strict is None:
+        strict = not account.overage_allowed
+    if strict and amount_micros > account.available_micros:
+        raise InsufficientCredits(
+            balance_micros=account.balance_micros, available_micros=account.available_micros,
+            required_micros=amount_micros,
+        )
+    cap = writer.loaded.members.get(member_id) if member_id is not None and writer.loaded else None
+    if cap is not None:
+        committed = cap["spent"] + cap["held"] + writer.pending_spend(member_id)
+        if committed + amount_micros > cap["limit"]:
+            raise SpendLimitReached(limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros)
 
 
 # --- holds ----------------------------------------------------------------
@@ -301,9 +522,11 @@ def hold_create(
     expires_in: timedelta = DEFAULT_HOLD_TTL,
     workflow_run_id: str = "",
     metadata: dict | None = None,
+    request_fingerprint: str = "",
     actor: Actor = None,
 ) -> Hold:
-    """Reserve credits before a run. Refused with 402 unless available covers it."""
+    """Reserve credits before a run. Refused with 402 unless available covers it
+    and the member's monthly cap leaves room for it."""
     _positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
         raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
@@ -311,25 +534,27 @@ def hold_create(
     if idempotency_key:
         existing = Hold.objects.filter(account=account, idempotency_key=idempotency_key).first()
         if existing is not None:
-            if existing.amount_micros != amount_micros:
+            if existing.amount_micros != amount_micros or (
+                request_fingerprint and existing.request_fingerprint
+                and existing.request_fingerprint != request_fingerprint
+            ):
                 raise IdempotencyConflict()
             return existing
     now = timezone.now()
+    member_id = member.pk if member is not None else None
     writer = _Writer(account, now)
+    writer.load(entries=0, member_ids=[member_id] if member_id else None, month=month_start(now))
     writer.live_grants()
     # Holds are never covered by overage: a negative balance blocks new work until paid.
-    if amount_micros > account.available_micros:
-        raise InsufficientCredits(
-            balance_micros=account.balance_micros, available_micros=account.available_micros,
-            required_micros=amount_micros,
-        )
+    require_affordable(writer, amount_micros, member_id, strict=True)
     hold = Hold.objects.create(
         account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
         idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
+        request_fingerprint=request_fingerprint,
     )
     account.held_micros += amount_micros
-    writer.save("held_micros")
-    _audit(org.pk, "hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
+    writer.audit("hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
+    writer.save()
     return hold
 
 
@@ -360,9 +585,18 @@ def hold_capture(
     conflict. A hold that expired before its capture still records the usage:
     the work was done.
     """
-    if not isinstance(amount_micros, int) or amount_micros < 0:
+    if not isinstance(amount_micros, int) or isinstance(amount_micros, bool) or amount_micros < 0:
         raise InvalidRequest("The captured amount must be zero or more micro-credits.", code="invalid_amount")
     account, hold = _locked_hold(org, hold_id)
+    return capture_locked(account, hold, amount_micros, member=member, reason=reason, metadata=metadata, actor=actor)
+
+
+def capture_locked(
+    account: CreditAccount, hold: Hold, amount_micros: int, *, member=None, reason: str = "",
+    metadata: dict | None = None, actor: Actor = None, events: int = 0, queue_events=None,
+) -> tuple[Hold, LedgerEntry | None]:
+    """Capture a hold whose account and row the caller has locked. `queue_events(writer,
+    entry)` may queue the usage events the capture is made of (see usage.services.events)."""
     key = f"hold:{hold.pk}:capture"
     if hold.status == HoldStatus.CAPTURED:
         if hold.captured_micros != amount_micros:
@@ -371,25 +605,28 @@ def hold_capture(
     if hold.status == HoldStatus.RELEASED:
         raise Conflict("This hold was released; record the usage without it.", code="hold_released")
     writer = _Writer(account, timezone.now())
-    extra_fields = []
+    writer.load(entries=1 if amount_micros else 0, events=events)
     if hold.status == HoldStatus.OPEN:
         account.held_micros -= hold.amount_micros
-        extra_fields.append("held_micros")
     entry = None
+    member = member or hold.member
     if amount_micros:
         entry = writer.write(
-            EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member or hold.member, hold=hold,
+            EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member, hold=hold,
             reason=reason, idempotency_key=key, metadata=metadata or {},
         )
+        writer.spend(member.pk if member is not None else None, amount_micros)
+    if queue_events is not None:
+        queue_events(writer, entry)
     hold.status = HoldStatus.CAPTURED
     hold.captured_micros = amount_micros
     hold.closed_at = writer.now
     hold.save(update_fields=["status", "captured_micros", "closed_at"])
-    writer.save(*extra_fields)
-    _audit(
-        org.pk, "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
+    writer.audit(
+        "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
         captured=credits_str(amount_micros), balance_after=credits_str(account.balance_micros),
     )
+    writer.save()
     return hold, entry
 
 
@@ -729,15 +966,25 @@ def ledger_reconcile(*, org_ids: list[int] | None = None) -> list[Mismatch]:
     for grant in drifted:
         org = grant.account.org
         mismatches.append(Mismatch(org.pk, org.slug, f"grant {grant.pk} remaining", grant.remaining_micros, grant.allocated))
+    # An entry that debits usage events (a batch, a capture) debits exactly their charges.
+    unmatched = (
+        LedgerEntry.objects.filter(account__in=account_ids, usage_events__isnull=False)
+        .annotate(charged=Sum("usage_events__credits_micros"))
+        .exclude(amount_micros=-F("charged"))
+        .select_related("account__org")
+    )
+    for entry in unmatched:
+        org = entry.account.org
+        mismatches.append(Mismatch(org.pk, org.slug, f"entry {entry.pk} vs its usage events", -entry.amount_micros, entry.charged))
     return mismatches
 
 
 # --- what billing hangs on the ledger: auto top-up and overage triggers -------
 
 
-def account_set_low_balance_threshold(*, org: Organization, threshold_micros: int | None) -> None:
+def account_set_auto_topup_threshold(*, org: Organization, threshold_micros: int | None) -> None:
     """Billing's auto top-up settings keep this; None turns the trigger off."""
-    CreditAccount.objects.filter(pk=account_open(org=org).pk).update(low_balance_threshold_micros=threshold_micros)
+    CreditAccount.objects.filter(pk=account_open(org=org).pk).update(auto_topup_threshold_micros=threshold_micros)
 
 
 def _after_write(account: CreditAccount, balance_before: int, debt_before: int) -> None:
@@ -745,7 +992,7 @@ def _after_write(account: CreditAccount, balance_before: int, debt_before: int) 
     balance that fell below the auto top-up threshold, or debt that grew on an
     account whose plan bills overage. Billing's tasks re-check under their own
     locks, so a trigger that is stale by then does nothing."""
-    threshold = account.low_balance_threshold_micros
+    threshold = account.auto_topup_threshold_micros
     crossed = threshold is not None and account.balance_micros < threshold <= balance_before
     debt_grew = account.overage_allowed and account.debt_micros > debt_before
     if not (crossed or debt_grew):

@@ -6,13 +6,13 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('usage', '0001_initial'),
+        ('usage', '0004_page_fill_for_hot_updates'),
     ]
 
     operations = [
         migrations.AddField(
             model_name='creditaccount',
-            name='low_balance_threshold_micros',
+            name='auto_topup_threshold_micros',
             field=models.BigIntegerField(blank=True, help_text='Auto top-up trigger; empty when auto top-up is off.', null=True),
         ),
     ]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('usage', '0002_creditaccount_low_balance_threshold_micros'),
+        ('usage', '0005_creditaccount_auto_topup_threshold_micros'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

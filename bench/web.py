@@ -1,0 +1,232 @@
+"""HTTP figures through gunicorn, measured with wrk on loopback, in one run:
+
+(b) usage events per second through POST /api/v1/usage/events/batch (1,000 events a request);
+(c) p50/p99 and requests per second at 32 concurrent clients of GET /api/v1/balance and of
+    POST /api/v1/usage/events (one event; all for one organization, then spread over 32, one
+    API key each), against a bare DRF endpoint that reads one row by primary key (no
+    authentication, permission or throttle) served by the same gunicorn;
+(d) GET /api/v1/balance latency on an account with 10^3 ledger entries and one with 10^6.
+
+    apt-get install wrk
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/tollgate_bench REDIS_URL=redis://127.0.0.1:6379/9 \\
+        flock /tmp/tollgate-bench.lock .venv/bin/python bench/web.py [--seconds 10] [--workers 4 --threads 4]
+
+The server runs the production settings (DEBUG off, API keys, throttling against Redis when
+REDIS_URL is set) with API_RATE_LIMIT raised so the load is not refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+import uuid
+
+from _common import BIG, ROOT, bench_orgs, vacuum
+
+HERE = ROOT / "bench"
+
+
+def api_key(org_id: int) -> str:
+    from accounts.models import OrgAPIKey
+
+    _key, secret = OrgAPIKey.objects.create_key(org_id=org_id, name="bench", scopes=["read", "usage:write"])
+    return secret
+
+
+def seed_entries(org_id: int, count: int) -> None:
+    """Give the account `count` ledger entries, shaped as debits write them (entry +
+    allocation, grant and balance kept in step, so reconcile still holds). Written in
+    SQL because a million service calls would take longer than the measurement."""
+    from django.db import connection, transaction
+
+    from usage.models import CreditAccount, Grant, LedgerEntry
+
+    account = CreditAccount.objects.get(org_id=org_id)
+    have = LedgerEntry.objects.filter(account=account).count()
+    if have >= count:
+        return
+    grant = Grant.objects.filter(account=account, remaining_micros__gt=count).first()
+    missing = count - have
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT balance_micros FROM usage_creditaccount WHERE id = %s FOR UPDATE", [account.pk])
+        (balance,) = cursor.fetchone()
+        cursor.execute(
+            """
+            WITH ids AS MATERIALIZED (
+                SELECT nextval(pg_get_serial_sequence('usage_ledgerentry', 'id')) AS id, n
+                FROM generate_series(1, %(missing)s) n),
+            e AS (INSERT INTO usage_ledgerentry (id, account_id, kind, amount_micros, balance_after_micros, grant_id,
+                                                 stripe_object_id, reason, idempotency_key, metadata, created_at)
+                  SELECT id, %(account)s, 'usage', -1, %(balance)s - n, %(grant)s, '', 'bench seed',
+                         'seed:' || %(have)s + n, '{}', now() - (%(missing)s - n) * interval '1 millisecond'
+                  FROM ids)
+            INSERT INTO usage_ledgerallocation (entry_id, grant_id, amount_micros) SELECT id, %(grant)s, -1 FROM ids
+            """,
+            {"missing": missing, "account": account.pk, "balance": balance, "grant": grant.pk, "have": have},
+        )
+        cursor.execute("UPDATE usage_grant SET remaining_micros = remaining_micros - %s WHERE id = %s", [missing, grant.pk])
+        cursor.execute("UPDATE usage_creditaccount SET balance_micros = balance_micros - %s WHERE id = %s", [missing, account.pk])
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, *, connections: int, seconds: int, script: str, args: list[str]) -> dict:
+    cmd = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+           "-s", str(HERE / script), url, "--", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        figures[f"p{pct}"] = float(value) * _UNIT[unit]
+    bad = re.search(r"unexpected_status: (\d+)", out)
+    figures["bad"] = int(bad.group(1)) if bad else 0
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    figures["non2xx"] = int(errors.group(1)) if errors else 0
+    return figures
+
+
+def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench_settings",
+        "PYTHONPATH": f"{HERE}:{ROOT}",
+        "API_RATE_LIMIT": "1000000/s",
+        "DEBUG": "false",
+        "DB_CONN_MAX_AGE": "600",
+        "LOG_LEVEL": "WARNING",
+    }
+    cmd = [str(ROOT / ".venv/bin/gunicorn"), "billing_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
+           "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
+           "--backlog", "2048", "--log-level", "warning", "--keep-alive", "30"]
+    server = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def _merge(figures: list[dict]) -> dict:
+    """Mean req/s over rounds; median of each round's p50 and p99."""
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    return {
+        "rps": sum(f["rps"] for f in figures) / len(figures),
+        "p50": median([f["p50"] for f in figures]),
+        "p99": median([f["p99"] for f in figures]),
+        "bad": sum(f["bad"] for f in figures),
+        "non2xx": sum(f["non2xx"] for f in figures),
+    }
+
+
+def show(label: str, f: dict, base: dict | None = None) -> None:
+    line = f"{label:<34} {f['rps']:9.0f} req/s   p50 {f['p50']:7.2f} ms   p99 {f['p99']:7.2f} ms"
+    if base:
+        line += f"   req/s {f['rps'] / base['rps']:6.1%} of bare   p99 {f['p99'] / base['p99']:5.2f}x bare"
+    if f["bad"] or f["non2xx"]:
+        line += f"   (!) {f['bad'] or f['non2xx']} unexpected answers"
+    print(line, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--port", type=int, default=8931)
+    parser.add_argument("--rounds", type=int, default=3, help="(c): interleaved rounds per endpoint")
+    parser.add_argument("--only", choices=["b", "c", "d"], nargs="*")
+    args = parser.parse_args()
+    only = set(args.only or ["b", "c", "d"])
+
+    from django.db import connections
+
+    from usage.models import CreditAccount, UsageEvent
+
+    (hot,) = bench_orgs("bench-http", 1)
+    small, large = bench_orgs("bench-d", 2)
+    key = api_key(hot)
+    spread_keys = [api_key(org_id) for org_id in bench_orgs("bench-http-orgs", 32)] if "c" in only else []
+    if "d" in only:
+        seed_entries(small, 1_000)
+        seed_entries(large, 1_000_000)
+    keys = {"1k": api_key(small), "1m": api_key(large)}
+    hot_account = CreditAccount.objects.get(org_id=hot).pk
+    vacuum("usage_creditaccount", "usage_grant", "usage_ledgerentry", "usage_usageevent", "orgs_auditevent")
+    connections.close_all()
+
+    base = f"http://127.0.0.1:{args.port}"
+    server = start_server(args.port, args.workers, args.threads)
+    print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); wrk on loopback; {args.seconds} s each")
+    try:
+        run = uuid.uuid4().hex[:8]
+        # warm every worker's connection, prepared statements and rate card
+        wrk(f"{base}/api/v1/balance", connections=32, seconds=2, script="wrk_get.lua", args=[key])
+        wrk(base, connections=32, seconds=2, script="wrk_event.lua", args=[key, f"warm{run}"])
+        wrk(f"{base}/bench/bare/{hot_account}", connections=32, seconds=2, script="wrk_get.lua", args=[key])
+
+        if "c" in only:
+            # Interleaved rounds: on a shared machine the load changes within a
+            # minute, so every endpoint is measured in every round, back to back.
+            print(f"(c) 32 concurrent clients, {args.rounds} interleaved rounds of {args.seconds // args.rounds} s")
+            runs: dict[str, list[dict]] = {"bare": [], "bare_auth": [], "balance": [], "event": [], "spread": []}
+            slice_ = max(1, args.seconds // args.rounds)
+            for r in range(args.rounds):
+                runs["bare"].append(wrk(f"{base}/bench/bare/{hot_account}", connections=32, seconds=slice_,
+                                        script="wrk_get.lua", args=[key]))
+                runs["bare_auth"].append(wrk(f"{base}/bench/bare-auth/{hot_account}", connections=32, seconds=slice_,
+                                             script="wrk_get.lua", args=[key]))
+                runs["balance"].append(wrk(f"{base}/api/v1/balance", connections=32, seconds=slice_,
+                                           script="wrk_get.lua", args=[key]))
+                runs["event"].append(wrk(base, connections=32, seconds=slice_, script="wrk_event.lua",
+                                         args=[key, f"one{run}{r}"]))
+                runs["spread"].append(wrk(base, connections=32, seconds=slice_, script="wrk_event_orgs.lua",
+                                          args=[f"orgs{run}{r}", *spread_keys]))
+            merged = {name: _merge(figures) for name, figures in runs.items()}
+            show("bare DRF, one row by pk", merged["bare"])
+            show("same, behind API key auth + limit", merged["bare_auth"], merged["bare"])
+            show("GET /api/v1/balance", merged["balance"], merged["bare"])
+            show("POST /api/v1/usage/events, 1 org", merged["event"], merged["bare"])
+            show("POST /api/v1/usage/events, 32 orgs", merged["spread"], merged["bare"])
+
+        if "b" in only:
+            print("(b) batch endpoint, 1,000 events per request")
+            for conns in (2, 4):
+                before = UsageEvent.objects.filter(account__org_id=hot).count()
+                connections.close_all()
+                batch = wrk(base, connections=conns, seconds=args.seconds, script="wrk_batch.lua", args=[key, f"b{conns}{run}"])
+                recorded = UsageEvent.objects.filter(account__org_id=hot).count() - before
+                connections.close_all()
+                print(f"{'POST /api/v1/usage/events/batch':<34} {conns} connections: {batch['rps'] * 1000:9.0f} events/s"
+                      f"   p50 {batch['p50']:7.1f} ms per batch   ({recorded} events recorded"
+                      f"{', (!) ' + str(batch['bad']) + ' batches not fully recorded' if batch['bad'] else ''})", flush=True)
+
+        if "d" in only:
+            print("(d) balance read latency by ledger length, 1 client then 32")
+            for conns in (1, 32):
+                figures = {}
+                for label in ("1k", "1m"):
+                    figures[label] = wrk(f"{base}/api/v1/balance", connections=conns, seconds=args.seconds,
+                                         script="wrk_get.lua", args=[keys[label]])
+                    show(f"balance, 10^{3 if label == '1k' else 6} entries, {conns} client(s)", figures[label])
+                print(f"{'':<34} 10^6 / 10^3: p50 {figures['1m']['p50'] / figures['1k']['p50']:.2f}x   "
+                      f"p99 {figures['1m']['p99'] / figures['1k']['p99']:.2f}x", flush=True)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert BIG  # the bench orgs were funded with BIG credits
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,239 @@
+"""A hypothesis state machine drives grants, strict debits, usage events, holds,
+captures, releases and expiry in any order, with time moving, and checks the
+ledger's invariants after every step."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+
+from billing_project.errors import Conflict, TollgateError
+from tests.factories import OrganizationFactory
+from usage import services
+from usage.errors import InsufficientCredits
+from usage.models import (
+    CreditAccount,
+    Grant,
+    GrantSource,
+    HoldStatus,
+    LedgerAllocation,
+    LedgerEntry,
+)
+from usage.services import UsageInput, rates
+
+pytestmark = pytest.mark.django_db
+
+C = 1_000_000
+amounts = st.integers(min_value=1, max_value=50 * C)
+sources = st.sampled_from([GrantSource.PURCHASE, GrantSource.TRIAL, GrantSource.PROMO, GrantSource.PLAN_ALLOWANCE])
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    holds = Bundle("holds")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        rates.load_card_data(rates.read_data_file())
+        rates.clear_cache()
+        self.org = OrganizationFactory()
+        services.account_open(org=self.org)
+        self.start = timezone.now()
+        self.minutes = 0
+        self.keys = 0
+        self._clock = time_machine.travel(self.start, tick=False)
+        self._clock.start()
+
+    def teardown(self) -> None:
+        self._clock.stop()
+        transaction.set_rollback(True)
+        self._atomic.__exit__(None, None, None)
+        rates.clear_cache()
+
+    def key(self) -> str:
+        self.keys += 1
+        return f"k{self.keys}"
+
+    def account(self) -> CreditAccount:
+        return CreditAccount.objects.get(org=self.org)
+
+    # --- rules ---
+
+    @rule(amount=amounts, source=sources, expires_in=st.one_of(st.none(), st.integers(1, 120)))
+    def grant(self, amount, source, expires_in):
+        expires_at = timezone.now() + timedelta(minutes=expires_in) if expires_in else None
+        services.credits_grant(org=self.org, amount_micros=amount, source=source, expires_at=expires_at)
+
+    @rule(amount=amounts)
+    def strict_debit(self, amount):
+        try:
+            services.credits_debit(org=self.org, amount_micros=amount, idempotency_key=self.key())
+        except InsufficientCredits:
+            return
+        # a strict debit succeeds only when available covers it
+        assert self.account().available_micros >= 0
+
+    @rule(quantity=st.integers(1, 5), meter=st.sampled_from(["action.small", "action.medium", "compute.seconds"]))
+    def usage_event(self, quantity, meter):
+        try:
+            services.usage_record(org=self.org, event=UsageInput(self.key(), meter, Decimal(quantity)))
+        except InsufficientCredits:
+            return
+        assert self.account().available_micros >= 0
+
+    @rule(target=holds, amount=amounts)
+    def hold(self, amount):
+        try:
+            return services.hold_create(org=self.org, amount_micros=amount, expires_in=timedelta(minutes=15)).pk
+        except InsufficientCredits:
+            return None
+
+    @rule(hold_id=consumes(holds), amount=st.integers(min_value=0, max_value=80 * C))
+    def capture(self, hold_id, amount):
+        if hold_id is None:
+            return
+        try:
+            services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=amount)
+        except Conflict:
+            pass  # released before: refusing is the rule
+
+    @rule(hold_id=consumes(holds))
+    def release(self, hold_id):
+        if hold_id is None:
+            return
+        try:
+            services.hold_release(org=self.org, hold_id=hold_id)
+        except Conflict:
+            pass
+
+    @rule(minutes=st.integers(1, 90))
+    def time_passes(self, minutes):
+        self._clock.stop()
+        self.minutes += minutes
+        self._clock = time_machine.travel(self.start + timedelta(minutes=self.minutes), tick=False)
+        self._clock.start()
+
+    @rule()
+    def expire(self):
+        services.holds_expire()
+        services.grants_expire()
+
+    # --- invariants ---
+
+    @invariant()
+    def balance_is_the_sum_of_entries(self):
+        account = self.account()
+        total = LedgerEntry.objects.filter(account=account).aggregate(t=Sum("amount_micros"))["t"] or 0
+        assert account.balance_micros == total
+        assert services.ledger_reconcile(org_ids=[self.org.pk]) == []
+
+    @invariant()
+    def no_grant_below_zero_and_holds_add_up(self):
+        account = self.account()
+        assert not Grant.objects.filter(account=account, remaining_micros__lt=0).exists()
+        open_holds = account.holds.filter(status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
+        assert account.held_micros == open_holds >= 0
+        # debt only ever comes from captures past zero, and then no grant has credits left
+        if account.debt_micros:
+            assert not Grant.objects.filter(account=account, remaining_micros__gt=0).exists()
+
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=40, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def test_the_ledger_keeps_its_invariants(db):
+    LedgerMachine.TestCase().runTest()
+
+
+def test_strict_debits_never_take_available_below_zero(db):
+    """The sharper form of the property, without captures in the mix."""
+    org = OrganizationFactory()
+    services.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE)
+    services.hold_create(org=org, amount_micros=4 * C)
+    for amount in (3 * C, 3 * C, 1, 5 * C):
+        try:
+            services.credits_debit(org=org, amount_micros=amount, idempotency_key=str(amount) + str(timezone.now()))
+        except TollgateError:
+            pass
+        assert CreditAccount.objects.get(org=org).available_micros >= 0
+
+
+# --- the two implementations of the strict debit agree -------------------------------
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("grant"), amounts, sources, st.one_of(st.none(), st.integers(1, 120))),
+        st.tuples(st.just("debit"), st.integers(1, 30 * C)),
+        st.tuples(st.just("event"), st.sampled_from(["action.small", "action.xl", "compute.seconds"]), st.integers(1, 4)),
+        st.tuples(st.just("replay"), st.integers(0, 5)),
+        st.tuples(st.just("time"), st.integers(1, 90)),
+        st.tuples(st.just("overage"), st.booleans()),
+    ),
+    max_size=25,
+)
+
+
+def _apply(org, ops, start, server: bool):
+    from usage.services import ledger
+
+    ledger.SERVER_DEBIT = server
+    outcomes = []
+    try:
+        minutes = 0
+        for n, op in enumerate(ops):
+            with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
+                try:
+                    if op[0] == "grant":
+                        expires = timezone.now() + timedelta(minutes=op[3]) if op[3] else None
+                        services.credits_grant(org=org, amount_micros=op[1], source=op[2], expires_at=expires)
+                    elif op[0] == "debit":
+                        services.credits_debit(org=org, amount_micros=op[1], idempotency_key=f"d{n}")
+                    elif op[0] == "event":
+                        services.usage_record(org=org, event=UsageInput(f"e{n}", op[1], Decimal(op[2])))
+                    elif op[0] == "replay":
+                        services.credits_debit(org=org, amount_micros=C, idempotency_key=f"r{op[1]}")
+                    elif op[0] == "time":
+                        minutes += op[1]
+                    else:
+                        services.account_set_plan(org=org, plan_code="pro" if op[1] else "free", overage_allowed=op[1])
+                    outcomes.append("ok")
+                except TollgateError as error:
+                    outcomes.append(error.code)
+    finally:
+        ledger.SERVER_DEBIT = True
+    grant_ids = list(Grant.objects.filter(account__org=org).order_by("id").values_list("id", flat=True))
+    number = {f"expiry:{pk}": f"expiry:#{i}" for i, pk in enumerate(grant_ids)}  # ids differ between the orgs
+    entries = [
+        (kind, amount, after, number.get(key, key))
+        for kind, amount, after, key in LedgerEntry.objects.filter(account__org=org).order_by("id").values_list(
+            "kind", "amount_micros", "balance_after_micros", "idempotency_key")
+    ]
+    allocations = list(LedgerAllocation.objects.filter(entry__account__org=org).order_by("entry_id", "id").values_list(
+        "amount_micros", flat=True))
+    grants = list(Grant.objects.filter(account__org=org).order_by("id").values_list("remaining_micros", flat=True))
+    account = CreditAccount.objects.get(org=org)
+    return outcomes, entries, allocations, grants, (account.balance_micros, account.debt_micros, account.held_micros)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=operations)
+def test_the_database_debit_and_the_python_writer_agree(db, ops):
+    start = timezone.now()
+    with transaction.atomic():
+        a, b = OrganizationFactory(), OrganizationFactory()
+        for org in (a, b):
+            services.account_open(org=org)
+        assert _apply(a, ops, start, server=True) == _apply(b, ops, start, server=False)
+        assert services.ledger_reconcile(org_ids=[a.pk, b.pk]) == []
+        transaction.set_rollback(True)

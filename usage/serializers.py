@@ -1,0 +1,460 @@
+"""Parsing and rendering of the usage API. Amounts leave as decimal strings and
+arrive as strings or JSON numbers parsed straight into Decimal (DecimalJSONParser):
+no credit amount or quantity ever passes through a binary float."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import JSONParser
+
+from usage.models import BillingMode, EntryKind, Hold, LedgerEntry, Transfer, UsageEvent
+from usage.selectors import BalanceSummary, Estimate, UsageRow
+from usage.services.events import MAX_BATCH, UsageInput
+from usage.units import AmountError, credits_str, credits_to_micros
+
+MAX_METADATA_BYTES = 4096
+# Usage may be reported late (a batch flushed after an outage) but not from the future.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class DecimalJSONParser(JSONParser):
+    """JSON with every non-integer number parsed as Decimal, never float."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", "utf-8")
+        try:
+            return json.loads(stream.read().decode(encoding), parse_float=Decimal, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+
+
+def request_fingerprint(data: Any) -> str:
+    """A hash of a request body, keys sorted: the same request replayed hashes the same."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+# --- fields -------------------------------------------------------------------
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "example": "2.5",
+                      "description": "Credits as a decimal string (at most 6 decimal places)"})
+class CreditsField(serializers.Field):
+    """A credit amount: a decimal string (or JSON number) with at most 6 decimals -> micro-credits."""
+
+    default_error_messages = {"invalid": "Send a number of credits such as \"2.5\", with at most 6 decimal places."}
+
+    def __init__(self, *, positive: bool = True, allow_zero: bool = False, **kwargs: Any) -> None:
+        self.positive = positive
+        self.allow_zero = allow_zero
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, (bool, float)) or not isinstance(data, (str, int, Decimal)):
+            self.fail("invalid")
+        try:
+            micros = credits_to_micros(data)
+        except AmountError as error:
+            raise ValidationError(str(error)) from None
+        if micros < 0 or (micros == 0 and not self.allow_zero):
+            raise ValidationError("Must be greater than zero." if not self.allow_zero else "Must be zero or more.")
+        return micros
+
+    def to_representation(self, value: int) -> str:
+        return credits_str(value)
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int, Decimal)):
+        raise ValueError
+    number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    if not number.is_finite():
+        raise ValueError
+    return number
+
+
+def _datetime(value: Any, field: str, errors: dict) -> Any:
+    if not isinstance(value, str) or (parsed := parse_datetime(value)) is None:
+        errors[field] = ["Send an ISO 8601 date-time, e.g. 2026-11-21T06:13:14Z."]
+        return None
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt_timezone.utc)
+    return parsed
+
+
+def parse_event(data: Any) -> UsageInput:
+    """One usage event of the API -> UsageInput, or ValidationError naming each bad field.
+
+    Written out by hand rather than as DRF fields because a batch parses a
+    thousand of these per request; `UsageEventSerializer` documents the same shape.
+    """
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["Each event must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    key = data.get("idempotency_key")
+    if not isinstance(key, str) or not 1 <= len(key) <= 200:
+        errors["idempotency_key"] = ["Required: a string of 1 to 200 characters, unique per event."]
+    meter = data.get("meter")
+    if not isinstance(meter, str) or not meter:
+        errors["meter"] = ["Required: a meter code such as ai.output_tokens."]
+    quantity = data.get("quantity")
+    try:
+        quantity = _decimal(quantity)
+        if quantity <= 0:
+            errors["quantity"] = ["Must be greater than zero."]
+    except (ValueError, InvalidOperation, TypeError):
+        errors["quantity"] = ["Required: a number greater than zero, e.g. 12400 or \"38.5\"."]
+    model = data.get("model") or ""
+    if not isinstance(model, str) or len(model) > 64:
+        errors["model"] = ["A model name of at most 64 characters."]
+    member = data.get("member") or ""
+    if not isinstance(member, str) or len(member) > 254:
+        errors["member"] = ["The member's e-mail address."]
+    provider_key_id = data.get("provider_key_id")
+    if provider_key_id is not None and (not isinstance(provider_key_id, int) or isinstance(provider_key_id, bool)):
+        errors["provider_key_id"] = ["The id of one of your organization's provider keys."]
+    run = data.get("workflow_run_id") or ""
+    if not isinstance(run, str) or len(run) > 255:
+        errors["workflow_run_id"] = ["A string of at most 255 characters."]
+    occurred_at = data.get("occurred_at")
+    if occurred_at is not None:
+        occurred_at = _datetime(occurred_at, "occurred_at", errors)
+        if occurred_at is not None and occurred_at > timezone.now() + MAX_CLOCK_SKEW:
+            errors["occurred_at"] = ["Usage cannot occur in the future."]
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        errors["metadata"] = ["A JSON object."]
+    elif metadata and len(json.dumps(metadata, default=str)) > MAX_METADATA_BYTES:
+        errors["metadata"] = [f"At most {MAX_METADATA_BYTES} bytes."]
+    if errors:
+        raise ValidationError(errors)
+    return UsageInput(
+        idempotency_key=key, meter=meter, quantity=quantity, model=model, member_email=member,
+        provider_key_id=provider_key_id, workflow_run_id=run, occurred_at=occurred_at, metadata=metadata,
+    )
+
+
+class UsageEventSerializer(serializers.Serializer):
+    """A usage event as the API receives it (parsed by `parse_event`)."""
+
+    idempotency_key = serializers.CharField(max_length=200, help_text="Unique per event; a replay returns the first answer.")
+    meter = serializers.CharField(help_text="e.g. ai.output_tokens, compute.seconds, action.medium")
+    quantity = serializers.DecimalField(max_digits=30, decimal_places=9, coerce_to_string=True,
+                                        help_text="Units of the meter; a decimal string or JSON number.")
+    model = serializers.CharField(required=False, allow_blank=True, help_text="e.g. gpt-5-mini; required by per-model meters.")
+    member = serializers.EmailField(required=False, help_text="E-mail of the org member the usage is attributed to.")
+    provider_key_id = serializers.IntegerField(required=False, help_text="One of the org's provider keys: billed compute-only.")
+    workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to the time it is recorded.")
+    metadata = serializers.DictField(required=False)
+
+    def to_internal_value(self, data: Any) -> UsageInput:
+        return parse_event(data)
+
+
+class UsageBatchSerializer(serializers.Serializer):
+    events = serializers.ListField(
+        child=UsageEventSerializer(), min_length=1, max_length=MAX_BATCH,
+        help_text=f"1 to {MAX_BATCH} events; each is decided and answered on its own.",
+    )
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        """The raw events: each is parsed on its own so one bad event is one refused result."""
+        if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+            raise ValidationError({"events": ["Required: a list of 1 to 1,000 usage events."]})
+        events = data["events"]
+        if not 1 <= len(events) <= MAX_BATCH:
+            raise ValidationError({"events": [f"Send 1 to {MAX_BATCH} events per batch."]})
+        return events
+
+
+# --- responses ------------------------------------------------------------------
+
+
+def event_data(event: UsageEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "idempotency_key": event.idempotency_key,
+        "meter": event.meter.code,
+        "model": event.model,
+        "quantity": format(event.quantity.normalize(), "f"),
+        "credits_per_unit": format(event.credits_per_unit.normalize(), "f"),
+        "credits_charged": credits_str(event.credits_micros),
+        "billing_mode": event.billing_mode,
+        "provider_key_id": event.provider_key_id,
+        "member": event.member.email if event.member_id else None,
+        "workflow_run_id": event.workflow_run_id,
+        "hold_id": event.hold_id,
+        "ledger_entry_id": event.ledger_entry_id,
+        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "balance_after": credits_str(event.balance_after_micros),
+        "metadata": event.metadata,
+    }
+
+
+class UsageEventResultSerializer(serializers.Serializer):
+    """Documentation of `event_data`."""
+
+    id = serializers.IntegerField()
+    idempotency_key = serializers.CharField()
+    meter = serializers.CharField()
+    model = serializers.CharField()
+    quantity = serializers.CharField(help_text="Decimal string")
+    credits_per_unit = serializers.CharField(help_text="Decimal string: the rate applied")
+    credits_charged = serializers.CharField(help_text="Decimal string, rounded half up to 0.000001")
+    billing_mode = serializers.ChoiceField(choices=BillingMode.choices)
+    provider_key_id = serializers.IntegerField(allow_null=True)
+    member = serializers.EmailField(allow_null=True)
+    workflow_run_id = serializers.CharField()
+    hold_id = serializers.IntegerField(allow_null=True)
+    ledger_entry_id = serializers.IntegerField(allow_null=True)
+    occurred_at = serializers.DateTimeField()
+    balance_after = serializers.CharField(help_text="Decimal string: the balance right after this event")
+    metadata = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    idempotency_key = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["recorded", "replayed", "refused"])
+    event = UsageEventResultSerializer(allow_null=True)
+    error = ErrorSerializer(allow_null=True, help_text="The error envelope's body, with `status` (HTTP status it would have had).")
+
+
+class BatchResponseSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField()
+    replayed = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    results = BatchResultSerializer(many=True)
+
+
+class GrantBalanceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    remaining = CreditsField(source="remaining_micros")
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class BalanceSerializer(serializers.Serializer):
+    balance = CreditsField(source="balance_micros", positive=False)
+    available = CreditsField(source="available_micros", positive=False)
+    held = CreditsField(source="held_micros")
+    debt = CreditsField(source="debt_micros")
+    status = serializers.ChoiceField(choices=["ok", "low", "depleted"])
+    plan = serializers.CharField(source="plan_code")
+    overage_allowed = serializers.BooleanField()
+    grants = GrantBalanceSerializer(many=True)
+
+
+def balance_data(summary: BalanceSummary) -> dict[str, Any]:
+    """`BalanceSerializer`'s shape, built directly: this is the hottest read."""
+    return {
+        "balance": credits_str(summary.balance_micros),
+        "available": credits_str(summary.available_micros),
+        "held": credits_str(summary.held_micros),
+        "debt": credits_str(summary.debt_micros),
+        "status": summary.status,
+        "plan": summary.plan_code,
+        "overage_allowed": summary.overage_allowed,
+        "grants": [
+            {"id": g.id, "source": g.source, "remaining": credits_str(g.remaining_micros),
+             "expires_at": g.expires_at.isoformat().replace("+00:00", "Z") if g.expires_at else None}
+            for g in summary.grants
+        ],
+    }
+
+
+class HoldCreateSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(max_length=200)
+    credits = CreditsField(help_text="Credits to reserve, a decimal string.")
+    expires_in = serializers.IntegerField(min_value=1, max_value=86400, default=900, help_text="Seconds (default 900).")
+    member = serializers.EmailField(required=False)
+    workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    metadata = serializers.DictField(required=False, default=dict)
+
+
+class HoldSerializer(serializers.ModelSerializer):
+    credits = CreditsField(source="amount_micros")
+    captured = serializers.SerializerMethodField()
+    member = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Hold
+        fields = ["id", "idempotency_key", "status", "credits", "captured", "member", "workflow_run_id",
+                  "expires_at", "created_at", "closed_at", "metadata"]
+
+    def get_captured(self, hold: Hold) -> str | None:
+        return credits_str(hold.captured_micros) if hold.captured_micros is not None else None
+
+    def get_member(self, hold: Hold) -> str | None:
+        return hold.member.email if hold.member_id else None
+
+
+class HoldCaptureSerializer(serializers.Serializer):
+    credits = CreditsField(required=False, allow_zero=True, help_text="The amount used, or send `events`.")
+    events = serializers.ListField(child=UsageEventSerializer(), required=False, min_length=1, max_length=MAX_BATCH,
+                                   help_text="The usage events the run was made of; their total is captured.")
+
+    def validate(self, attrs: dict) -> dict:
+        if ("credits" in attrs) == ("events" in attrs):
+            raise ValidationError({"non_field_errors": ["Send either `credits` or `events`."]})
+        return attrs
+
+
+class HoldCaptureResponseSerializer(serializers.Serializer):
+    hold = HoldSerializer()
+    events = UsageEventResultSerializer(many=True)
+    balance_after = serializers.CharField()
+
+
+class EstimateItemSerializer(serializers.Serializer):
+    meter = serializers.CharField()
+    model = serializers.CharField(required=False, allow_blank=True, default="")
+    quantity = serializers.DecimalField(max_digits=30, decimal_places=9, required=False, min_value=Decimal(0))
+    low = serializers.DecimalField(max_digits=30, decimal_places=9, required=False, min_value=Decimal(0))
+    high = serializers.DecimalField(max_digits=30, decimal_places=9, required=False, min_value=Decimal(0))
+
+    def validate(self, attrs: dict) -> dict:
+        if "quantity" not in attrs and not ("low" in attrs and "high" in attrs):
+            raise ValidationError({"quantity": ["Send `quantity`, or `low` and `high`."]})
+        return attrs
+
+
+class EstimateRequestSerializer(serializers.Serializer):
+    workflow = serializers.ChoiceField(choices=["tweet", "thread", "carousel", "story", "video"], required=False)
+    items = EstimateItemSerializer(many=True, required=False)
+    billing_mode = serializers.ChoiceField(choices=BillingMode.choices, default=BillingMode.PLATFORM_KEY)
+
+    def validate(self, attrs: dict) -> dict:
+        if ("workflow" in attrs) == ("items" in attrs) or attrs.get("items") == []:
+            raise ValidationError({"non_field_errors": ["Send either `workflow` or a non-empty `items` list."]})
+        return attrs
+
+
+def estimate_data(estimate: Estimate) -> dict[str, Any]:
+    return {
+        "workflow": estimate.workflow,
+        "credits": {"low": credits_str(estimate.low_micros), "high": credits_str(estimate.high_micros)},
+        "money": {"currency": "usd", "low": str(estimate.usd(estimate.low_micros)), "high": str(estimate.usd(estimate.high_micros))},
+        "usd_per_credit": str(estimate.usd_per_credit),
+        "items": [
+            {"meter": line.meter, "model": line.model, "low": format(line.low.normalize(), "f"),
+             "high": format(line.high.normalize(), "f"), "credits_per_unit": format(line.credits_per_unit.normalize(), "f"),
+             "credits_low": credits_str(line.low_micros), "credits_high": credits_str(line.high_micros)}
+            for line in estimate.lines
+        ],
+    }
+
+
+class RangeSerializer(serializers.Serializer):
+    low = serializers.CharField()
+    high = serializers.CharField()
+
+
+class MoneyRangeSerializer(RangeSerializer):
+    currency = serializers.CharField()
+
+
+class EstimateResponseSerializer(serializers.Serializer):
+    workflow = serializers.CharField(allow_null=True)
+    credits = RangeSerializer()
+    money = MoneyRangeSerializer()
+    usd_per_credit = serializers.CharField()
+    items = serializers.ListField(child=serializers.DictField())
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    amount = CreditsField(source="amount_micros", positive=False)
+    balance_after = CreditsField(source="balance_after_micros", positive=False)
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "kind", "amount", "balance_after", "reason", "idempotency_key", "grant", "hold", "transfer",
+                  "stripe_object_id", "created_at"]
+
+
+class LedgerQuerySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=EntryKind.choices, required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class UsageSummaryQuerySerializer(serializers.Serializer):
+    period = serializers.ChoiceField(choices=["day", "week", "month"], default="day")
+    group_by = serializers.ChoiceField(choices=["meter", "model", "member", "workflow_run"], default="meter")
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        since = attrs.get("since") or timezone.now() - timedelta(days=30)
+        until = attrs.get("until") or timezone.now()
+        if since >= until:
+            raise ValidationError({"since": ["Must be before `until`."]})
+        if until - since > timedelta(days=800):
+            raise ValidationError({"since": ["Ask for at most 800 days at a time."]})
+        return {**attrs, "since": since, "until": until}
+
+
+class UsageRowSerializer(serializers.Serializer):
+    period_start = serializers.DateTimeField()
+    key = serializers.CharField(allow_null=True)
+    quantity = serializers.SerializerMethodField()
+    credits = CreditsField(source="credits_micros", allow_zero=True)
+    events = serializers.IntegerField()
+
+    def get_quantity(self, row: UsageRow) -> str:
+        return format(row.quantity.normalize(), "f")
+
+
+class TransferCreateSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(max_length=200)
+    to_org = serializers.SlugField(help_text="The receiving organization's slug.")
+    credits = CreditsField()
+    note = serializers.CharField(required=False, allow_blank=True, max_length=280, default="")
+
+
+class TransferSerializer(serializers.ModelSerializer):
+    credits = CreditsField(source="amount_micros")
+    from_org = serializers.SlugField(source="from_account.org.slug")
+    to_org = serializers.SlugField(source="to_account.org.slug")
+
+    class Meta:
+        model = Transfer
+        fields = ["id", "idempotency_key", "from_org", "to_org", "credits", "note", "created_at"]
+
+
+class ProviderKeyCreateSerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=["openai", "anthropic", "google", "other"])
+    label = serializers.CharField(max_length=100)
+    last_four = serializers.CharField(min_length=4, max_length=4, help_text="Only the last four characters, never the key.")
+
+
+class ProviderKeySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.CharField()
+    label = serializers.CharField()
+    last_four = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)

@@ -1,0 +1,63 @@
+"""Members' monthly spend caps.
+
+A cap counts what the member spent this calendar month (UTC) plus what their
+open holds reserve. The spend is kept per member and month by the debit path
+itself (MemberSpend, under the account lock), so checking a cap costs one
+indexed row read in the statement that already reads the grants.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+
+from billing_project.errors import InvalidRequest, NotFound
+from orgs.models import MANAGE_MEMBERS, Membership
+from orgs.services import audit_record, role_require
+from usage.models import MemberSpendLimit
+from usage.services.ledger import _lock
+from usage.units import credits_str
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from orgs.models import Organization
+
+
+@transaction.atomic
+def member_limit_set(
+    *, org: Organization, member: User, monthly_limit_micros: int | None, actor: User | str | None = None
+) -> MemberSpendLimit | None:
+    """Set (or with None, remove) a member's monthly spend cap. Owners and admins only."""
+    from accounts.models import User
+
+    if isinstance(actor, User):
+        role_require(org=org, user=actor, roles=MANAGE_MEMBERS, action="set spend limits")
+    if not Membership.objects.filter(org=org, user=member).exists():
+        raise NotFound("No such member.", code="member_not_found")
+    if monthly_limit_micros is not None and (
+        not isinstance(monthly_limit_micros, int) or isinstance(monthly_limit_micros, bool) or monthly_limit_micros < 0
+    ):
+        raise InvalidRequest("A spend limit must be zero or more credits.", code="invalid_amount")
+    # Under the account lock, so a cap change and a debit never interleave.
+    account = _lock(org.pk)
+    existing = MemberSpendLimit.objects.filter(account=account, member=member).first()
+    previous = existing.monthly_limit_micros if existing else None
+    if monthly_limit_micros is None:
+        if existing:
+            existing.delete()
+        result = None
+    else:
+        result, _ = MemberSpendLimit.objects.update_or_create(
+            account=account, member=member,
+            defaults={"monthly_limit_micros": monthly_limit_micros, "set_by": actor if isinstance(actor, User) else None},
+        )
+    audit_record(
+        org=org, action="member.spend_limit_set", actor=actor,
+        data={
+            "member": member.email,
+            "limit": credits_str(monthly_limit_micros) if monthly_limit_micros is not None else None,
+            "previous": credits_str(previous) if previous is not None else None,
+        },
+    )
+    return result

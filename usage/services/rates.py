@@ -1,0 +1,133 @@
+"""The rate card: meters and their prices, loaded from usage/data/rate_card.json.
+
+Prices are credits per unit, exact Decimals. A provider-priced rate in the
+file states the provider's public list price in US dollars and a margin;
+its credits per unit are `usd x margin / usd_per_credit`, computed exactly
+(0.00000025 USD x 1.5 / 0.01 = 0.0000375 credits per gpt-5-mini input token).
+
+The debit path reads the card from a per-process snapshot that is refreshed
+every `CARD_TTL` seconds and at once in the process that edits it, so a
+price edit applies everywhere within seconds without a query per event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from django.db import transaction
+
+from billing_project.errors import InvalidRequest
+from orgs.services import audit_record
+from usage.models import Meter, MeterCategory, Rate
+from usage.rate_card import DATA_FILE, load_card_data, rate_credits_per_unit, read_data_file  # noqa: F401
+
+CARD_TTL = 5.0
+
+
+@transaction.atomic
+def rate_card_load(*, path: Path | str = DATA_FILE, actor=None) -> tuple[int, int]:
+    """Load the rate card file into the database (idempotent)."""
+    counts = load_card_data(read_data_file(path))
+    audit_record(org=None, action="rates.loaded", actor=actor, data={"file": str(path), "meters": counts[0], "rates": counts[1]})
+    transaction.on_commit(clear_cache)
+    return counts
+
+
+@transaction.atomic
+def rate_set(
+    *, meter_code: str, credits_per_unit: Decimal | str, model: str = "", plan_code: str = "", note: str = "", actor=None
+) -> Rate:
+    """Set one price (staff, tests). Applies in every process within CARD_TTL seconds."""
+    meter = Meter.objects.filter(code=meter_code).first()
+    if meter is None:
+        raise InvalidRequest(f"Unknown meter “{meter_code}”.", code="unknown_meter")
+    value = Decimal(str(credits_per_unit))
+    if not value.is_finite() or value < 0:
+        raise InvalidRequest("A price must be zero or more credits.", code="invalid_price")
+    rate, _ = Rate.objects.update_or_create(
+        meter=meter, model=model, plan_code=plan_code, defaults={"credits_per_unit": value, "note": note}
+    )
+    audit_record(org=None, action="rates.set", actor=actor,
+                 data={"meter": meter_code, "model": model, "plan": plan_code, "credits_per_unit": str(value)})
+    transaction.on_commit(clear_cache)
+    return rate
+
+
+# --- the snapshot the debit path prices from ----------------------------------
+
+
+@dataclass(frozen=True)
+class Price:
+    meter: Meter
+    model: str
+    credits_per_unit: Decimal
+    provider: str
+    rate_id: int
+
+    @property
+    def is_provider_usage(self) -> bool:
+        return self.meter.category == MeterCategory.PROVIDER
+
+
+class RateCard:
+    def __init__(self, meters: list[Meter], rates: list[Rate]) -> None:
+        self.meters = {m.code: m for m in meters}
+        self.rates: dict[tuple[str, str, str], Rate] = {}
+        self.models: dict[str, list[str]] = {}
+        by_id = {m.pk: m for m in meters}
+        for rate in rates:
+            code = by_id[rate.meter_id].code
+            self.rates[(code, rate.model, rate.plan_code)] = rate
+            if rate.model:
+                self.models.setdefault(code, [])
+                if rate.model not in self.models[code]:
+                    self.models[code].append(rate.model)
+
+    def meter(self, code: str) -> Meter:
+        meter = self.meters.get(code)
+        if meter is None or not meter.is_active:
+            raise InvalidRequest(
+                f"Unknown meter “{code}”. Known meters: {', '.join(sorted(c for c, m in self.meters.items() if m.is_active))}.",
+                code="unknown_meter",
+            )
+        return meter
+
+    def price(self, meter_code: str, model: str, plan_code: str) -> Price:
+        """The most specific rate: (model, plan), (model, any plan), (any model, plan), (any, any)."""
+        meter = self.meter(meter_code)
+        for key in ((meter_code, model, plan_code), (meter_code, model, ""), (meter_code, "", plan_code), (meter_code, "", "")):
+            rate = self.rates.get(key)
+            if rate is not None:
+                return Price(meter, model, rate.credits_per_unit, rate.provider, rate.pk)
+        known = self.models.get(meter_code)
+        if known:
+            what = f"model “{model}”" if model else "a usage event without a model"
+            raise InvalidRequest(
+                f"No price for {what} on {meter_code}. Priced models: {', '.join(known)}.", code="unknown_model"
+            )
+        raise InvalidRequest(f"No price is set for {meter_code}.", code="no_rate")
+
+
+_lock = threading.Lock()
+_card: RateCard | None = None
+_loaded_at = 0.0
+
+
+def current_card() -> RateCard:
+    global _card, _loaded_at
+    now = time.monotonic()
+    if _card is None or now - _loaded_at > CARD_TTL:
+        with _lock:
+            if _card is None or now - _loaded_at > CARD_TTL:
+                _card = RateCard(list(Meter.objects.all()), list(Rate.objects.all()))
+                _loaded_at = now
+    return _card
+
+
+def clear_cache() -> None:
+    global _card
+    _card = None
