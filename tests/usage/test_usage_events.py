@@ -277,3 +277,22 @@ def test_every_money_moving_service_writes_an_audit_row(org, other_org, owner):
     actions = set(AuditEvent.objects.filter(org=org).values_list("action", flat=True))
     assert {"credits.granted", "usage.recorded", "credits.usage", "hold.created", "hold.captured",
             "credits.transfer_sent", "credits.adjusted"} <= actions
+
+
+def test_a_batch_debits_one_entry_per_member_so_the_ledger_attributes_every_credit(org, owner, member):
+    fund(org, 100)
+    results = services.usage_record_batch(org=org, events=[
+        UsageInput(idempotency_key="b1", meter="action.small", quantity=Decimal(3), member=owner),
+        UsageInput(idempotency_key="b2", meter="action.large", quantity=Decimal(1), member=member),
+        UsageInput(idempotency_key="b3", meter="action.medium", quantity=Decimal(2), member=owner),
+        UsageInput(idempotency_key="b4", meter="action.small", quantity=Decimal(1)),
+    ])
+
+    assert [r.status for r in results] == ["recorded"] * 4
+    entries = {e.member_id: e for e in LedgerEntry.objects.filter(account__org=org, kind="usage")}
+    assert {k: -e.amount_micros for k, e in entries.items()} == {owner.pk: 8 * C, member.pk: 5 * C, None: 1 * C}
+    for result in results:
+        assert result.event.ledger_entry_id == entries[result.event.member_id].pk
+    assert balance(org) == 86 * C
+    assert min(e.balance_after_micros for e in entries.values()) == 86 * C
+    assert_reconciled(org)

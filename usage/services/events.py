@@ -274,9 +274,11 @@ def _replays(account: CreditAccount, keys: list[str]) -> dict[str, UsageEvent]:
 
 def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[BatchItem]:
     """Decide each event in order under one account lock, then debit what was
-    recorded as one ledger entry (allocated across grants in burn order) and
-    write it all in one statement. Each event keeps its own charge and the
-    balance right after it; the entry's amount is their sum.
+    recorded as one ledger entry per member (allocated across grants in burn
+    order) and write it all in one statement. Each event keeps its own charge
+    and the balance right after it; an entry's amount is the sum of its
+    member's events, so the ledger attributes every credit to a member just as
+    the events do.
 
     Everything per event that does not depend on the balance (checks, pricing
     on the plan last seen, the row's JSON) happens before the lock, so the
@@ -287,7 +289,7 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
     member_ids = sorted({p.member.pk for p in prepared if p.member is not None and p.error is None})
     writer = _lock_and_load(
-        org.pk, now, entries=1, events=len(keys), event_keys=keys, member_ids=member_ids or None,
+        org.pk, now, entries=len(member_ids) + 1, events=len(keys), event_keys=keys, member_ids=member_ids or None,
         month=month_start(now),
     )
     account, loaded = writer.account, writer.loaded
@@ -296,12 +298,12 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
         _price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
     writer.live_grants()
     strict = not account.overage_allowed
-    entry_id = writer.next_entry_id()
     results: list[BatchItem] = []
     seen: dict[str, tuple[str, RecordedEvent]] = {}
     replayed: list[BatchItem] = []
-    charged: list[RecordedEvent] = []
-    members: set[int | None] = set()
+    # One entry per member, in the order members first appear: member id ->
+    # (entry id, charged events).
+    by_member: dict[int | None, tuple[int, list[RecordedEvent]]] = {}
     total = 0
     for index, p in enumerate(prepared):
         key = p.input.idempotency_key
@@ -340,21 +342,22 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
                 continue
             writer.spend(member_id, charge)
             total += charge
+            if member_id not in by_member:
+                by_member[member_id] = (writer.next_entry_id(), [])
         item.status = "recorded"
-        item.event = _event(writer, p, entry_id=entry_id if charge else None,
+        item.event = _event(writer, p, entry_id=by_member[member_id][0] if charge else None,
                             balance_after_micros=account.balance_micros - total)
         if charge:
-            charged.append(item.event)
-            members.add(member_id)
+            by_member[member_id][1].append(item.event)
         seen[key] = (p.fingerprint, item.event)
     recorded = [r for r in results if r.status == "recorded"]
-    if total:
-        single = len(recorded) == 1
+    single = len(recorded) == 1
+    for entry_id, charged in by_member.values():
+        amount = sum(event.credits_micros for event in charged)
         writer.write(
-            EntryKind.USAGE, -total, writer.take(total), id=entry_id,
-            member=charged[0].member if len(members) == 1 else None,
+            EntryKind.USAGE, -amount, writer.take(amount), id=entry_id, member=charged[0].member,
             idempotency_key=f"usage:{recorded[0].idempotency_key}" if single else f"usage-batch:{charged[0].pk}",
-            reason=(_reason(charged[0]) if single else f"{len(charged)} usage events")[:500],
+            reason=(_reason(charged[0]) if len(charged) == 1 else f"{len(charged)} usage events")[:500],
         )
     if recorded:
         writer.audit(
