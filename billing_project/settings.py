@@ -198,10 +198,6 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKeyAuth": {"type": "http", "scheme": "bearer", "description": "An org API key"}}
-    },
-    "SECURITY": [{"ApiKeyAuth": []}],
 }
 
 # --- Celery: Redis when REDIS_URL is set, else the on-disk broker -----------
