@@ -75,6 +75,9 @@ class GrantSource(models.TextChoices):
     PROMO = "promo", "Promotion"
     TRANSFER_IN = "transfer_in", "Received transfer"
     ADJUSTMENT = "adjustment", "Adjustment"
+    # Settles debt that was reported to Stripe as overage: the customer now owes
+    # it on their invoice, so the ledger must not ask for it a second time.
+    OVERAGE_INVOICED = "overage_invoiced", "Billed as overage"
 
 
 # Credits a customer paid for may be sent to someone else; free credits and
@@ -92,6 +95,7 @@ DEFAULT_PRIORITY = {
     GrantSource.TRANSFER_IN: 50,
     GrantSource.PURCHASE: 60,
     GrantSource.AUTO_TOPUP: 60,
+    GrantSource.OVERAGE_INVOICED: 70,
 }
 
 

@@ -74,7 +74,7 @@ def _settle(report_id: int) -> OverageReport:
         return report
     amount = report.credits * MICROS_PER_CREDIT
     ledger.credits_grant(
-        org=state.org, amount_micros=amount, source=GrantSource.ADJUSTMENT,
+        org=state.org, amount_micros=amount, source=GrantSource.OVERAGE_INVOICED,
         idempotency_key=f"overage:{report.identifier}", stripe_object_id=report.identifier,
         reason=f"{report.credits} credits used past zero, billed on your next invoice",
         actor="task:billing.overage_report",

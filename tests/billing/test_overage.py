@@ -5,7 +5,7 @@ from billing.models import OverageReport
 from billing.services import overage
 from tests.billing.helpers import C, balance, invoice_for, subscription_for
 from usage import services as ledger
-from usage.models import CreditAccount
+from usage.models import CreditAccount, Grant, GrantSource
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +45,8 @@ def test_usage_past_zero_is_reported_to_the_meter_in_whole_credits_and_settled(o
     assert (report.credits, report.identifier) == (2, event["identifier"]) and report.sent_at is not None
     account = CreditAccount.objects.get(org=org)
     assert (account.debt_micros, account.balance_micros) == (500_000, -500_000)  # the fraction waits
+    settled = Grant.objects.get(account=account, source=GrantSource.OVERAGE_INVOICED)
+    assert (settled.amount_micros, settled.remaining_micros) == (2_000_000, 0)  # it only paid the debt off
     assert ledger.ledger_reconcile(org_ids=[org.pk]) == []
 
 
