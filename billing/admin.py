@@ -20,18 +20,8 @@ from billing.models import (
     RefundRecord,
     TopUpAttempt,
 )
+from billing_project.admin_base import ReadOnlyAdmin
 from billing_project.errors import TollgateError
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # --- catalog ---------------------------------------------------------------

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from billing_project.admin_base import ReadOnlyAdmin
 from orgs.models import AuditEvent, Invitation, Membership, Organization
 
 
@@ -37,18 +38,9 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "action", "org", "actor_label", "source", "ip", "request_id"]
     list_filter = ["action", "source"]
     search_fields = ["action", "org__slug", "actor_label", "request_id"]
     list_select_related = ["org"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

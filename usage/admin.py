@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from billing_project.admin_base import ReadOnlyAdmin
 from billing_project.errors import TollgateError
 from billing_project.request_context import acting_as
 from usage import services
@@ -30,17 +31,6 @@ from usage.models import (
     UsageEvent,
 )
 from usage.units import AmountError, credits_to_micros, format_credits
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class AdjustmentForm(forms.Form):
