@@ -1,6 +1,7 @@
 """Credits shown as money, for people. The one place a credit gets a price on the pages.
 
-Credits are sold at `CREDIT_PRICE` (default $0.01) in `CURRENCY`. Amounts are
+Credits are sold at `CREDIT_PRICE` (default $0.01, read through
+usage.units.credit_price) in `CURRENCY`. Amounts are
 Decimals, rounded once, half up, to the cent; nothing here uses float. Packs
 and plans carry their own prices in the catalog; this is only the list price
 of one credit, used to show "worth $12.34" beside a balance.
@@ -12,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 
+from usage import units
 from usage.units import MICROS_PER_CREDIT
 
 _CENT = Decimal("0.01")
@@ -19,7 +21,7 @@ _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
 def credit_price() -> Decimal:
-    return Decimal(str(settings.CREDIT_PRICE))
+    return units.credit_price()
 
 
 def currency() -> str:
@@ -30,6 +32,11 @@ def credits_value(micros: int) -> Decimal:
     """What `micros` credits are worth at list price, to the cent (half up)."""
     exact = Decimal(micros) * credit_price() / MICROS_PER_CREDIT
     return exact.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def credits_price_cents(micros: int) -> int:
+    """What `micros` credits cost at list price, in whole minor units (cents), half up."""
+    return int(credits_value(micros) * 100)
 
 
 def format_money(amount: Decimal | int, *, minor_units: bool = False) -> str:

@@ -47,12 +47,21 @@ class CreditAccount(models.Model):
     auto_topup_threshold_micros = models.BigIntegerField(
         null=True, blank=True, help_text="Auto top-up trigger; empty when auto top-up is off."
     )
+    # The org's own "low balance" line (alert preferences); empty: the
+    # deployment's LOW_BALANCE_CREDITS. On this row so the header indicator
+    # stays one row read and the ledger hook sees it without a query.
+    low_balance_threshold_micros = models.BigIntegerField(
+        null=True, blank=True, help_text="Available credits below which the balance is low; empty: the default."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(held_micros__gte=0), name="account_held_not_negative"),
             models.CheckConstraint(condition=Q(debt_micros__gte=0), name="account_debt_not_negative"),
+            models.CheckConstraint(
+                condition=Q(low_balance_threshold_micros__gte=0), name="account_low_threshold_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:

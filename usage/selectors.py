@@ -29,7 +29,7 @@ from billing_project.errors import InvalidRequest
 from usage.models import BillingMode, CreditAccount, EntryKind, Grant, LedgerEntry, Transfer, UsageEvent
 from usage.services import transfer_sendable_micros
 from usage.services.rates import current_card, read_data_file
-from usage.units import MICROS_PER_CREDIT, charge_micros, credits_to_micros
+from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price, credits_to_micros
 
 if TYPE_CHECKING:
     from orgs.models import Organization
@@ -50,9 +50,13 @@ def balance_status(available_micros: int, low_threshold_micros: int) -> BalanceS
     return BalanceStatus.OK
 
 
-def low_balance_micros() -> int:
-    """Available credits below which a balance is "low": the deployment's
-    LOW_BALANCE_CREDITS. The API, the header and the overview all use this."""
+def low_balance_micros(threshold_micros: int | None = None) -> int:
+    """Available credits below which a balance is "low": the org's own threshold
+    (`CreditAccount.low_balance_threshold_micros`, set in its alert preferences)
+    when it has one, else the deployment's LOW_BALANCE_CREDITS. The API, the
+    header, the overview and the low-balance alerts all use this."""
+    if threshold_micros is not None:
+        return threshold_micros
     return credits_to_micros(settings.LOW_BALANCE_CREDITS)
 
 
@@ -90,7 +94,7 @@ class BalanceSummary:
 
 
 _BALANCE_SQL = """
-SELECT a.balance_micros, a.held_micros, a.debt_micros, a.plan_code, a.overage_allowed,
+SELECT a.balance_micros, a.held_micros, a.debt_micros, a.plan_code, a.overage_allowed, a.low_balance_threshold_micros,
   (SELECT coalesce(json_agg(json_build_array(g.id, g.source, g.remaining_micros, g.expires_at)
                             ORDER BY g.expires_at ASC NULLS LAST, g.priority, g.created_at, g.id), '[]')
    FROM usage_grant g WHERE g.account_id = a.id AND g.remaining_micros > 0 AND (g.expires_at IS NULL OR g.expires_at > now()))
@@ -107,9 +111,9 @@ def balance_summary(org: Organization | int) -> BalanceSummary:
         row = cursor.fetchone()
     if row is None:
         return BalanceSummary(0, 0, 0, "free", False, low_balance_micros())
-    balance, held, debt, plan, overage, grants = row
+    balance, held, debt, plan, overage, threshold, grants = row
     return BalanceSummary(
-        balance, held, debt, plan, overage, low_balance_micros(),
+        balance, held, debt, plan, overage, low_balance_micros(threshold),
         [GrantBalance(g[0], g[1], g[2], parse_datetime(g[3]) if g[3] else None) for g in grants],
     )
 
@@ -199,7 +203,7 @@ class Estimate:
         return sum(line.high_micros for line in self.lines)
 
     def usd(self, micros: int) -> Decimal:
-        """Money at the pack price, rounded half up to the cent."""
+        """Money at the list price of a credit (CREDIT_PRICE), rounded half up to the cent."""
         return (Decimal(micros) / MICROS_PER_CREDIT * self.usd_per_credit).quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
@@ -211,7 +215,7 @@ def workflows() -> dict:
     global _workflows_cache
     if _workflows_cache is None:
         data = read_data_file()
-        _workflows_cache = {"usd_per_credit": Decimal(str(data["usd_per_credit"])), "workflows": data["workflows"]}
+        _workflows_cache = {"workflows": data["workflows"]}
     return _workflows_cache
 
 
@@ -241,7 +245,7 @@ def estimate(
         lines.append(EstimateLine(
             item["meter"], item.get("model", ""), low, high, per_unit, charge_micros(low, per_unit), charge_micros(high, per_unit),
         ))
-    return Estimate(workflow, lines, catalog["usd_per_credit"])
+    return Estimate(workflow, lines, credit_price())
 
 
 # --- provider keys and member caps (for the pages) -----------------------------------

@@ -134,3 +134,17 @@ def assert_accessible(page, where: str) -> None:
         f"  {v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in bad
     )
     assert not bad, f"accessibility violations on {where}:\n{detail}"
+
+
+@pytest.fixture(autouse=True)
+def rate_card(transactional_db):
+    """The default rate card and catalog, as the data migrations load them (the
+    suite skips migrations). The live server's thread reads the same database."""
+    from billing import services
+    from usage.services import rates
+
+    rates.clear_cache()
+    rates.load_card_data(rates.read_data_file())
+    services.catalog_load()
+    yield rates.current_card()
+    rates.clear_cache()

@@ -21,6 +21,7 @@ from usage.services.ledger import (  # noqa: F401
     Mismatch,
     account_open,
     account_set_auto_topup_threshold,
+    account_set_low_balance_threshold,
     account_set_plan,
     credits_adjust,
     credits_clawback,
