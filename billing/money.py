@@ -39,14 +39,14 @@ def credits_price_cents(micros: int) -> int:
     return int(credits_value(micros) * 100)
 
 
-def format_money(amount: Decimal | int, *, minor_units: bool = False) -> str:
+def format_money(amount: Decimal | int, *, minor_units: bool = False, currency_code: str | None = None) -> str:
     """`Decimal("1234.5")` -> "$1,234.50"; with `minor_units`, 123450 -> "$1,234.50".
     Negative amounts read "-$3.00"; currencies without a symbol read "CHF 3.00"."""
     if isinstance(amount, float):
         raise TypeError("Money is never a float.")
     value = Decimal(amount) / 100 if minor_units else Decimal(amount)
     value = value.quantize(_CENT, rounding=ROUND_HALF_UP)
-    code = currency()
+    code = (currency_code or currency()).upper()
     sign = "-" if value < 0 else ""
     digits = f"{abs(value):,.2f}"
     symbol = _SYMBOLS.get(code)

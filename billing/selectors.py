@@ -287,3 +287,141 @@ def credits_overview(org_id: int) -> CreditsOverview:
         sendable_micros=ledger.sendable_micros(account=account, grants=grants),
         actions=actions_affordable(account.available_micros, account.plan_code),
     )
+
+
+# --- the plans page ------------------------------------------------------------
+
+FEATURE_LABELS = {
+    "basic_workflows": "Basic workflows",
+    "advanced_workflows": "Advanced workflows",
+    "api_access": "API access",
+    "media_generation": "Image, speech and video generation",
+    "team_members": "Team members and spend caps",
+    "overage": "Keeps running past zero (billed in arrears)",
+    "priority_processing": "Priority processing",
+}
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    """One plan as the plans page shows it at one billing interval, and what
+    choosing it would do for this org."""
+
+    plan: Plan
+    price: PlanPrice | None
+    current: bool
+    action: str  # current, subscribe, upgrade, downgrade, switch, cancel, none
+    features: list[str]
+
+    @property
+    def monthly_cents(self) -> int:
+        if self.price is None:
+            return 0
+        return self.price.amount_cents // 12 if self.price.interval == "year" else self.price.amount_cents
+
+    @property
+    def yearly_saving_cents(self) -> int:
+        """What paying by the year saves against twelve monthly payments."""
+        if self.price is None or self.price.interval != "year":
+            return 0
+        monthly = next((p for p in self.plan.prices.all() if p.interval == "month"), None)
+        return max(0, monthly.amount_cents * 12 - self.price.amount_cents) if monthly else 0
+
+
+def _monthly_equivalent(price: PlanPrice | None) -> int:
+    """A year of the price, in cents, to compare monthly and yearly prices."""
+    if price is None:
+        return 0
+    return price.amount_cents * 12 if price.interval == "month" else price.amount_cents
+
+
+def plan_cards(*, state: BillingState, interval: str) -> list[PlanCard]:
+    """Every active plan at `interval` (Free at its only price), the org's
+    current one marked, each with the change it would be from where the org is."""
+    subscribed = bool(state.subscription_id) and state.status in (
+        BillingStatus.ACTIVE, BillingStatus.PAST_DUE, BillingStatus.TRIALING)
+    plans = list(plans_active())
+    current_plan = next((p for p in plans if p.code == state.plan_code), None)
+    current_price = None
+    if current_plan is not None:
+        current_price = next((p for p in current_plan.prices.all() if p.interval == (state.interval or "month")), None)
+    # Compare plans by what a year of each costs, whatever the interval.
+    current_year = _monthly_equivalent(current_price)
+    cards = []
+    for plan in plans:
+        prices = [p for p in plan.prices.all() if p.active]
+        price = next((p for p in prices if p.interval == interval), None) or next(iter(prices), None)
+        free = price is None or price.amount_cents == 0
+        is_current_plan = plan.code == state.plan_code
+        same_interval = free or (price is not None and price.interval == (state.interval or "month"))
+        if is_current_plan and state.status == BillingStatus.TRIALING and not state.subscription_id:
+            action = "subscribe"  # the sign-up trial: keep the plan by subscribing
+        elif is_current_plan and same_interval:
+            action = "current"
+        elif is_current_plan:
+            action = "switch" if subscribed else "subscribe"
+        elif free:
+            action = "cancel" if subscribed else "none"
+        elif subscribed:
+            action = "upgrade" if _monthly_equivalent(price) > current_year else "downgrade"
+        else:
+            action = "subscribe"
+        cards.append(PlanCard(
+            plan=plan, price=price, current=is_current_plan and (same_interval or action == "subscribe"),
+            action=action, features=[FEATURE_LABELS.get(f, f.replace("_", " ").capitalize()) for f in plan.features],
+        ))
+    return cards
+
+
+# --- invoices ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    id: str
+    number: str
+    status: str
+    currency: str
+    subtotal_cents: int
+    tax_cents: int
+    total_cents: int
+    amount_due_cents: int
+    created: datetime | None
+    period_start: datetime | None
+    period_end: datetime | None
+    description: str
+    hosted_url: str
+    pdf_url: str
+
+    @property
+    def status_label(self) -> str:
+        return {"paid": "Paid", "open": "Due", "draft": "Draft", "void": "Void",
+                "uncollectible": "Uncollectible"}.get(self.status, self.status.title())
+
+    @property
+    def status_badge(self) -> str:
+        return {"paid": "ok", "open": "warn", "uncollectible": "bad"}.get(self.status, "")
+
+
+def invoice_row(invoice: djstripe_models.Invoice) -> InvoiceRow:
+    """What the invoices page shows of one of dj-stripe's synced invoices, read
+    from Stripe's own data (amounts in the invoice's minor unit)."""
+    from billing.stripe_data import timestamp
+
+    data = invoice.stripe_data
+    taxes = data.get("total_taxes")
+    tax = sum(int(t.get("amount") or 0) for t in taxes) if isinstance(taxes, list) else int(data.get("tax") or 0)
+    lines = ((data.get("lines") or {}).get("data") or [])
+    description = data.get("description") or ""
+    if not description and lines:
+        description = lines[0].get("description") or ""
+        if len(lines) > 1:
+            description += f" and {len(lines) - 1} more"
+    return InvoiceRow(
+        id=data.get("id") or invoice.id, number=data.get("number") or "", status=data.get("status") or "",
+        currency=(data.get("currency") or "usd").upper(), subtotal_cents=int(data.get("subtotal") or 0), tax_cents=tax,
+        total_cents=int(data.get("total") or 0), amount_due_cents=int(data.get("amount_due") or 0),
+        created=timestamp(data.get("created")), period_start=timestamp(data.get("period_start")),
+        period_end=timestamp(data.get("period_end")), description=description,
+        hosted_url=data.get("hosted_invoice_url") or "", pdf_url=data.get("invoice_pdf") or "",
+    )

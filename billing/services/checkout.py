@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+from djstripe import models as djstripe_models
 
 from accounts.models import User
 from billing import gateway
@@ -265,20 +266,107 @@ def _simulated_start(org: Organization, item: CheckoutItem, return_to: str, acto
     return CheckoutResult(url=reverse("billing:simulate", args=[session_id]), session_id=session_id, simulated=True)
 
 
-def portal_start(*, org: Organization, return_to: str = "overview", actor: Actor = None) -> str:
-    """A Stripe customer portal session URL: payment methods, plan changes, cancellation, invoices."""
+def portal_start(
+    *, org: Organization, return_to: str = "overview", actor: Actor = None, flow: dict | None = None
+) -> str:
+    """A Stripe customer portal session URL: payment methods, plan changes,
+    cancellation, invoices. `flow` deep-links into one of the portal's flows
+    (confirm a plan change, cancel), which comes back to `return_to` when done."""
     _check_actor(org, actor, "manage billing")
     back = return_path(return_to)
     if not gateway.configured():
         raise StripeNotConfigured("The billing portal needs Stripe, which is not configured on this Tollgate.")
     customer = customer_for_org(org=org, actor=actor)
     params = {"customer": customer.id, "return_url": settings.SITE_URL + back}
+    if flow is not None:
+        params["flow_data"] = {
+            **flow, "after_completion": {"type": "redirect", "redirect": {"return_url": settings.SITE_URL + back}},
+        }
     if settings.STRIPE_PORTAL_CONFIGURATION:
         params["configuration"] = settings.STRIPE_PORTAL_CONFIGURATION
     with gateway.translated_errors("open the billing portal"):
         session = stripe.billing_portal.Session.create(**params, **gateway.options())
-    audit_record(org=org, action="billing.portal_opened", actor=actor, data={"customer": customer.id})
+    audit_record(org=org, action="billing.portal_opened", actor=actor,
+                 data={"customer": customer.id, "flow": (flow or {}).get("type")})
     return session["url"]
+
+
+# --- plan changes ---------------------------------------------------------------
+
+
+def _subscribed(state) -> bool:
+    return bool(state.subscription_id) and state.status in (
+        BillingStatus.ACTIVE, BillingStatus.PAST_DUE, BillingStatus.TRIALING)
+
+
+def _plan_item_id(subscription_id: str) -> str:
+    """The subscription item that carries the plan (not the metered overage price)."""
+    from billing.selectors import plan_price_for
+
+    synced = djstripe_models.Subscription.objects.filter(id=subscription_id).first()
+    if synced is not None and synced.stripe_data.get("items"):
+        data = synced.stripe_data
+    else:
+        with gateway.translated_errors("read the subscription"):
+            data = gateway.to_dict(stripe.Subscription.retrieve(subscription_id, **gateway.options()))
+    for item in (data.get("items") or {}).get("data", []):
+        price = item.get("price") or {}
+        if plan_price_for(price_id=price.get("id", ""), product_id=price.get("product") or "",
+                          interval=(price.get("recurring") or {}).get("interval") or "") is not None:
+            return item["id"]
+    raise Conflict("This subscription has no plan we know; change it in the billing portal.", code="unknown_subscription")
+
+
+def plan_change_start(
+    *, org: Organization, plan_code: str, interval: str = Interval.MONTH, return_to: str = "plans", actor: Actor = None
+) -> CheckoutResult:
+    """Move the org to another paid plan or billing interval.
+
+    Without a subscription this is a checkout. With one, Stripe's customer
+    portal confirms the change, showing the exact prorated amount first; the
+    webhooks then apply the plan and its allowance as for any subscription
+    change. In the embedded demo the simulated payment switches at once.
+    """
+    _check_actor(org, actor, "change the plan")
+    state = plans.billing_state_for(org)
+    if not _subscribed(state):
+        return checkout_start(org=org, kind=CheckoutKind.PLAN, code=plan_code, interval=interval,
+                              return_to=return_to, actor=actor)
+    item = checkout_item(kind=CheckoutKind.PLAN, code=plan_code, interval=interval)
+    if state.plan_code == plan_code and state.interval == interval:
+        raise Conflict(f"{item.plan_price.plan.name} billed {item.plan_price.get_interval_display().lower()} "
+                       "is already your plan.", code="same_plan")
+    if gateway.simulated() and state.subscription_id.startswith("sim_"):
+        return _simulated_start(org, item, return_to, actor)
+    if not item.stripe_price_id:
+        gateway.api_key()
+        raise StripeNotConfigured("The catalog is not in Stripe yet: an operator needs to run `manage.py sync_catalog`.",
+                                  code="catalog_not_synced")
+    url = portal_start(org=org, return_to=return_to, actor=actor, flow={
+        "type": "subscription_update_confirm",
+        "subscription_update_confirm": {
+            "subscription": state.subscription_id,
+            "items": [{"id": _plan_item_id(state.subscription_id), "price": item.stripe_price_id, "quantity": 1}],
+        },
+    })
+    return CheckoutResult(url=url, session_id="", simulated=False)
+
+
+def plan_cancel_start(*, org: Organization, return_to: str = "plans", actor: Actor = None) -> str | None:
+    """Cancel the subscription: Stripe's portal confirms it (the plan then runs
+    to the end of the paid period). In the embedded demo the simulated
+    subscription ends at once. Returns the URL to send the person to, if any."""
+    _check_actor(org, actor, "cancel the plan")
+    state = plans.billing_state_for(org)
+    if not _subscribed(state):
+        raise Conflict("There is no subscription to cancel: this organization is on the Free plan.",
+                       code="no_subscription")
+    if state.subscription_id.startswith("sim_"):
+        plans.plan_simulate_cancel(org=org, actor=actor)
+        return None
+    return portal_start(org=org, return_to=return_to, actor=actor, flow={
+        "type": "subscription_cancel", "subscription_cancel": {"subscription": state.subscription_id},
+    })
 
 
 # --- fulfilment ------------------------------------------------------------

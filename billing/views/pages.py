@@ -20,6 +20,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from billing import selectors
+from billing import services as billing_services
 from billing.forms import HistoryFilterForm, SendCreditsForm
 from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
@@ -35,12 +36,17 @@ from usage.units import credits_str, format_credits
 def overview(request):
     membership = request.membership
     org = membership.org
+    state = billing_services.billing_state_for(org)
     return render(
         request,
         "billing/overview.html",
         {
             "org": org,
             "credits": selectors.credits_overview(org.pk),
+            "sub": selectors.subscription_for(org, state),
+            "state": state,
+            "allowance": selectors.allowance_for(org.pk),
+            "auto_topup": selectors.auto_topup_status(org),
             "can_buy": membership.can_manage_billing,
             "member_count": org_selectors.members_of(org).count(),
             "top_up_url": TOP_UP_PATH,
