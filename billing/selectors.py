@@ -71,6 +71,12 @@ def org_has_feature(org: Organization, feature: str) -> bool:
     return plan_has_feature(state.plan_code if state else "free", feature)
 
 
+def billing_state_of(org: Organization) -> BillingState:
+    """The org's billing state as stored, or an unsaved Free one: pages read,
+    they never create rows (the services start Free on first need)."""
+    return BillingState.objects.filter(org=org).first() or BillingState(org=org)
+
+
 @dataclass(frozen=True)
 class Subscription:
     state: BillingState

@@ -20,7 +20,6 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from billing import selectors
-from billing import services as billing_services
 from billing.forms import HistoryFilterForm, SendCreditsForm
 from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
@@ -36,7 +35,7 @@ from usage.units import credits_str, format_credits
 def overview(request):
     membership = request.membership
     org = membership.org
-    state = billing_services.billing_state_for(org)
+    state = selectors.billing_state_of(org)
     return render(
         request,
         "billing/overview.html",

@@ -96,7 +96,7 @@ def plans(request):
     """The plans side by side, by the month or by the year."""
     org = request.membership.org
     interval = request.GET.get("interval") or ""
-    state = services.billing_state_for(org)
+    state = selectors.billing_state_of(org)
     if interval not in Interval.values:
         interval = state.interval if state.interval in Interval.values and state.status != "free" else Interval.MONTH
     subscription = selectors.subscription_for(org, state)

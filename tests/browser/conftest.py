@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+# Stripe at the HTTP edge and signed webhooks, as the billing tests have them.
+from tests.billing.conftest import catalog, fake_stripe, stripe_account, stripe_keys, webhooks  # noqa: F401
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
