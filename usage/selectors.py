@@ -475,9 +475,13 @@ u AS (
     UNION ALL
     SELECT (e.occurred_at AT TIME ZONE 'UTC')::date, {key_e}, e.credits_micros, 1
     FROM usage_usageevent e, c
-    WHERE e.account_id = %(account)s AND e.created_at >= c.t
+    WHERE e.account_id = %(account)s AND e.created_at >= c.t AND e.created_at >= %(rolled)s
       AND e.occurred_at >= %(since_at)s AND e.occurred_at < %(until_at)s
 )"""
+# `rolled` is the cursor as read just before the statement: never later than
+# `c.t` (the cursor only moves on), so it changes no result, but as a known
+# value it lets the planner see how few events are left (the BRIN index)
+# instead of guessing and walking the account's events in the whole range.
 
 _CHART_SQL = "WITH " + _USAGE_UNION + """,
 top AS (SELECT key FROM u GROUP BY key ORDER BY sum(credits) DESC, key LIMIT %(top)s),
@@ -571,7 +575,7 @@ def usage_chart(
     if account_id is None:
         return empty
     table, key_r, key_e = _CHART_KEYS[group_by]
-    params = {**_chart_params(account_id, buckets, period), "top": top}
+    params = {**_chart_params(account_id, buckets, period), "top": top, "rolled": _rolled()}
     with connection.cursor() as cursor:
         cursor.execute(_CHART_SQL.format(table=table, key_r=key_r, key_e=key_e), params)
         rows = cursor.fetchall()
@@ -614,19 +618,20 @@ def chart_labels(group_by: str, keys: list[str]) -> dict[str, str]:
     return {k: k or "No workflow run" for k in keys}
 
 
-_RUNS_SQL = "WITH " + _USAGE_UNION + """
-SELECT u.key, sum(u.credits)::bigint, sum(u.events)::bigint, count(*) OVER ()
-FROM u WHERE u.key <> '' GROUP BY u.key ORDER BY 2 DESC, 1 LIMIT %(limit)s
-"""
-_RUN_TIMES_SQL = """
-SELECT workflow_run_id, min(first_at), max(last_at) FROM usage_usagerunrollup
-WHERE account_id = %(account)s AND workflow_run_id = ANY(%(runs)s) AND day >= %(since)s AND day < %(until)s
-GROUP BY 1
-UNION ALL
-SELECT workflow_run_id, min(occurred_at), max(occurred_at) FROM usage_usageevent
-WHERE account_id = %(account)s AND workflow_run_id = ANY(%(runs)s) AND occurred_at >= %(since_at)s AND occurred_at < %(until_at)s
-  AND created_at >= coalesce((SELECT rolled_until FROM usage_rollupcursor WHERE id = 1), '-infinity'::timestamptz)
-GROUP BY 1
+_RUNS_SQL = """
+WITH c AS (SELECT coalesce((SELECT rolled_until FROM usage_rollupcursor WHERE id = 1), '-infinity'::timestamptz) AS t),
+u AS (
+    SELECT r.workflow_run_id AS key, r.credits_micros AS credits, r.events AS events, r.first_at, r.last_at
+    FROM usage_usagerunrollup r
+    WHERE r.account_id = %(account)s AND r.day >= %(since)s AND r.day < %(until)s AND r.workflow_run_id <> ''
+    UNION ALL
+    SELECT e.workflow_run_id, e.credits_micros, 1, e.occurred_at, e.occurred_at
+    FROM usage_usageevent e, c
+    WHERE e.account_id = %(account)s AND e.created_at >= c.t AND e.created_at >= %(rolled)s
+      AND e.occurred_at >= %(since_at)s AND e.occurred_at < %(until_at)s AND e.workflow_run_id <> ''
+)
+SELECT key, sum(credits)::bigint, sum(events)::bigint, min(first_at), max(last_at), count(*) OVER ()
+FROM u GROUP BY key ORDER BY 2 DESC, 1 LIMIT %(limit)s
 """
 
 
@@ -651,19 +656,25 @@ def workflow_run_costs(*, account_id: int | None, period: str = "day", today: da
     if account_id is None:
         return RunCosts([], 0)
     buckets = chart_buckets(period, today or timezone.now().astimezone(dt_timezone.utc).date())
-    table, key_r, key_e = _CHART_KEYS["workflow_run"]
-    params = {**_chart_params(account_id, buckets, period), "limit": limit}
+    params = {**_chart_params(account_id, buckets, period), "limit": limit, "rolled": _rolled()}
     with connection.cursor() as cursor:
-        cursor.execute(_RUNS_SQL.format(table=table, key_r=key_r, key_e=key_e), params)
+        cursor.execute(_RUNS_SQL, params)
         rows = cursor.fetchall()
-        times: dict[str, tuple] = {}
-        if rows:
-            cursor.execute(_RUN_TIMES_SQL, {**params, "runs": [r[0] for r in rows]})
-            for run, first, last in cursor.fetchall():
-                old = times.get(run)
-                times[run] = (min(first, old[0]), max(last, old[1])) if old else (first, last)
-    runs = [RunCost(r[0], r[1], r[2], *times.get(r[0], (None, None))) for r in rows]
-    return RunCosts(runs, rows[0][3] if rows else 0)
+    runs = [RunCost(run, credits, events, first, last) for run, credits, events, first, last, _n in rows]
+    return RunCosts(runs, rows[0][5] if rows else 0)
+
+
+def _rolled() -> datetime:
+    """The roll-up cursor now (a hint for the planner; see _USAGE_UNION)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolled_until FROM usage_rollupcursor WHERE id = 1")
+        row = cursor.fetchone()
+    return row[0] if row else _NO_CURSOR
+
+
+# Before the first roll-up every event is in the tail; created_at is a server
+# clock reading, never before this.
+_NO_CURSOR = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 
 
 @dataclass(frozen=True)
