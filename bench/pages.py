@@ -150,6 +150,8 @@ def build_events(account_id: int) -> None:
             {"account": account_id, "small": meters["action.small"], "tokens": meters["ai.output_tokens"],
              "compute": meters["compute.seconds"]},
         )
+        # What autovacuum (autosummarize) would soon do for ranges filled by normal traffic.
+        cursor.execute("SELECT brin_summarize_new_values('usage_event_created_brin')")
         cursor.execute("ANALYZE usage_usageevent")
         cursor.execute("SELECT count(*) FROM usage_usageevent WHERE account_id = %s", [account_id])
         count = cursor.fetchone()[0]

@@ -425,7 +425,9 @@ class UsageEvent(models.Model):
             # The roll-up's window of new events, and the charts' tail of events
             # not rolled up yet. BRIN: rows arrive in created_at order, so a few
             # pages per range summarise it, at next to no cost per insert.
-            BrinIndex(fields=["created_at"], name="usage_event_created_brin", pages_per_range=16),
+            # autosummarize: autovacuum summarises each range soon after it
+            # fills; an unsummarised range always matches, costing a scan.
+            BrinIndex(fields=["created_at"], name="usage_event_created_brin", pages_per_range=16, autosummarize=True),
         ]
         triggers = [APPEND_ONLY]
 
