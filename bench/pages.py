@@ -158,29 +158,30 @@ def build_events(account_id: int) -> None:
     print(f"built {count:,} usage events in {time.perf_counter() - started:.1f} s")
 
 
-def plan_of(queries: list[tuple[str, tuple]]) -> str:
-    """How PostgreSQL runs the page's read of the ledger: the index it scans and the time;
-    for the usage charts, the chart's one statement and its time."""
-    charts = [(sql, params) for sql, params in queries if "usage_rollupcursor" in sql]
-    if charts:
-        parts = []
-        for sql, params in charts:
-            with connection.cursor() as cursor:
-                cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
-                lines = [row[0] for row in cursor.fetchall()]
-            executed = next((line for line in lines if line.startswith("Execution Time")), "")
-            parts.append(executed.lower().replace("execution time: ", ""))
-        return "chart + runs: " + " + ".join(parts)
-    reads = [(sql, params) for sql, params in queries if 'FROM "usage_ledgerentry"' in sql]
-    if not reads:
-        return "no ledger read"
-    sql, params = reads[-1]
+def _explain(sql: str, params) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
-        lines = [row[0] for row in cursor.fetchall()]
-    scans = sorted({m.group(1) for line in lines if (m := re.search(r"using (\w+) on usage_ledgerentry", line))})
-    executed = next((line for line in lines if line.startswith("Execution Time")), "")
-    return f"{', '.join(scans) or 'no index (sequential scan)'}; {executed.lower().replace('execution time: ', '')}"
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _executed(lines: list[str]) -> str:
+    line = next((line for line in lines if line.startswith("Execution Time")), "")
+    return line.lower().replace("execution time: ", "")
+
+
+def plan_of(queries: list[tuple[str, tuple]]) -> str:
+    """How PostgreSQL runs the page's reads: the ledger read's index and time, and
+    the usage charts' statements (chart, workflow runs) and their times."""
+    parts = []
+    reads = [(sql, params) for sql, params in queries if 'FROM "usage_ledgerentry"' in sql]
+    if reads:
+        lines = _explain(*reads[-1])
+        scans = sorted({m.group(1) for line in lines if (m := re.search(r"using (\w+) on usage_ledgerentry", line))})
+        parts.append(f"ledger {', '.join(scans) or 'no index (sequential scan)'} {_executed(lines)}")
+    charts = [(sql, params) for sql, params in queries if "usage_usagerollup" in sql or "usage_usagerunrollup" in sql]
+    if charts:
+        parts.append("charts " + " + ".join(_executed(_explain(sql, params)) for sql, params in charts))
+    return "; ".join(parts) or "no ledger or usage read"
 
 
 def timed(client: Client, url: str, runs: int) -> tuple[float, float, int, int, str]:
