@@ -9,9 +9,13 @@
   const money = new Intl.NumberFormat("en-US", {style: "currency", currency: form.dataset.currency || "USD"});
   function update() {
     const text = input.value.replace(/[,_\s]/g, "");
-    if (!/^\d+$/.test(text)) { out.textContent = "—"; return; }
+    const credits = Number(text);
+    if (!/^\d+$/.test(text) || credits < Number(form.dataset.min) || credits > Number(form.dataset.max)) {
+      out.textContent = "—";
+      return;
+    }
     // Whole cents, half up, like the server (at most 100,000 credits: exact in a double).
-    out.textContent = money.format(Math.round(Number(text) * centsPerCredit) / 100);
+    out.textContent = money.format(Math.round(credits * centsPerCredit) / 100);
   }
   input.addEventListener("input", update);
   update();
