@@ -1,4 +1,5 @@
-"""How fast the billing pages render for an organization with a million ledger entries.
+"""How fast the billing pages render for an organization with a million ledger entries
+and the usage events behind them.
 
     export DATABASE_URL=postgres://postgres@127.0.0.1:5432/tollgate_bench   # a migrated database
     flock /tmp/tollgate-bench.lock .venv/bin/python bench/pages.py [--entries 1000000] [--runs 15]
@@ -9,6 +10,12 @@ over a year, bulk-inserted with one INSERT ... SELECT generate_series), then
 ANALYZEs; later runs reuse it. Each page is rendered through Django's test
 client with every middleware and context processor, as a signed-in owner;
 figures are wall-clock milliseconds (median and 90th percentile of --runs).
+
+Behind each usage entry are three usage events (an action, output tokens of
+one of two models, compute seconds) of one workflow run per four entries,
+adding up to the entry's amount, as a batch is debited (~2.9 million events
+for a million entries). The usage pages are timed twice: before the
+roll-up has run (the charts add up every event) and after `usage_rollup`.
 
 The bench org's entries are synthetic: the account's cached balance equals
 the sum of its entries, but the grant's allocations are not written, so
@@ -40,6 +47,7 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from orgs.models import Membership, Organization, Role  # noqa: E402
@@ -109,21 +117,71 @@ def build(entries: int) -> tuple[Organization, User, list[User]]:
         )
         cursor.execute("ANALYZE usage_ledgerentry")
     print(f"built {SLUG}: {entries:,} entries in {time.perf_counter() - started:.1f} s")
+    build_events(account.pk)
     return org, owner, members
 
 
-def plan_of(queries: list[tuple[str, tuple]]) -> str:
-    """How PostgreSQL runs the page's read of the ledger: the index it scans and the time."""
-    reads = [(sql, params) for sql, params in queries if 'FROM "usage_ledgerentry"' in sql]
-    if not reads:
-        return "no ledger read"
-    sql, params = reads[-1]
+def build_events(account_id: int) -> None:
+    """Three usage events behind each usage entry, summing to its 2.5 credits."""
+    from usage.models import Meter
+
+    started = time.perf_counter()
+    meters = dict(Meter.objects.values_list("code", "pk"))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO usage_usageevent
+                (account_id, member_id, meter_id, model, quantity, credits_per_unit, credits_micros,
+                 balance_after_micros, billing_mode, provider_key_id, workflow_run_id, occurred_at, created_at,
+                 metadata, idempotency_key, request_fingerprint, ledger_entry_id, hold_id)
+            SELECT e.account_id, e.member_id, m.meter_id,
+                   CASE WHEN m.k = 2 THEN (CASE WHEN e.id %% 3 = 0 THEN 'gpt-5' ELSE 'gpt-5-mini' END) ELSE '' END,
+                   m.quantity, m.per_unit, m.credits, e.balance_after_micros, 'platform_key', NULL,
+                   'run-' || (e.id / 4), e.created_at, e.created_at, '{}'::jsonb, 'bench-' || e.id || '-' || m.k, '',
+                   e.id, NULL
+            FROM usage_ledgerentry e
+            CROSS JOIN (VALUES (1, %(small)s, 1::numeric, 1::numeric, 1000000::bigint),
+                               (2, %(tokens)s, 3000::numeric, 0.0003::numeric, 900000::bigint),
+                               (3, %(compute)s, 300::numeric, 0.002::numeric, 600000::bigint))
+                 AS m(k, meter_id, quantity, per_unit, credits)
+            WHERE e.account_id = %(account)s AND e.kind = 'usage'
+            ORDER BY e.id, m.k
+            """,
+            {"account": account_id, "small": meters["action.small"], "tokens": meters["ai.output_tokens"],
+             "compute": meters["compute.seconds"]},
+        )
+        # What autovacuum (autosummarize) would soon do for ranges filled by normal traffic.
+        cursor.execute("SELECT brin_summarize_new_values('usage_event_created_brin')")
+        cursor.execute("ANALYZE usage_usageevent")
+        cursor.execute("SELECT count(*) FROM usage_usageevent WHERE account_id = %s", [account_id])
+        count = cursor.fetchone()[0]
+    print(f"built {count:,} usage events in {time.perf_counter() - started:.1f} s")
+
+
+def _explain(sql: str, params) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + sql, params)
-        lines = [row[0] for row in cursor.fetchall()]
-    scans = sorted({m.group(1) for line in lines if (m := re.search(r"using (\w+) on usage_ledgerentry", line))})
-    executed = next((line for line in lines if line.startswith("Execution Time")), "")
-    return f"{', '.join(scans) or 'no index (sequential scan)'}; {executed.lower().replace('execution time: ', '')}"
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _executed(lines: list[str]) -> str:
+    line = next((line for line in lines if line.startswith("Execution Time")), "")
+    return line.lower().replace("execution time: ", "")
+
+
+def plan_of(queries: list[tuple[str, tuple]]) -> str:
+    """How PostgreSQL runs the page's reads: the ledger read's index and time, and
+    the usage charts' statements (chart, workflow runs) and their times."""
+    parts = []
+    reads = [(sql, params) for sql, params in queries if 'FROM "usage_ledgerentry"' in sql]
+    if reads:
+        lines = _explain(*reads[-1])
+        scans = sorted({m.group(1) for line in lines if (m := re.search(r"using (\w+) on usage_ledgerentry", line))})
+        parts.append(f"ledger {', '.join(scans) or 'no index (sequential scan)'} {_executed(lines)}")
+    charts = [(sql, params) for sql, params in queries if "usage_usagerollup" in sql or "usage_usagerunrollup" in sql]
+    if charts:
+        parts.append("charts " + " + ".join(_executed(_explain(sql, params)) for sql, params in charts))
+    return "; ".join(parts) or "no ledger or usage read"
 
 
 def timed(client: Client, url: str, runs: int) -> tuple[float, float, int, int, str]:
@@ -162,6 +220,37 @@ def main() -> None:
     day = middle.created_at.date()
     month_end = day + timedelta(days=30)
 
+    usage_cases = [
+        ("usage: daily 30 d by meter (default)", "/billing/usage/"),
+        ("usage: daily 30 d by workflow run", "/billing/usage/?by=workflow_run"),
+        ("usage: weekly 12 w by model", "/billing/usage/?chart=week&by=model"),
+        ("usage: monthly 12 m by meter", "/billing/usage/?chart=month&by=meter"),
+        ("usage: monthly 12 m by member", "/billing/usage/?chart=month&by=member"),
+        ("usage: monthly 12 m by workflow run", "/billing/usage/?chart=month&by=workflow_run"),
+    ]
+    from usage.models import RollupCursor, UsageRollup, UsageRunRollup
+    from usage.services.rollup import usage_rollup
+
+    print(f"\n{args.entries:,} entries on one org; {args.runs} runs each; PostgreSQL {connection.pg_version}")
+    header = f"{'page':44} {'median ms':>10} {'p90 ms':>8} {'queries':>8} {'KiB':>6}  query plan"
+    if not RollupCursor.objects.exists():
+        print("\nbefore the roll-up (the charts add up every event)")
+        print(header)
+        for label, url in usage_cases[:1] + usage_cases[3:4]:
+            median, p90, queries, size, plan = timed(client, url, max(3, args.runs // 5))
+            print(f"{label:44} {median:10.1f} {p90:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
+        t0 = time.perf_counter()
+        added = usage_rollup(now=timezone.now() + timedelta(minutes=5), max_windows=1000)
+        print(f"\nroll-up of {added:,} events: {time.perf_counter() - t0:.1f} s; "
+              f"{UsageRollup.objects.count():,} day rows, {UsageRunRollup.objects.count():,} run-day rows")
+        with connection.cursor() as db:
+            db.execute("ANALYZE usage_usagerollup; ANALYZE usage_usagerunrollup")
+    print("\nafter the roll-up")
+    print(header)
+    for label, url in usage_cases:
+        median, p90, queries, size, plan = timed(client, url, args.runs)
+        print(f"{label:44} {median:10.1f} {p90:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
+
     cases = [
         ("overview /billing/", "/billing/"),
         ("history, newest page", "/billing/usage/"),
@@ -173,9 +262,15 @@ def main() -> None:
         ("history, one day", f"/billing/usage/?since={day}&until={day}"),
         ("history, kind=expiry, 30 days", f"/billing/usage/?kind=expiry&since={day}&until={month_end}"),
         ("send credits /billing/send/", "/billing/send/"),
+        ("top up /billing/top-up/", "/billing/top-up/"),
+        ("plans /billing/plans/", "/billing/plans/"),
+        ("invoices /billing/invoices/", "/billing/invoices/"),
+        ("settings: auto top-up", "/billing/settings/auto-top-up/"),
+        ("settings: alerts", "/billing/settings/alerts/"),
+        ("settings: members (spend this month)", "/billing/members/"),
     ]
-    print(f"\n{args.entries:,} entries on one org; {args.runs} runs each; PostgreSQL {connection.pg_version}")
-    print(f"{'page':44} {'median ms':>10} {'p90 ms':>8} {'queries':>8} {'KiB':>6}  ledger query plan")
+    print("\nthe other pages")
+    print(header)
     for label, url in cases:
         median, p90, queries, size, plan = timed(client, url, args.runs)
         print(f"{label:44} {median:10.1f} {p90:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")

@@ -15,7 +15,7 @@ from billing.money import minor_units_str
 from billing.services.checkout import RETURN_PAGES
 from billing.services.topup import spent_this_month_cents
 from billing.stripe_data import timestamp
-from usage.units import credits_str
+from usage.units import AmountError, credits_str, credits_to_micros
 
 # --- catalog -----------------------------------------------------------------
 
@@ -97,7 +97,14 @@ class PackagesView(APIView):
 
 class CheckoutRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CheckoutKind.choices)
-    code = serializers.CharField(max_length=32, help_text="A plan code (starter, pro, max) or a pack code (pack_500, ...).")
+    code = serializers.CharField(
+        max_length=32, required=False, default="",
+        help_text="A plan code (starter, pro, max) or a pack code (pack_500, ...); not for kind=credits.",
+    )
+    credits = serializers.CharField(
+        max_length=32, required=False,
+        help_text="kind=credits: how many credits to buy, a whole number within the top-up limits, at the list price.",
+    )
     interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH, help_text="For plans.")
     return_to = serializers.ChoiceField(
         choices=sorted(RETURN_PAGES), default="overview",
@@ -129,7 +136,14 @@ class CheckoutView(APIView):
     def post(self, request):
         body = CheckoutRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = services.checkout_start(org=request.auth.org, actor=request.auth, **body.validated_data)
+        data = dict(body.validated_data)
+        credits = data.pop("credits", None)
+        if credits is not None:
+            try:
+                data["credits_micros"] = credits_to_micros(credits)
+            except AmountError as error:
+                raise serializers.ValidationError({"credits": [str(error)]}) from None
+        result = services.checkout_start(org=request.auth.org, actor=request.auth, **data)
         return Response({"url": result.url, "session_id": result.session_id, "simulated": result.simulated}, status=201)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal, InvalidOperation
 
 from django import forms
 
@@ -110,3 +111,150 @@ class SendCreditsForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("This form is out of date. Reload the page and try again.") from None
         return key
+
+
+# --- phase 2: top up, settings ------------------------------------------------
+
+
+def parse_credits(text: str, *, whole: bool = False) -> int:
+    """People's typing of an amount of credits ("1,500", "12.5") as micro-credits."""
+    cleaned = (text or "").replace(",", "").replace("_", "").replace(" ", "").strip()
+    try:
+        micros = credits_to_micros(cleaned)
+    except AmountError as error:
+        raise forms.ValidationError(
+            "Enter a number of credits, such as 1500." if "number" in str(error) else str(error)
+        ) from None
+    if micros < 0:
+        raise forms.ValidationError("Enter zero or more credits.")
+    if whole and micros % MICROS_PER_CREDIT:
+        raise forms.ValidationError("Enter a whole number of credits.")
+    return micros
+
+
+def parse_money_cents(text: str) -> int:
+    """An amount of money as people type it ("50", "49.90", "$1,000") in cents."""
+    cleaned = (text or "").replace(",", "").replace(" ", "").lstrip("$€£").strip()
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise forms.ValidationError("Enter an amount of money, such as 50 or 49.90.") from None
+    if not value.is_finite() or value < 0:
+        raise forms.ValidationError("Enter an amount of money, such as 50 or 49.90.")
+    cents = value * 100
+    if cents != cents.to_integral_value():
+        raise forms.ValidationError("Use at most two decimals.")
+    return int(cents)
+
+
+class CustomTopUpForm(forms.Form):
+    credits = forms.CharField(
+        label="Credits", max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, limits=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        if limits is not None:
+            self.fields["credits"].help_text = (
+                f"A whole number from {format_credits(limits.min_micros)} to {format_credits(limits.max_micros)}, "
+                f"at {format_money(credits_value(MICROS_PER_CREDIT))} a credit."
+            )
+
+    def clean_credits(self) -> int:
+        from billing.services import custom_amount_price
+        from billing_project.errors import TollgateError
+
+        micros = parse_credits(self.cleaned_data["credits"], whole=True)
+        try:
+            self.amount_cents = custom_amount_price(micros)
+        except TollgateError as error:
+            raise forms.ValidationError(error.message) from None
+        return micros
+
+
+class AutoTopUpForm(forms.Form):
+    enabled = forms.BooleanField(label="Top up automatically", required=False)
+    threshold = forms.CharField(
+        label="When the balance falls below", max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        help_text="In credits. A debit that leaves the balance under this line buys the pack below.",
+    )
+    pack = forms.ChoiceField(label="Buy this pack")
+    monthly_cap = forms.CharField(
+        label="Monthly cap", max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        help_text="The most auto top-ups may charge in a calendar month (UTC), before tax.",
+    )
+
+    def __init__(self, *args, packs=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.packs = {p.code: p for p in packs}
+        self.fields["pack"].choices = [
+            (p.code, f"{format_credits(p.credits_micros)} credits for {format_money(p.amount_cents, minor_units=True)}")
+            for p in packs
+        ]
+
+    def clean_threshold(self) -> int:
+        return parse_credits(self.cleaned_data["threshold"])
+
+    def clean_monthly_cap(self) -> int:
+        return parse_money_cents(self.cleaned_data["monthly_cap"])
+
+    def clean(self):
+        cleaned = super().clean()
+        pack, cap = self.packs.get(cleaned.get("pack") or ""), cleaned.get("monthly_cap")
+        if pack is not None and cap is not None and cap < pack.amount_cents:
+            self.add_error("monthly_cap", f"Allow at least one pack: {format_money(pack.amount_cents, minor_units=True)}.")
+        return cleaned
+
+
+class AlertThresholdForm(forms.Form):
+    threshold = forms.CharField(
+        label="Low-balance line", max_length=20, required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+
+    def clean_threshold(self) -> int | None:
+        text = self.cleaned_data["threshold"].strip()
+        return parse_credits(text) if text else None
+
+
+class AlertPreferenceForm(forms.Form):
+    allowance_80 = forms.BooleanField(label="When 80% of the allowance is used", required=False)
+    allowance_95 = forms.BooleanField(label="When 95% of the allowance is used", required=False)
+
+
+class ProviderKeyForm(forms.Form):
+    provider = forms.ChoiceField(label="Provider")
+    label = forms.CharField(label="Label", max_length=100, help_text="Where it is used, e.g. “production agents”.")
+    last_four = forms.CharField(
+        label="Last four characters", min_length=4, max_length=4,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none",
+                                      "size": 6}),
+        help_text="Only the last four, to recognise the key. Never paste the key itself: Tollgate does not need it.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        from usage.models import Provider
+
+        super().__init__(*args, **kwargs)
+        self.fields["provider"].choices = Provider.choices
+
+    def clean_last_four(self) -> str:
+        value = self.cleaned_data["last_four"].strip()
+        if len(value) != 4 or " " in value or not value.isprintable():
+            raise forms.ValidationError("Enter exactly the last four characters of the key.")
+        return value
+
+
+class MemberLimitForm(forms.Form):
+    limit = forms.CharField(
+        label="Monthly cap", max_length=20, required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "placeholder": "No cap"}),
+    )
+
+    def clean_limit(self) -> int | None:
+        text = self.cleaned_data["limit"].strip()
+        return parse_credits(text) if text else None

@@ -190,12 +190,14 @@ class AllowancePeriod(models.Model):
 class CheckoutKind(models.TextChoices):
     PLAN = "plan", "Plan"
     PACK = "pack", "Credit pack"
+    CREDITS = "credits", "Credits (custom amount)"
 
 
 class CheckoutStatus(models.TextChoices):
     OPEN = "open", "Open"
     COMPLETE = "complete", "Complete"
     EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Payment failed"
 
 
 class CheckoutStart(models.Model):
@@ -204,9 +206,13 @@ class CheckoutStart(models.Model):
 
     org = models.ForeignKey("orgs.Organization", on_delete=models.PROTECT, related_name="+")
     session_id = models.CharField(max_length=255, unique=True)
-    kind = models.CharField(max_length=4, choices=CheckoutKind.choices)
+    kind = models.CharField(max_length=8, choices=CheckoutKind.choices)
     plan_price = models.ForeignKey(PlanPrice, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     pack = models.ForeignKey(Pack, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # A custom amount: the credits and price fixed here when the checkout
+    # started are what fulfilment grants, whatever the payment says.
+    credits_micros = models.BigIntegerField(null=True, blank=True)
+    amount_cents = models.PositiveIntegerField(null=True, blank=True, help_text="Price before tax.")
     return_to = models.CharField(max_length=20, blank=True)
     status = models.CharField(max_length=10, choices=CheckoutStatus.choices, default=CheckoutStatus.OPEN)
     simulated = models.BooleanField(default=False, help_text="Made by the demo's simulated payments; no money moved.")
@@ -218,8 +224,10 @@ class CheckoutStart(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=(Q(kind="plan", plan_price__isnull=False, pack__isnull=True)
-                           | Q(kind="pack", pack__isnull=False, plan_price__isnull=True)),
+                condition=(Q(kind="plan", plan_price__isnull=False, pack__isnull=True, credits_micros__isnull=True)
+                           | Q(kind="pack", pack__isnull=False, plan_price__isnull=True, credits_micros__isnull=True)
+                           | Q(kind="credits", pack__isnull=True, plan_price__isnull=True,
+                               credits_micros__gt=0, amount_cents__gt=0)),
                 name="checkout_sells_one_item",
             ),
         ]
@@ -227,6 +235,7 @@ class CheckoutStart(models.Model):
 
 class PurchaseKind(models.TextChoices):
     PACK = "pack", "Credit pack"
+    CREDITS = "credits", "Credits (custom amount)"
     AUTO_TOPUP = "auto_topup", "Auto top-up"
 
 
@@ -236,7 +245,8 @@ class Purchase(models.Model):
 
     org = models.ForeignKey("orgs.Organization", on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=PurchaseKind.choices)
-    pack = models.ForeignKey(Pack, on_delete=models.PROTECT, related_name="+")
+    pack = models.ForeignKey(Pack, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                             help_text="Empty for a custom amount.")
     credits_micros = models.BigIntegerField()
     amount_cents = models.PositiveIntegerField(help_text="Price before tax.")
     currency = models.CharField(max_length=3, default="usd")
@@ -247,7 +257,10 @@ class Purchase(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(credits_micros__gt=0), name="purchase_credits_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits_micros__gt=0), name="purchase_credits_positive"),
+            models.CheckConstraint(condition=Q(kind="credits") | Q(pack__isnull=False), name="purchase_pack_unless_custom"),
+        ]
         indexes = [models.Index(fields=["org", "-created_at"], name="purchase_org_recent")]
 
     def __str__(self) -> str:
@@ -377,3 +390,51 @@ class OverageReport(models.Model):
             models.UniqueConstraint(fields=["org"], condition=Q(sent_at__isnull=True), name="overage_one_unsent_report"),
             models.CheckConstraint(condition=Q(credits__gt=0), name="overage_credits_positive"),
         ]
+
+
+# --- alerts ------------------------------------------------------------------
+
+
+class AlertKind(models.TextChoices):
+    LOW_BALANCE = "low_balance", "Low balance"
+    DEPLETED = "depleted", "Balance empty"
+    ALLOWANCE_80 = "allowance_80", "80% of the allowance used"
+    ALLOWANCE_95 = "allowance_95", "95% of the allowance used"
+
+
+class AlertState(models.Model):
+    """Where one alert stands for one organization, the row its check locks.
+
+    Balance alerts (low, empty) fire when their condition starts and re-arm
+    when it ends; `last_sent_at` holds the cooldown, so a balance dipping in
+    and out of "low" does not send a mail each time. Allowance alerts fire
+    once per allowance period: `reference` names the period they fired for.
+    """
+
+    org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    active = models.BooleanField(default=False, help_text="The condition held when last checked and was alerted.")
+    reference = models.CharField(max_length=64, blank=True, help_text="The allowance (grant) it last fired for.")
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "kind"], name="alert_state_one_per_kind")]
+        indexes = [models.Index(fields=["kind"], condition=Q(active=True), name="alert_state_active")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.org_id}"
+
+
+class AlertPreference(models.Model):
+    """One person's allowance alerts in one organization. Without a row, people
+    who manage billing get both and members neither."""
+
+    org = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    allowance_80 = models.BooleanField(default=True)
+    allowance_95 = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "user"], name="alert_preference_one_per_person")]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import datetime
 
 from django.db.models import Q, QuerySet, TextChoices
 from django.utils import timezone
@@ -16,6 +16,7 @@ from djstripe import models as djstripe_models
 
 from billing import gateway
 from billing.models import (
+    AllowancePeriod,
     AutoTopUpSettings,
     BillingState,
     BillingStatus,
@@ -24,12 +25,13 @@ from billing.models import (
     PlanPrice,
     TopUpAttempt,
 )
-from billing_project.errors import NotFound
+from billing_project.errors import InvalidRequest, NotFound
 from orgs.models import Organization
 from usage import selectors as ledger
 from usage.selectors import BalanceStatus, balance_status
-from usage.models import CreditAccount, Grant
-from usage.units import credits_to_micros
+from usage.models import CreditAccount, Grant, GrantSource
+from usage.services.rates import current_card
+from usage.units import charge_micros
 
 
 def plans_active() -> QuerySet[Plan]:
@@ -67,6 +69,12 @@ def org_has_feature(org: Organization, feature: str) -> bool:
     """Feature gating: does the plan in force unlock `feature`?"""
     state = BillingState.objects.filter(org=org).only("plan_code").first()
     return plan_has_feature(state.plan_code if state else "free", feature)
+
+
+def billing_state_of(org: Organization) -> BillingState:
+    """The org's billing state as stored, or an unsaved Free one: pages read,
+    they never create rows (the services start Free on first need)."""
+    return BillingState.objects.filter(org=org).first() or BillingState(org=org)
 
 
 @dataclass(frozen=True)
@@ -128,20 +136,23 @@ class HeaderBalance:
 
 
 def header_balance(org_id: int) -> HeaderBalance:
-    row = CreditAccount.objects.filter(org_id=org_id).values_list("balance_micros", "held_micros").first()
+    row = (
+        CreditAccount.objects.filter(org_id=org_id)
+        .values_list("balance_micros", "held_micros", "low_balance_threshold_micros")
+        .first()
+    )
     available = row[0] - row[1] if row else 0
-    return HeaderBalance(available, balance_status(available, ledger.low_balance_micros()))
+    return HeaderBalance(available, balance_status(available, ledger.low_balance_micros(row[2] if row else None)))
 
 
 # --- the overview --------------------------------------------------------------
 
-# What one action of each size costs, in credits, until the rate card prices
-# the action.small|medium|large|xl meters per plan (then read from there).
-ACTION_TIERS: tuple[tuple[str, str, Decimal], ...] = (
-    ("small", "Small", Decimal("1")),
-    ("medium", "Medium", Decimal("2.5")),
-    ("large", "Large", Decimal("5")),
-    ("xl", "XL", Decimal("15")),
+# The action sizes the overview prices, each a meter of the rate card.
+ACTION_METERS: tuple[tuple[str, str], ...] = (
+    ("action.small", "Small"),
+    ("action.medium", "Medium"),
+    ("action.large", "Large"),
+    ("action.xl", "XL"),
 )
 
 
@@ -153,13 +164,104 @@ class ActionEstimate:
     count: int
 
 
-def actions_affordable(available_micros: int) -> list[ActionEstimate]:
-    """Roughly how many actions of each size the available credits still buy."""
+def actions_affordable(available_micros: int, plan_code: str) -> list[ActionEstimate]:
+    """Roughly how many actions of each size the available credits still buy,
+    priced from the rate card's action.* meters for the org's plan (the debit
+    path's own prices). A size the card does not price is left out."""
+    card = current_card()
     estimates = []
-    for code, label, cost in ACTION_TIERS:
-        cost_micros = credits_to_micros(cost)
-        estimates.append(ActionEstimate(code, label, cost_micros, max(available_micros, 0) // cost_micros))
+    for meter, label in ACTION_METERS:
+        try:
+            price = card.price(meter, "", plan_code)
+        except InvalidRequest:
+            continue
+        cost_micros = charge_micros(1, price.credits_per_unit)
+        if cost_micros <= 0:
+            continue
+        estimates.append(ActionEstimate(meter.split(".", 1)[1], label, cost_micros, max(available_micros, 0) // cost_micros))
     return estimates
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """The credits the current period (or the sign-up trial) brought, and how much of them is spent."""
+
+    grant: Grant
+    name: str
+    period_start: datetime | None
+    period_end: datetime | None
+
+    @property
+    def amount_micros(self) -> int:
+        return self.grant.amount_micros
+
+    @property
+    def used_micros(self) -> int:
+        return self.grant.amount_micros - self.grant.remaining_micros
+
+    @property
+    def percent(self) -> int:
+        """Whole percent used, rounded down (so 79.9% never reads as 80%)."""
+        return self.used_micros * 100 // self.amount_micros if self.amount_micros else 0
+
+    @property
+    def level(self) -> str:
+        """ok, warn (80% or more used) or bad (95% or more), as the alerts count it."""
+        if self.used_micros * 100 >= 95 * self.amount_micros:
+            return "bad"
+        if self.used_micros * 100 >= 80 * self.amount_micros:
+            return "warn"
+        return "ok"
+
+
+def allowance_for(org_id: int, *, now: datetime | None = None) -> Allowance | None:
+    """The allowance in force: the trial's credits while on the sign-up trial,
+    else the newest plan allowance whose period has not ended (a plan change
+    within a period replaces the previous one)."""
+    now = now or timezone.now()
+    state = BillingState.objects.filter(org_id=org_id).only("status", "plan_code").first()
+    if state is not None and state.status == BillingStatus.TRIALING:
+        trial = (
+            Grant.objects.filter(account__org_id=org_id, source=GrantSource.TRIAL, expires_at__gt=now)
+            .order_by("-created_at").first()
+        )
+        if trial is not None:
+            plan = Plan.objects.filter(code=state.plan_code).first()
+            return Allowance(trial, f"{plan.name if plan else 'Trial'} trial", trial.created_at, trial.expires_at)
+    period = (
+        AllowancePeriod.objects.filter(org_id=org_id, period_end__gt=now, grant__isnull=False)
+        .select_related("grant").order_by("-created_at", "-id").first()
+    )
+    if period is None:
+        return None
+    plan = Plan.objects.filter(code=period.plan_code).first()
+    name = f"{plan.name if plan else period.plan_code.title()} allowance"
+    return Allowance(period.grant, name, period.period_start, period.period_end)
+
+
+@dataclass(frozen=True)
+class AutoTopUpStatus:
+    settings: AutoTopUpSettings
+    spent_cents: int
+
+    @property
+    def on(self) -> bool:
+        return self.settings.enabled and not self.settings.paused_reason
+
+    @property
+    def cap_percent(self) -> int:
+        cap = self.settings.monthly_cap_cents
+        return min(100, self.spent_cents * 100 // cap) if cap else 0
+
+
+def auto_topup_status(org: Organization | int) -> AutoTopUpStatus | None:
+    from billing.services.topup import spent_this_month_cents
+
+    org_id = org if isinstance(org, int) else org.pk
+    row = AutoTopUpSettings.objects.select_related("pack").filter(org_id=org_id).first()
+    if row is None:
+        return None
+    return AutoTopUpStatus(row, spent_this_month_cents(org_id))
 
 
 @dataclass(frozen=True)
@@ -182,12 +284,150 @@ def credits_overview(org_id: int) -> CreditsOverview:
     reads the ledger's entries, however many there are."""
     account = ledger.account_for(org_id)
     grants = ledger.live_grants(account=account)
-    threshold = ledger.low_balance_micros()
+    threshold = ledger.low_balance_micros(account.low_balance_threshold_micros)
     return CreditsOverview(
         account=account,
         status=balance_status(account.available_micros, threshold),
         low_threshold_micros=threshold,
         grants=grants,
         sendable_micros=ledger.sendable_micros(account=account, grants=grants),
-        actions=actions_affordable(account.available_micros),
+        actions=actions_affordable(account.available_micros, account.plan_code),
+    )
+
+
+# --- the plans page ------------------------------------------------------------
+
+FEATURE_LABELS = {
+    "basic_workflows": "Basic workflows",
+    "advanced_workflows": "Advanced workflows",
+    "api_access": "API access",
+    "media_generation": "Image, speech and video generation",
+    "team_members": "Team members and spend caps",
+    "overage": "Keeps running past zero (billed in arrears)",
+    "priority_processing": "Priority processing",
+}
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    """One plan as the plans page shows it at one billing interval, and what
+    choosing it would do for this org."""
+
+    plan: Plan
+    price: PlanPrice | None
+    current: bool
+    action: str  # current, subscribe, upgrade, downgrade, switch, cancel, none
+    features: list[str]
+
+    @property
+    def monthly_cents(self) -> int:
+        if self.price is None:
+            return 0
+        return self.price.amount_cents // 12 if self.price.interval == "year" else self.price.amount_cents
+
+    @property
+    def yearly_saving_cents(self) -> int:
+        """What paying by the year saves against twelve monthly payments."""
+        if self.price is None or self.price.interval != "year":
+            return 0
+        monthly = next((p for p in self.plan.prices.all() if p.interval == "month"), None)
+        return max(0, monthly.amount_cents * 12 - self.price.amount_cents) if monthly else 0
+
+
+def _monthly_equivalent(price: PlanPrice | None) -> int:
+    """A year of the price, in cents, to compare monthly and yearly prices."""
+    if price is None:
+        return 0
+    return price.amount_cents * 12 if price.interval == "month" else price.amount_cents
+
+
+def plan_cards(*, state: BillingState, interval: str) -> list[PlanCard]:
+    """Every active plan at `interval` (Free at its only price), the org's
+    current one marked, each with the change it would be from where the org is."""
+    subscribed = bool(state.subscription_id) and state.status in (
+        BillingStatus.ACTIVE, BillingStatus.PAST_DUE, BillingStatus.TRIALING)
+    plans = list(plans_active())
+    current_plan = next((p for p in plans if p.code == state.plan_code), None)
+    current_price = None
+    if current_plan is not None:
+        current_price = next((p for p in current_plan.prices.all() if p.interval == (state.interval or "month")), None)
+    # Compare plans by what a year of each costs, whatever the interval.
+    current_year = _monthly_equivalent(current_price)
+    cards = []
+    for plan in plans:
+        prices = [p for p in plan.prices.all() if p.active]
+        price = next((p for p in prices if p.interval == interval), None) or next(iter(prices), None)
+        free = price is None or price.amount_cents == 0
+        is_current_plan = plan.code == state.plan_code
+        same_interval = free or (price is not None and price.interval == (state.interval or "month"))
+        if is_current_plan and state.status == BillingStatus.TRIALING and not state.subscription_id:
+            action = "subscribe"  # the sign-up trial: keep the plan by subscribing
+        elif is_current_plan and same_interval:
+            action = "current"
+        elif is_current_plan:
+            action = "switch" if subscribed else "subscribe"
+        elif free:
+            action = "cancel" if subscribed else "none"
+        elif subscribed:
+            action = "upgrade" if _monthly_equivalent(price) > current_year else "downgrade"
+        else:
+            action = "subscribe"
+        cards.append(PlanCard(
+            plan=plan, price=price, current=is_current_plan and (same_interval or action == "subscribe"),
+            action=action, features=[FEATURE_LABELS.get(f, f.replace("_", " ").capitalize()) for f in plan.features],
+        ))
+    return cards
+
+
+# --- invoices ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    id: str
+    number: str
+    status: str
+    currency: str
+    subtotal_cents: int
+    tax_cents: int
+    total_cents: int
+    amount_due_cents: int
+    created: datetime | None
+    period_start: datetime | None
+    period_end: datetime | None
+    description: str
+    hosted_url: str
+    pdf_url: str
+
+    @property
+    def status_label(self) -> str:
+        return {"paid": "Paid", "open": "Due", "draft": "Draft", "void": "Void",
+                "uncollectible": "Uncollectible"}.get(self.status, self.status.title())
+
+    @property
+    def status_badge(self) -> str:
+        return {"paid": "ok", "open": "warn", "uncollectible": "bad"}.get(self.status, "")
+
+
+def invoice_row(invoice: djstripe_models.Invoice) -> InvoiceRow:
+    """What the invoices page shows of one of dj-stripe's synced invoices, read
+    from Stripe's own data (amounts in the invoice's minor unit)."""
+    from billing.stripe_data import timestamp
+
+    data = invoice.stripe_data
+    taxes = data.get("total_taxes")
+    tax = sum(int(t.get("amount") or 0) for t in taxes) if isinstance(taxes, list) else int(data.get("tax") or 0)
+    lines = ((data.get("lines") or {}).get("data") or [])
+    description = data.get("description") or ""
+    if not description and lines:
+        description = lines[0].get("description") or ""
+        if len(lines) > 1:
+            description += f" and {len(lines) - 1} more"
+    return InvoiceRow(
+        id=data.get("id") or invoice.id, number=data.get("number") or "", status=data.get("status") or "",
+        currency=(data.get("currency") or "usd").upper(), subtotal_cents=int(data.get("subtotal") or 0), tax_cents=tax,
+        total_cents=int(data.get("total") or 0), amount_due_cents=int(data.get("amount_due") or 0),
+        created=timestamp(data.get("created")), period_start=timestamp(data.get("period_start")),
+        period_end=timestamp(data.get("period_end")), description=description,
+        hosted_url=data.get("hosted_invoice_url") or "", pdf_url=data.get("invoice_pdf") or "",
     )

@@ -51,3 +51,16 @@ def trials_end() -> int:
 def free_periods_renew() -> int:
     with acting_as("task:billing.free_periods_renew"):
         return services.free_periods_renew()
+
+
+@shared_task(name="billing.alerts_check")
+def alerts_check(org_id: int) -> list[str]:
+    """Queued after commit when a ledger write takes the balance across the low line or to zero."""
+    with acting_as("task:billing.alerts_check"):
+        return services.alerts_check(org_id=org_id)
+
+
+@shared_task(name="billing.alerts_sweep")
+def alerts_sweep() -> int:
+    with acting_as("task:billing.alerts_sweep"):
+        return services.alerts_sweep()

@@ -50,8 +50,9 @@ def on_checkout_session_expired(sender, event, **kwargs):
 
 @djstripe_receiver("checkout.session.async_payment_failed")
 def on_checkout_session_payment_failed(sender, event, **kwargs):
-    # Nothing was granted for an unpaid session; the page tells the buyer.
+    # Nothing was granted for an unpaid session; the return page tells the buyer.
     logger.info("Delayed payment for checkout session %s failed.", event.data.get("object", {}).get("id"))
+    services.checkout_session_closed(session=_latest(djstripe_models.Session, event), status=CheckoutStatus.FAILED)
 
 
 @djstripe_receiver(["customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"])

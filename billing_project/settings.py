@@ -266,3 +266,15 @@ CURRENCY = env.str("CURRENCY", default="USD")
 # Below this many available credits an org's balance shows as low (header,
 # overview banner) until it sets its own threshold in its alert preferences.
 LOW_BALANCE_CREDITS = env.str("LOW_BALANCE_CREDITS", default="100")
+
+# --- Billing pages, phase 2: custom top-ups, alerts, usage roll-ups -----------
+# A custom top-up buys whole credits at CREDIT_PRICE, within these limits.
+TOPUP_MIN_CREDITS = env.str("TOPUP_MIN_CREDITS", default="500")
+TOPUP_MAX_CREDITS = env.str("TOPUP_MAX_CREDITS", default="100000")
+# Low-balance and empty-balance e-mails: at most one per alert per org within
+# this many hours, however often the balance dips in and out.
+ALERT_COOLDOWN_HOURS = env.int("ALERT_COOLDOWN_HOURS", default=24)
+CELERY_BEAT_SCHEDULE.update({
+    "billing-alerts-sweep": {"task": "billing.alerts_sweep", "schedule": 5 * 60},
+    "usage-rollup": {"task": "usage.usage_rollup", "schedule": 60},
+})

@@ -11,6 +11,7 @@ urlpatterns = [
     path("members/", views.members, name="members"),
     path("members/<int:member_id>/role/", views.member_role, name="member_role"),
     path("members/<int:member_id>/remove/", views.member_remove, name="member_remove"),
+    path("members/<int:member_id>/limit/", views.member_limit, name="member_limit"),
     path("invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
 ]

@@ -57,17 +57,50 @@ def members(request):
         else:
             messages.success(request, f"Invitation sent to {invite_form.cleaned_data['email']}.")
             return redirect("orgs:members")
+    members = list(selectors.members_of(org))
+    if not org.is_personal:
+        # Each member's spend this month and cap, from the ledger (one query each for spend, holds and caps).
+        from usage.selectors import member_spend
+
+        spend = {row.member_id: row for row in member_spend(org)}
+        for m in members:
+            m.spend = spend.get(m.user_id)
     return render(
         request,
         "orgs/members.html",
         {
             "org": org,
-            "members": selectors.members_of(org),
+            "members": members,
             "invitations": selectors.open_invitations(org) if membership.can_manage_members else [],
             "invite_form": invite_form,
             "role_form": RoleForm(),
         },
     )
+
+
+@require_POST
+@membership_required
+def member_limit(request, member_id: int):
+    """Set or clear a member's monthly spend cap (owners and admins)."""
+    from billing.forms import MemberLimitForm
+    from usage.services import member_limit_set
+
+    org = request.membership.org
+    target = get_object_or_404(Membership.objects.select_related("user"), pk=member_id, org=org)
+    form = MemberLimitForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Cap for {target.user.email}: {form.errors['limit'][0]}")
+        return redirect("orgs:members")
+    limit = form.cleaned_data["limit"]
+    from usage.units import format_credits
+
+    _run(
+        request,
+        lambda: member_limit_set(org=org, member=target.user, monthly_limit_micros=limit, actor=request.user),
+        f"{target.user.email} may now spend up to {format_credits(limit)} credits a month." if limit is not None
+        else f"{target.user.email} has no monthly cap now.",
+    )
+    return redirect("orgs:members")
 
 
 def _run(request, action, success: str):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pgtrigger
 from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F, Q
 
@@ -47,12 +48,21 @@ class CreditAccount(models.Model):
     auto_topup_threshold_micros = models.BigIntegerField(
         null=True, blank=True, help_text="Auto top-up trigger; empty when auto top-up is off."
     )
+    # The org's own "low balance" line (alert preferences); empty: the
+    # deployment's LOW_BALANCE_CREDITS. On this row so the header indicator
+    # stays one row read and the ledger hook sees it without a query.
+    low_balance_threshold_micros = models.BigIntegerField(
+        null=True, blank=True, help_text="Available credits below which the balance is low; empty: the default."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(held_micros__gte=0), name="account_held_not_negative"),
             models.CheckConstraint(condition=Q(debt_micros__gte=0), name="account_debt_not_negative"),
+            models.CheckConstraint(
+                condition=Q(low_balance_threshold_micros__gte=0), name="account_low_threshold_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -416,6 +426,12 @@ class UsageEvent(models.Model):
         indexes = [
             # Usage summaries and charts: an account's events in a time range.
             models.Index(fields=["account", "occurred_at"], name="usage_event_account_time"),
+            # The roll-up's window of new events, and the charts' tail of events
+            # not rolled up yet. BRIN: rows arrive in created_at order, so a few
+            # pages per range summarise it, at next to no cost per insert.
+            # autosummarize: autovacuum summarises each range soon after it
+            # fills; an unsummarised range always matches, costing a scan.
+            BrinIndex(fields=["created_at"], name="usage_event_created_brin", pages_per_range=16, autosummarize=True),
         ]
         triggers = [APPEND_ONLY]
 
@@ -454,3 +470,58 @@ class MemberSpend(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "member", "month"], name="member_spend_unique")]
+
+
+# --- roll-ups for the usage charts ----------------------------------------------
+
+
+class UsageRollup(models.Model):
+    """Usage per account, UTC day (of occurred_at), meter, model and member:
+    what the charts add up instead of every event. Kept by `usage_rollup`, which
+    adds each event exactly once (see usage.services.rollup)."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="+", db_index=False)
+    day = models.DateField()
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+", db_index=False)
+    model = models.CharField(max_length=64, blank=True)
+    member = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    credits_micros = models.BigIntegerField(default=0)
+    quantity = models.DecimalField(max_digits=36, decimal_places=9, default=0)
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Also the charts' index: an account's days in order. NULLS NOT
+            # DISTINCT so usage without a member is one row per day, not many.
+            models.UniqueConstraint(
+                fields=["account", "day", "meter", "model", "member"], name="usage_rollup_key", nulls_distinct=False
+            ),
+        ]
+
+
+class UsageRunRollup(models.Model):
+    """Usage per account, UTC day and workflow run: the charts by run and the
+    per-workflow cost table."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="+", db_index=False)
+    day = models.DateField()
+    workflow_run_id = models.CharField(max_length=255, blank=True)
+    credits_micros = models.BigIntegerField(default=0)
+    events = models.BigIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "day", "workflow_run_id"], name="usage_run_rollup_key"),
+        ]
+
+
+class RollupCursor(models.Model):
+    """How far the roll-ups have got: every event created before `rolled_until`
+    is in them, every later one is not (one row)."""
+
+    rolled_until = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)

@@ -22,9 +22,13 @@ def read_data_file(path: Path | str = DATA_FILE) -> dict[str, Any]:
 def rate_credits_per_unit(rate: dict[str, Any], data: dict[str, Any]) -> Decimal:
     if "credits_per_unit" in rate:
         return Decimal(str(rate["credits_per_unit"]))
+    # Provider prices are in US dollars; a credit's list price is CREDIT_PRICE
+    # (usage.units.credit_price), in the deployment's currency (USD by default).
+    from usage.units import credit_price
+
     usd = Decimal(str(rate["provider_usd_per_unit"]))
     margin = Decimal(str(rate.get("margin", data["margin"])))
-    return usd * margin / Decimal(str(data["usd_per_credit"]))
+    return usd * margin / credit_price()
 
 
 def load_card_data(data: dict[str, Any], *, meter_model=None, rate_model=None) -> tuple[int, int]:

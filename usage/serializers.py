@@ -11,6 +11,7 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -357,7 +358,8 @@ def estimate_data(estimate: Estimate) -> dict[str, Any]:
     return {
         "workflow": estimate.workflow,
         "credits": {"low": credits_str(estimate.low_micros), "high": credits_str(estimate.high_micros)},
-        "money": {"currency": "usd", "low": str(estimate.usd(estimate.low_micros)), "high": str(estimate.usd(estimate.high_micros))},
+        "money": {"currency": settings.CURRENCY.lower(), "low": str(estimate.usd(estimate.low_micros)),
+                  "high": str(estimate.usd(estimate.high_micros))},
         "usd_per_credit": str(estimate.usd_per_credit),
         "items": [
             {"meter": line.meter, "model": line.model, "low": format(line.low.normalize(), "f"),

@@ -29,3 +29,10 @@ def ledger_reconcile() -> int:
     for m in mismatches:
         logger.error("Ledger mismatch for %s: %s cached %s, entries say %s", m.org_slug, m.what, m.cached_micros, m.actual_micros)
     return len(mismatches)
+
+
+@shared_task(name="usage.usage_rollup")
+def usage_rollup() -> int:
+    """Beat, every minute: add settled usage events to the charts' roll-ups."""
+    with acting_as("task:usage.usage_rollup"):
+        return services.usage_rollup()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.conf import settings
+
 MICROS_PER_CREDIT = 1_000_000
 _MICRO = Decimal("0.000001")
 
@@ -41,6 +43,18 @@ def credits_to_micros(value: Decimal | int | str) -> int:
     if micros != micros.to_integral_value():
         raise AmountError(f"{value} has more than 6 decimal places; the smallest amount is 0.000001 credits.")
     return int(micros)
+
+
+def credit_price() -> Decimal:
+    """The list price of one credit in the deployment's currency: `CREDIT_PRICE`
+    (default 0.01), the one place it is read. The rate card turns provider
+    prices into credits with it, estimates and the pages show money with it,
+    and custom top-ups are charged at it (packs carry their own, usually
+    lower, prices in the catalog)."""
+    price = to_decimal(settings.CREDIT_PRICE)
+    if price <= 0:
+        raise AmountError("CREDIT_PRICE must be greater than zero.")
+    return price
 
 
 def micros_to_credits(micros: int) -> Decimal:

@@ -6,17 +6,30 @@
     checkout  Checkout and portal sessions, pack fulfilment, the demo's simulation
     refunds   refunds claw back, disputes freeze
     topup     auto top-up settings and off-session charges
+    alerts    low / empty balance and allowance e-mails, alert preferences
     overage   usage past zero reported to the Stripe meter
     setup     the Stripe key and webhook endpoint
 """
 
+from billing.services.alerts import (
+    alert_preference_for,
+    alert_preference_set,
+    alert_threshold_set,
+    alerts_check,
+    alerts_sweep,
+)
 from billing.services.catalog import catalog_load, catalog_sync
 from billing.services.checkout import (
     checkout_session_closed,
     checkout_session_paid,
     checkout_simulate_pay,
     checkout_start,
+    credits_fulfil,
+    custom_amount_limits,
+    custom_amount_price,
     pack_fulfil,
+    plan_cancel_start,
+    plan_change_start,
     portal_start,
 )
 from billing.services.overage import overage_report, overage_report_all
@@ -26,6 +39,7 @@ from billing.services.plans import (
     grace_periods_end,
     invoice_paid,
     invoice_payment_failed,
+    plan_simulate_cancel,
     plan_simulate_subscribe,
     subscription_apply,
     subscription_refresh,
@@ -44,10 +58,11 @@ from billing.services.topup import (
 )
 
 __all__ = [
+    "alert_preference_for", "alert_preference_set", "alert_threshold_set", "alerts_check", "alerts_sweep",
     "auto_topup_check", "auto_topup_configure", "auto_topup_retry_due", "billing_state_for", "catalog_load",
     "catalog_sync", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",
-    "checkout_start", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew",
+    "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
-    "pack_fulfil", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup", "subscription_apply",
+    "pack_fulfil", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup", "subscription_apply",
     "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trials_end",
 ]

@@ -17,10 +17,12 @@ import stripe
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+from djstripe import models as djstripe_models
 
 from accounts.models import User
 from billing import gateway
 from billing.errors import InvalidReturnTo, StripeNotConfigured, UnknownItem
+from billing.money import credits_price_cents
 from billing.models import (
     BillingStatus,
     CheckoutKind,
@@ -41,7 +43,7 @@ from orgs.models import MANAGE_BILLING, Organization
 from orgs.services import audit_record, role_require
 from usage import services as ledger
 from usage.models import GrantSource
-from usage.units import credits_str
+from usage.units import MICROS_PER_CREDIT, credits_str, credits_to_micros, format_credits
 
 if TYPE_CHECKING:
     from orgs.services import Actor
@@ -53,7 +55,8 @@ RETURN_PAGES = {
     "overview": "/billing/",
     "top_up": "/billing/top-up/",
     "plans": "/billing/plans/",
-    "checkout": "/billing/checkout/",
+    "invoices": "/billing/invoices/",
+    "checkout": "/billing/checkout/",  # the old buy page; it redirects to top up
 }
 
 
@@ -73,21 +76,67 @@ def _check_actor(org: Organization, actor: Actor, action: str) -> None:
 
 
 @dataclass(frozen=True)
+class CustomAmountLimits:
+    min_micros: int
+    max_micros: int
+
+
+def custom_amount_limits() -> CustomAmountLimits:
+    """The smallest and largest custom top-up, in whole credits (TOPUP_MIN_CREDITS, TOPUP_MAX_CREDITS)."""
+    return CustomAmountLimits(credits_to_micros(settings.TOPUP_MIN_CREDITS), credits_to_micros(settings.TOPUP_MAX_CREDITS))
+
+
+def custom_amount_price(credits_micros: int) -> int:
+    """The price in cents of a custom amount of credits, checked against the limits.
+
+    Whole credits only, at the list price of a credit (usage.units.credit_price,
+    rounded half up to the cent once). Refusals say what would be accepted."""
+    limits = custom_amount_limits()
+    if not isinstance(credits_micros, int) or isinstance(credits_micros, bool):
+        raise InvalidRequest("credits must be a whole number of credits.", code="invalid_amount")
+    if credits_micros % MICROS_PER_CREDIT:
+        raise InvalidRequest("Buy a whole number of credits, such as 1500.", code="invalid_amount",
+                             fields={"credits": ["Enter a whole number of credits."]})
+    if not limits.min_micros <= credits_micros <= limits.max_micros:
+        message = (f"Buy between {format_credits(limits.min_micros)} and {format_credits(limits.max_micros)} credits "
+                   "at a time.")
+        raise InvalidRequest(message, code="amount_out_of_range", fields={"credits": [message]})
+    return credits_price_cents(credits_micros)
+
+
+@dataclass(frozen=True)
 class CheckoutItem:
     kind: str
     plan_price: PlanPrice | None = None
     pack: Pack | None = None
+    credits_micros: int | None = None
+    amount_cents: int | None = None
 
     @property
     def code(self) -> str:
+        if self.kind == CheckoutKind.CREDITS:
+            return "credits"
         return self.pack.code if self.pack else self.plan_price.plan.code
 
     @property
     def stripe_price_id(self) -> str:
         return (self.pack or self.plan_price).stripe_price_id
 
+    @property
+    def label(self) -> str:
+        if self.kind == CheckoutKind.CREDITS:
+            return f"{format_credits(self.credits_micros)} credits"
+        return self.pack.name if self.pack else str(self.plan_price)
 
-def checkout_item(*, kind: str, code: str, interval: str = Interval.MONTH) -> CheckoutItem:
+
+def checkout_item(
+    *, kind: str, code: str = "", interval: str = Interval.MONTH, credits_micros: int | None = None
+) -> CheckoutItem:
+    if kind == CheckoutKind.CREDITS:
+        if credits_micros is None:
+            raise InvalidRequest("Say how many credits to buy.", code="invalid_amount",
+                                 fields={"credits": ["This field is required for a custom amount."]})
+        return CheckoutItem(kind=kind, credits_micros=credits_micros, amount_cents=custom_amount_price(credits_micros))
     if kind == CheckoutKind.PACK:
         pack = Pack.objects.filter(code=code, active=True).first()
         if pack is None:
@@ -109,7 +158,7 @@ def checkout_item(*, kind: str, code: str, interval: str = Interval.MONTH) -> Ch
                 code="free_plan",
             )
         return CheckoutItem(kind=kind, plan_price=price)
-    raise InvalidRequest("kind must be plan or pack.", code="invalid_kind")
+    raise InvalidRequest("kind must be plan, pack or credits.", code="invalid_kind")
 
 
 @dataclass(frozen=True)
@@ -120,12 +169,14 @@ class CheckoutResult:
 
 
 def checkout_start(
-    *, org: Organization, kind: str, code: str, interval: str = Interval.MONTH, return_to: str = "overview",
-    actor: Actor = None,
+    *, org: Organization, kind: str, code: str = "", interval: str = Interval.MONTH, return_to: str = "overview",
+    credits_micros: int | None = None, actor: Actor = None,
 ) -> CheckoutResult:
-    """Open a Stripe Checkout Session for a plan (subscription) or a pack (payment)."""
+    """Open a Stripe Checkout Session for a plan (subscription), a pack or a
+    custom amount of credits (payments). A custom amount's credits and price
+    are fixed here, on the server, and recorded with the session."""
     _check_actor(org, actor, "buy credits or change the plan")
-    item = checkout_item(kind=kind, code=code, interval=interval)
+    item = checkout_item(kind=kind, code=code, interval=interval, credits_micros=credits_micros)
     back = return_path(return_to)
     state = plans.billing_state_for(org)
     if item.kind == CheckoutKind.PLAN and state.subscription_id and state.status != BillingStatus.FREE:
@@ -136,18 +187,29 @@ def checkout_start(
     if gateway.simulated():
         return _simulated_start(org, item, return_to, actor)
     gateway.api_key()
-    if not item.stripe_price_id:
+    if item.kind != CheckoutKind.CREDITS and not item.stripe_price_id:
         raise StripeNotConfigured(
             "The catalog is not in Stripe yet: an operator needs to run `manage.py sync_catalog`.",
             code="catalog_not_synced",
         )
     customer = customer_for_org(org=org, actor=actor)
     meta = {"tollgate_org_id": str(org.pk), "tollgate_kind": item.kind, "tollgate_item": item.code}
+    if item.kind == CheckoutKind.CREDITS:
+        meta["tollgate_credits"] = credits_str(item.credits_micros)  # for people reading Stripe; never read back
+        line_item = {
+            "price_data": {
+                "currency": settings.CURRENCY.lower(), "unit_amount": item.amount_cents, "tax_behavior": "exclusive",
+                "product_data": {"name": f"{format_credits(item.credits_micros)} Tollgate credits"},
+            },
+            "quantity": 1,
+        }
+    else:
+        line_item = {"price": item.stripe_price_id, "quantity": 1}
     query = f"return_to={return_to or 'overview'}"
     params = {
         "customer": customer.id,
         "client_reference_id": str(org.pk),
-        "line_items": [{"price": item.stripe_price_id, "quantity": 1}],
+        "line_items": [line_item],
         "automatic_tax": {"enabled": True},
         "tax_id_collection": {"enabled": True},
         # Tax needs the customer's address; Checkout collects it onto the customer.
@@ -156,7 +218,7 @@ def checkout_start(
         "cancel_url": settings.SITE_URL + reverse("billing:checkout_canceled") + "?" + query,
         "metadata": meta,
     }
-    if item.kind == CheckoutKind.PACK:
+    if item.kind in (CheckoutKind.PACK, CheckoutKind.CREDITS):
         params.update(
             mode="payment",
             invoice_creation={"enabled": True},  # a receipt and invoice PDF for every pack
@@ -175,11 +237,19 @@ def checkout_start(
     with transaction.atomic():
         CheckoutStart.objects.create(
             org=org, session_id=session["id"], kind=item.kind, plan_price=item.plan_price, pack=item.pack,
+            credits_micros=item.credits_micros, amount_cents=item.amount_cents,
             return_to=return_to or "overview", created_by=actor if isinstance(actor, User) else None,
         )
         audit_record(org=org, action="billing.checkout_started", actor=actor,
-                     data={"kind": item.kind, "item": item.code, "session": session["id"], "return_to": back})
+                     data={"kind": item.kind, "item": item.code, "session": session["id"], "return_to": back,
+                           **_custom_audit(item)})
     return CheckoutResult(url=session["url"], session_id=session["id"], simulated=False)
+
+
+def _custom_audit(item: CheckoutItem) -> dict:
+    if item.kind != CheckoutKind.CREDITS:
+        return {}
+    return {"credits": credits_str(item.credits_micros), "amount_cents": item.amount_cents}
 
 
 @transaction.atomic
@@ -187,30 +257,148 @@ def _simulated_start(org: Organization, item: CheckoutItem, return_to: str, acto
     session_id = f"sim_cs_{uuid.uuid4().hex}"
     CheckoutStart.objects.create(
         org=org, session_id=session_id, kind=item.kind, plan_price=item.plan_price, pack=item.pack,
+        credits_micros=item.credits_micros, amount_cents=item.amount_cents,
         return_to=return_to or "overview", simulated=True, created_by=actor if isinstance(actor, User) else None,
     )
     audit_record(org=org, action="billing.checkout_started", actor=actor,
-                 data={"kind": item.kind, "item": item.code, "session": session_id, "simulated": True})
+                 data={"kind": item.kind, "item": item.code, "session": session_id, "simulated": True,
+                       **_custom_audit(item)})
     return CheckoutResult(url=reverse("billing:simulate", args=[session_id]), session_id=session_id, simulated=True)
 
 
-def portal_start(*, org: Organization, return_to: str = "overview", actor: Actor = None) -> str:
-    """A Stripe customer portal session URL: payment methods, plan changes, cancellation, invoices."""
+def portal_start(
+    *, org: Organization, return_to: str = "overview", actor: Actor = None, flow: dict | None = None
+) -> str:
+    """A Stripe customer portal session URL: payment methods, plan changes,
+    cancellation, invoices. `flow` deep-links into one of the portal's flows
+    (confirm a plan change, cancel), which comes back to `return_to` when done."""
     _check_actor(org, actor, "manage billing")
     back = return_path(return_to)
     if not gateway.configured():
         raise StripeNotConfigured("The billing portal needs Stripe, which is not configured on this Tollgate.")
     customer = customer_for_org(org=org, actor=actor)
     params = {"customer": customer.id, "return_url": settings.SITE_URL + back}
+    if flow is not None:
+        params["flow_data"] = {
+            **flow, "after_completion": {"type": "redirect", "redirect": {"return_url": settings.SITE_URL + back}},
+        }
     if settings.STRIPE_PORTAL_CONFIGURATION:
         params["configuration"] = settings.STRIPE_PORTAL_CONFIGURATION
     with gateway.translated_errors("open the billing portal"):
         session = stripe.billing_portal.Session.create(**params, **gateway.options())
-    audit_record(org=org, action="billing.portal_opened", actor=actor, data={"customer": customer.id})
+    audit_record(org=org, action="billing.portal_opened", actor=actor,
+                 data={"customer": customer.id, "flow": (flow or {}).get("type")})
     return session["url"]
 
 
+# --- plan changes ---------------------------------------------------------------
+
+
+def _subscribed(state) -> bool:
+    return bool(state.subscription_id) and state.status in (
+        BillingStatus.ACTIVE, BillingStatus.PAST_DUE, BillingStatus.TRIALING)
+
+
+def _plan_item_id(subscription_id: str) -> str:
+    """The subscription item that carries the plan (not the metered overage price)."""
+    from billing.selectors import plan_price_for
+
+    synced = djstripe_models.Subscription.objects.filter(id=subscription_id).first()
+    if synced is not None and synced.stripe_data.get("items"):
+        data = synced.stripe_data
+    else:
+        with gateway.translated_errors("read the subscription"):
+            data = gateway.to_dict(stripe.Subscription.retrieve(subscription_id, **gateway.options()))
+    for item in (data.get("items") or {}).get("data", []):
+        price = item.get("price") or {}
+        if plan_price_for(price_id=price.get("id", ""), product_id=price.get("product") or "",
+                          interval=(price.get("recurring") or {}).get("interval") or "") is not None:
+            return item["id"]
+    raise Conflict("This subscription has no plan we know; change it in the billing portal.", code="unknown_subscription")
+
+
+def plan_change_start(
+    *, org: Organization, plan_code: str, interval: str = Interval.MONTH, return_to: str = "plans", actor: Actor = None
+) -> CheckoutResult:
+    """Move the org to another paid plan or billing interval.
+
+    Without a subscription this is a checkout. With one, Stripe's customer
+    portal confirms the change, showing the exact prorated amount first; the
+    webhooks then apply the plan and its allowance as for any subscription
+    change. In the embedded demo the simulated payment switches at once.
+    """
+    _check_actor(org, actor, "change the plan")
+    state = plans.billing_state_for(org)
+    if not _subscribed(state):
+        return checkout_start(org=org, kind=CheckoutKind.PLAN, code=plan_code, interval=interval,
+                              return_to=return_to, actor=actor)
+    item = checkout_item(kind=CheckoutKind.PLAN, code=plan_code, interval=interval)
+    if state.plan_code == plan_code and state.interval == interval:
+        raise Conflict(f"{item.plan_price.plan.name} billed {item.plan_price.get_interval_display().lower()} "
+                       "is already your plan.", code="same_plan")
+    if gateway.simulated() and state.subscription_id.startswith("sim_"):
+        return _simulated_start(org, item, return_to, actor)
+    if not item.stripe_price_id:
+        gateway.api_key()
+        raise StripeNotConfigured("The catalog is not in Stripe yet: an operator needs to run `manage.py sync_catalog`.",
+                                  code="catalog_not_synced")
+    url = portal_start(org=org, return_to=return_to, actor=actor, flow={
+        "type": "subscription_update_confirm",
+        "subscription_update_confirm": {
+            "subscription": state.subscription_id,
+            "items": [{"id": _plan_item_id(state.subscription_id), "price": item.stripe_price_id, "quantity": 1}],
+        },
+    })
+    return CheckoutResult(url=url, session_id="", simulated=False)
+
+
+def plan_cancel_start(*, org: Organization, return_to: str = "plans", actor: Actor = None) -> str | None:
+    """Cancel the subscription: Stripe's portal confirms it (the plan then runs
+    to the end of the paid period). In the embedded demo the simulated
+    subscription ends at once. Returns the URL to send the person to, if any."""
+    _check_actor(org, actor, "cancel the plan")
+    state = plans.billing_state_for(org)
+    if not _subscribed(state):
+        raise Conflict("There is no subscription to cancel: this organization is on the Free plan.",
+                       code="no_subscription")
+    if state.subscription_id.startswith("sim_"):
+        plans.plan_simulate_cancel(org=org, actor=actor)
+        return None
+    return portal_start(org=org, return_to=return_to, actor=actor, flow={
+        "type": "subscription_cancel", "subscription_cancel": {"subscription": state.subscription_id},
+    })
+
+
 # --- fulfilment ------------------------------------------------------------
+
+
+def _purchase_fulfil(
+    *, org: Organization, kind: str, pack: Pack | None, credits_micros: int, amount_cents: int, currency: str,
+    what: str, checkout_session_id: str, payment_intent_id: str | None, simulated: bool, actor: Actor,
+) -> Purchase:
+    """Grant a paid checkout's credits once per session (the org's billing lock,
+    then the session's unique Purchase and the ledger's idempotency key)."""
+    lock_state(org.pk)
+    existing = Purchase.objects.filter(checkout_session_id=checkout_session_id).first()
+    if existing is not None:
+        return existing
+    entry = ledger.credits_grant(
+        org=org, amount_micros=credits_micros, source=GrantSource.PURCHASE,
+        idempotency_key=f"checkout:{checkout_session_id}", stripe_object_id=payment_intent_id or checkout_session_id,
+        reference=checkout_session_id, reason=f"Bought {what}" + (" (simulated)" if simulated else ""),
+        actor=actor,
+    )
+    purchase = Purchase.objects.create(
+        org=org, kind=kind, pack=pack, credits_micros=credits_micros, amount_cents=amount_cents,
+        currency=currency, checkout_session_id=checkout_session_id, payment_intent_id=payment_intent_id or None,
+        grant=entry.grant, simulated=simulated,
+    )
+    CheckoutStart.objects.filter(session_id=checkout_session_id).update(status=CheckoutStatus.COMPLETE)
+    audit_record(org=org, action="billing.pack_purchased" if pack else "billing.credits_purchased", actor=actor,
+                 data={"pack": pack.code if pack else None, "credits": credits_str(credits_micros),
+                       "amount_cents": amount_cents, "session": checkout_session_id,
+                       "payment_intent": payment_intent_id, "simulated": simulated})
+    return purchase
 
 
 @transaction.atomic
@@ -219,26 +407,27 @@ def pack_fulfil(
     simulated: bool = False, actor: Actor = "stripe",
 ) -> Purchase:
     """Grant a paid pack's credits, as many as the catalog says, once per checkout session."""
-    lock_state(org.pk)
-    existing = Purchase.objects.filter(checkout_session_id=checkout_session_id).first()
-    if existing is not None:
-        return existing
-    entry = ledger.credits_grant(
-        org=org, amount_micros=pack.credits_micros, source=GrantSource.PURCHASE,
-        idempotency_key=f"checkout:{checkout_session_id}", stripe_object_id=payment_intent_id or checkout_session_id,
-        reference=checkout_session_id, reason=f"Bought {pack.name}" + (" (simulated)" if simulated else ""),
-        actor=actor,
-    )
-    purchase = Purchase.objects.create(
+    return _purchase_fulfil(
         org=org, kind=PurchaseKind.PACK, pack=pack, credits_micros=pack.credits_micros, amount_cents=pack.amount_cents,
-        currency=pack.currency, checkout_session_id=checkout_session_id, payment_intent_id=payment_intent_id or None,
-        grant=entry.grant, simulated=simulated,
+        currency=pack.currency, what=pack.name, checkout_session_id=checkout_session_id,
+        payment_intent_id=payment_intent_id, simulated=simulated, actor=actor,
     )
-    CheckoutStart.objects.filter(session_id=checkout_session_id).update(status=CheckoutStatus.COMPLETE)
-    audit_record(org=org, action="billing.pack_purchased", actor=actor,
-                 data={"pack": pack.code, "credits": credits_str(pack.credits_micros), "session": checkout_session_id,
-                       "payment_intent": payment_intent_id, "simulated": simulated})
-    return purchase
+
+
+@transaction.atomic
+def credits_fulfil(
+    *, start: CheckoutStart, payment_intent_id: str | None = None, simulated: bool = False, actor: Actor = "stripe",
+) -> Purchase:
+    """Grant a paid custom amount: exactly the credits recorded when its checkout
+    started (never an amount from Stripe's payload or the client), once per session."""
+    if start.kind != CheckoutKind.CREDITS or not start.credits_micros:
+        raise InvalidRequest("Not a checkout for a custom amount of credits.", code="invalid_kind")
+    return _purchase_fulfil(
+        org=start.org, kind=PurchaseKind.CREDITS, pack=None, credits_micros=start.credits_micros,
+        amount_cents=start.amount_cents, currency=settings.CURRENCY.lower(),
+        what=f"{format_credits(start.credits_micros)} credits", checkout_session_id=start.session_id,
+        payment_intent_id=payment_intent_id, simulated=simulated, actor=actor,
+    )
 
 
 def checkout_session_paid(*, session: dict, actor: Actor = "stripe") -> Purchase | None:
@@ -264,6 +453,13 @@ def checkout_session_paid(*, session: dict, actor: Actor = "stripe") -> Purchase
         return None
     if session.get("payment_status") != "paid":
         return None  # wait for checkout.session.async_payment_succeeded
+    if start is not None and start.kind == CheckoutKind.CREDITS:
+        return credits_fulfil(start=start, payment_intent_id=stripe_id(session.get("payment_intent")) or None,
+                              actor=actor)
+    if meta.get("tollgate_kind") == CheckoutKind.CREDITS:
+        # A custom amount is only ever granted from our record of it.
+        logger.warning("Checkout session %s is a custom amount we have no record of; ignored.", session_id)
+        return None
     pack = start.pack if start else Pack.objects.filter(code=meta.get("tollgate_item", "")).first()
     if pack is None:
         logger.warning("Checkout session %s sold nothing from our catalog; ignored.", session_id)
@@ -291,6 +487,8 @@ def checkout_simulate_pay(*, org: Organization, session_id: str, actor: Actor = 
             raise UnknownItem("No such simulated checkout.", code="checkout_not_found")
         if start.kind == CheckoutKind.PACK:
             pack_fulfil(org=org, pack=start.pack, checkout_session_id=session_id, simulated=True, actor=actor)
+        elif start.kind == CheckoutKind.CREDITS:
+            credits_fulfil(start=start, simulated=True, actor=actor)
         elif start.status == CheckoutStatus.OPEN:
             plans.plan_simulate_subscribe(org=org, plan_price=start.plan_price, actor=actor)
             CheckoutStart.objects.filter(pk=start.pk).update(status=CheckoutStatus.COMPLETE)

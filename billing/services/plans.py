@@ -452,3 +452,17 @@ def plan_simulate_subscribe(*, org: Organization, plan_price: PlanPrice, actor: 
                      invoice_id=f"sim_in_{org.pk}_{int(now.timestamp())}", invoice_created_at=now, actor=actor)
     state.save()
     return state
+
+
+@transaction.atomic
+def plan_simulate_cancel(*, org: Organization, actor: Actor = None) -> BillingState:
+    """The embedded demo's "cancel": its simulated subscription ends now and the org moves to Free."""
+    state = lock_state(org.pk)
+    if not state.subscription_id.startswith("sim_"):
+        return state
+    facts = SubscriptionFacts(
+        id=state.subscription_id, customer_id="", status="canceled", plan_price=None,
+        created=state.subscription_created_at, current_period_start=state.current_period_start,
+        current_period_end=state.current_period_end, trial_end=None, cancel_at_period_end=False, metadata={},
+    )
+    return _apply_subscription(state, facts, actor=actor)

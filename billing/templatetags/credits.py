@@ -89,3 +89,11 @@ def money_filter(cents: int | None) -> str:
     if cents is None or cents == "":
         return ""
     return money.format_money(cents, minor_units=True).replace("-", MINUS)
+
+
+@register.simple_tag
+def money_in(cents: int | None, currency: str) -> str:
+    """An amount in the minor units of a given currency (a Stripe invoice's own): "$10.92", "CHF 10.92"."""
+    if cents is None or cents == "":
+        return ""
+    return money.format_money(cents, minor_units=True, currency_code=currency).replace("-", MINUS)

@@ -1,5 +1,6 @@
-"""Billing pages. `pages` shows credits (overview, usage history, sending);
-`payments` is the server side of buying (checkout, portal, return pages)."""
+"""Billing pages. `pages` shows credits (overview, usage, sending); `payments`
+is buying (top up, plans, invoices, checkout, portal, return pages);
+`settings` holds auto top-up, alerts and provider keys."""
 
 from billing.views.pages import overview, send, usage, usage_export
 from billing.views.payments import (
@@ -7,11 +8,20 @@ from billing.views.payments import (
     checkout_done,
     checkout_page,
     checkout_start,
+    checkout_status,
+    invoices,
+    plan_cancel,
+    plan_change,
+    plans,
     portal,
     simulate,
+    top_up,
 )
+from billing.views.settings import alerts, auto_topup, provider_key_revoke, provider_keys, settings_home
 
 __all__ = [
     "overview", "send", "usage", "usage_export",
-    "checkout_canceled", "checkout_done", "checkout_page", "checkout_start", "portal", "simulate",
+    "checkout_canceled", "checkout_done", "checkout_page", "checkout_start", "checkout_status", "invoices",
+    "plan_cancel", "plan_change", "plans", "portal", "simulate", "top_up",
+    "alerts", "auto_topup", "provider_key_revoke", "provider_keys", "settings_home",
 ]

@@ -35,12 +35,17 @@ from usage.units import credits_str, format_credits
 def overview(request):
     membership = request.membership
     org = membership.org
+    state = selectors.billing_state_of(org)
     return render(
         request,
         "billing/overview.html",
         {
             "org": org,
             "credits": selectors.credits_overview(org.pk),
+            "sub": selectors.subscription_for(org, state),
+            "state": state,
+            "allowance": selectors.allowance_for(org.pk),
+            "auto_topup": selectors.auto_topup_status(org),
             "can_buy": membership.can_manage_billing,
             "member_count": org_selectors.members_of(org).count(),
             "top_up_url": TOP_UP_PATH,
@@ -79,8 +84,11 @@ def usage(request):
         for entry in page.entries:
             entry.title, entry.note = describe(entry)
     query = request.GET.copy()
-    for key in ("older", "newer"):
+    for key in ("older", "newer", "chart", "by"):
         query.pop(key, None)
+    period = request.GET.get("chart") if request.GET.get("chart") in ledger.CHART_PERIODS else "day"
+    group_by = request.GET.get("by") if request.GET.get("by") in ledger.CHART_GROUPS else "meter"
+    chart = ledger.usage_chart(account_id=account.pk, period=period, group_by=group_by)
     return render(
         request,
         "billing/usage.html",
@@ -90,8 +98,31 @@ def usage(request):
             "filters": filters,
             "page": page,
             "filter_query": query.urlencode(),
+            "history_params": [(k, v) for k, v in query.items() if v],
+            "chart": chart,
+            "group_label": ledger.CHART_GROUPS[group_by],
+            "chart_data": chart_json(chart),
+            "periods": ledger.CHART_PERIODS.items(),
+            "groups": ledger.CHART_GROUPS.items(),
+            # The costliest runs of the last 30 days, whatever the chart shows:
+            # a year of runs is a large sort for one table.
+            "runs": ledger.workflow_run_costs(account_id=account.pk, period="day"),
+            "estimates": ledger.workflow_estimates(account.plan_code),
         },
     )
+
+
+_BUCKET_FORMATS = {"day": "%b %-d", "week": "Week of %b %-d", "month": "%b %Y"}
+
+
+def chart_json(chart) -> dict:
+    """The chart for Chart.js: amounts as exact decimal strings (Chart.js reads
+    numeric strings), never a Python float."""
+    return {
+        "labels": [b.strftime(_BUCKET_FORMATS[chart.period]) for b in chart.buckets],
+        "series": [{"label": s.label, "data": [credits_str(v) for v in s.values], "other": s.key is None}
+                   for s in chart.series],
+    }
 
 
 class _Echo:

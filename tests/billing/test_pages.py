@@ -19,12 +19,18 @@ def simulated(settings, catalog):
     settings.BILLING_SIMULATED_PAYMENTS = True
 
 
-def test_without_stripe_keys_the_checkout_page_says_stripe_is_not_configured(catalog, owner_client):
-    page = owner_client.get("/billing/checkout/")
+def test_without_stripe_keys_the_top_up_page_says_stripe_is_not_configured(catalog, owner_client):
+    page = owner_client.get("/billing/top-up/")
 
     assert page.status_code == 200
     assert "Stripe is not configured" in page.content.decode()
     assert "Buy 500 credits" not in page.content.decode()
+
+
+def test_the_first_buy_page_now_sends_people_to_top_up(catalog, owner_client):
+    response = owner_client.get("/billing/checkout/")
+
+    assert response.status_code == 302 and response["Location"] == "/billing/top-up/"
 
 
 def test_starting_a_checkout_without_keys_explains_instead_of_crashing(catalog, owner_client):
@@ -69,7 +75,7 @@ def test_a_simulated_plan_subscribes_with_its_allowance(simulated, owner_client,
 
 def test_a_member_without_the_billing_role_cannot_buy(simulated, client, member):
     client.force_login(member)
-    page = client.get("/billing/checkout/")
+    page = client.get("/billing/top-up/")
     assert "Only owners, admins and billing managers" in page.content.decode()
 
     response = client.post("/billing/checkout/start/", {"kind": "pack", "code": "pack_500"}, follow=True)

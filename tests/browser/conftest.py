@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+# Stripe at the HTTP edge and signed webhooks, as the billing tests have them.
+from tests.billing.conftest import catalog, fake_stripe, stripe_account, stripe_keys, webhooks  # noqa: F401
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -134,3 +137,17 @@ def assert_accessible(page, where: str) -> None:
         f"  {v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in bad
     )
     assert not bad, f"accessibility violations on {where}:\n{detail}"
+
+
+@pytest.fixture(autouse=True)
+def rate_card(transactional_db):
+    """The default rate card and catalog, as the data migrations load them (the
+    suite skips migrations). The live server's thread reads the same database."""
+    from billing import services
+    from usage.services import rates
+
+    rates.clear_cache()
+    rates.load_card_data(rates.read_data_file())
+    services.catalog_load()
+    yield rates.current_card()
+    rates.clear_cache()

@@ -39,10 +39,21 @@ def test_sign_up_and_see_the_balance_page(open_session):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
     page.wait_for_url(re.compile(r"/billing/$"))
+    # Sign-up starts the 7-day Starter trial with its 250 credits.
+    assert page.get_by_test_id("available").inner_text() == "250 credits"
+    assert header_balance(page) == ("250 credits", "ok")
+    expect(page.get_by_test_id("trial-left")).to_contain_text("7 days")
+    expect(page.get_by_test_id("plan-status")).to_have_text("Trial")
+    expect(page.get_by_test_id("allowance-card")).to_contain_text("0 of 250 credits used")
+    assert page.get_by_test_id("top-up").first.get_attribute("href") == "/billing/top-up/"
+    s.snap("overview-after-signup")
+
+
+def test_an_empty_balance_says_so(open_session, org, owner):
+    s = open_session().sign_in(owner)
+    page = s.go("/billing/")
     expect(page.get_by_role("heading", name="Your balance is empty. Top up to continue.")).to_be_visible()
-    assert page.get_by_test_id("top-up").get_attribute("href") == "/billing/top-up/"
-    text, status = header_balance(page)
-    assert (text, status) == ("0 credits", "depleted")
+    assert header_balance(page) == ("0 credits", "depleted")
     s.snap("overview-empty")
 
 
@@ -100,7 +111,7 @@ def test_send_credits_to_another_user_who_then_sees_them(open_session, org, owne
     assert "From Acme" in row.inner_text()
     assert "Thanks for the great demo ☕" in row.inner_text()
     assert "+120" in row.inner_text()
-    assert header_balance(page)[0] == "120 credits"
+    assert header_balance(page)[0] == "370 credits"  # the trial's 250 and the 120 received
     f.snap("usage-received")
     page = f.go("/billing/send/")
     assert page.get_by_test_id("sendable").inner_text() == "0 credits"  # received credits cannot be sent on

@@ -52,3 +52,29 @@ def test_people_see_separators_and_at_most_two_decimals():
     assert format_credits(2_500_000) == "2.5"
     assert format_credits(1_000_000) == "1"
     assert format_credits(-5_000_000) == "-5"
+
+
+def test_one_credit_price_drives_the_rate_card_estimates_and_money(settings):
+    from billing import money
+    from usage.rate_card import rate_credits_per_unit
+    from usage.units import credit_price
+
+    rate = {"provider_usd_per_unit": "0.000002"}  # $2 per million output tokens
+    data = {"margin": "1.5"}
+    assert rate_credits_per_unit(rate, data) == Decimal("0.0003")
+    assert money.credits_value(1_000_000) == Decimal("0.01")
+
+    settings.CREDIT_PRICE = "0.02"
+
+    assert credit_price() == Decimal("0.02")
+    assert rate_credits_per_unit(rate, data) == Decimal("0.00015")  # the same dollars buy half the credits
+    assert money.credits_value(1_000_000) == Decimal("0.02")
+    assert money.credits_price_cents(1500 * 1_000_000) == 3000
+
+
+def test_a_credit_price_that_is_not_positive_is_refused(settings):
+    from usage.units import credit_price
+
+    settings.CREDIT_PRICE = "0"
+    with pytest.raises(AmountError):
+        credit_price()

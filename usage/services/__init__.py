@@ -21,6 +21,7 @@ from usage.services.ledger import (  # noqa: F401
     Mismatch,
     account_open,
     account_set_auto_topup_threshold,
+    account_set_low_balance_threshold,
     account_set_plan,
     credits_adjust,
     credits_clawback,
@@ -42,3 +43,4 @@ from usage.services.ledger import (  # noqa: F401
 )
 from usage.services.limits import member_limit_set  # noqa: F401
 from usage.services.rates import rate_card_load, rate_set  # noqa: F401
+from usage.services.rollup import usage_rollup  # noqa: F401

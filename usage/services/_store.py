@@ -40,7 +40,8 @@ from usage.models import CreditAccount, Grant
 
 _ACCOUNT_COLUMNS = [
     "id", "org_id", "balance_micros", "debt_micros", "held_micros", "plan_code", "overage_allowed",
-    "auto_topup_threshold_micros", "updated_at",  # updated_at last: _account parses it
+    "auto_topup_threshold_micros", "low_balance_threshold_micros",
+    "updated_at",  # updated_at last: _account parses it
 ]
 _ACCOUNT_SELECT = ", ".join(_ACCOUNT_COLUMNS)
 _GRANT_COLUMNS = [
@@ -147,7 +148,8 @@ CREATE OR REPLACE FUNCTION usage_ledger_lock(
 DECLARE
     account record;
 BEGIN
-    SELECT id, org_id, balance_micros, debt_micros, held_micros, plan_code, overage_allowed, auto_topup_threshold_micros, updated_at
+    SELECT id, org_id, balance_micros, debt_micros, held_micros, plan_code, overage_allowed, auto_topup_threshold_micros,
+           low_balance_threshold_micros, updated_at
     INTO account FROM usage_creditaccount WHERE org_id = p_org FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
@@ -182,7 +184,8 @@ DECLARE
     v_committed bigint;
     v_balance bigint;
 BEGIN
-    SELECT id, org_id, balance_micros, debt_micros, held_micros, plan_code, overage_allowed, auto_topup_threshold_micros, updated_at
+    SELECT id, org_id, balance_micros, debt_micros, held_micros, plan_code, overage_allowed, auto_topup_threshold_micros,
+           low_balance_threshold_micros, updated_at
     INTO a FROM usage_creditaccount WHERE org_id = p_org FOR UPDATE;
     IF NOT FOUND THEN
         RETURN json_build_object('status', 'no_account');

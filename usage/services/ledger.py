@@ -111,6 +111,7 @@ class _Writer:
         # As locked, before this writer changes anything: _after_write compares.
         self.balance_before = account.balance_micros
         self.debt_before = account.debt_micros
+        self.held_before = account.held_micros
         self.loaded: _store.Loaded | None = None
         self._grants: list[Grant] | None = None
         self.expired: list[LedgerEntry] = []
@@ -244,7 +245,7 @@ class _Writer:
         # in the database (through _Writer.applied), so what must follow a
         # balance change hangs here. Outside a transaction on_commit runs at
         # once, which is right: the single-statement debit has already committed.
-        _after_write(account, self.balance_before, self.debt_before)
+        _after_write(account, self.balance_before, self.debt_before, self.held_before)
 
     def _flush(self) -> None:
         account = self.account
@@ -987,15 +988,32 @@ def account_set_auto_topup_threshold(*, org: Organization, threshold_micros: int
     CreditAccount.objects.filter(pk=account_open(org=org).pk).update(auto_topup_threshold_micros=threshold_micros)
 
 
-def _after_write(account: CreditAccount, balance_before: int, debt_before: int) -> None:
+def account_set_low_balance_threshold(*, org: Organization, threshold_micros: int | None) -> None:
+    """Billing's alert preferences keep this; None falls back to LOW_BALANCE_CREDITS."""
+    if threshold_micros is not None and (
+        not isinstance(threshold_micros, int) or isinstance(threshold_micros, bool) or threshold_micros < 0
+    ):
+        raise InvalidRequest("The low-balance threshold must be zero or more credits.", code="invalid_threshold")
+    CreditAccount.objects.filter(pk=account_open(org=org).pk).update(low_balance_threshold_micros=threshold_micros)
+
+
+def _after_write(account: CreditAccount, balance_before: int, debt_before: int, held_before: int | None = None) -> None:
     """Once the transaction commits, hand billing what this write started: a
-    balance that fell below the auto top-up threshold, or debt that grew on an
-    account whose plan bills overage. Billing's tasks re-check under their own
-    locks, so a trigger that is stale by then does nothing."""
+    balance that fell below the auto top-up threshold, debt that grew on an
+    account whose plan bills overage, or available credits that fell below the
+    low-balance line or to nothing (alerts). Billing's tasks re-check under
+    their own locks, so a trigger that is stale by then does nothing."""
     threshold = account.auto_topup_threshold_micros
     crossed = threshold is not None and account.balance_micros < threshold <= balance_before
     debt_grew = account.overage_allowed and account.debt_micros > debt_before
-    if not (crossed or debt_grew):
+    # Alerts watch what can be spent: the balance less holds.
+    from usage.selectors import low_balance_micros
+
+    available_before = balance_before - (account.held_micros if held_before is None else held_before)
+    available = account.balance_micros - account.held_micros
+    low_line = low_balance_micros(account.low_balance_threshold_micros)
+    alert = (available < low_line <= available_before) or (available <= 0 < available_before)
+    if not (crossed or debt_grew or alert):
         return
     # Imported here: billing builds on the ledger, not the other way round.
     from billing import tasks as billing_tasks
@@ -1005,3 +1023,5 @@ def _after_write(account: CreditAccount, balance_before: int, debt_before: int) 
         transaction.on_commit(lambda: billing_tasks.auto_topup_check.delay(org_id))
     if debt_grew:
         transaction.on_commit(lambda: billing_tasks.overage_report.delay(org_id))
+    if alert:
+        transaction.on_commit(lambda: billing_tasks.alerts_check.delay(org_id))

@@ -1,0 +1,287 @@
+"""Alerts by e-mail: the balance ran low or empty, or the period's allowance
+is 80% / 95% spent.
+
+`alerts_check` decides for one organization, under a lock on its alert rows,
+and records what it sent in the same transaction; the mails leave after
+commit. Running it twice, or twice at once, sends nothing twice: the second
+run waits for the first's lock and finds the alert already active (balance)
+or already sent for this allowance period. Killed half-way, it rolls back and
+the next run decides again.
+
+* Balance alerts fire when their condition starts ("low" = available credits
+  below the org's line, "empty" = nothing available), go quiet while it lasts,
+  and re-arm when it ends. A cooldown (ALERT_COOLDOWN_HOURS) caps them at one
+  per alert per window, so a balance hovering at the line does not flood
+  anyone; a condition that starts during the cooldown is sent when it ends.
+  They go to the people who can pay: owners, admins, billing managers.
+* Allowance alerts fire once per allowance period at 80% and at 95% spent (a
+  jump straight past 95% sends only the 95% one), to each member who has them
+  on in their alert preferences (by default those who manage billing).
+
+The ledger queues `billing.alerts_check` after commit when a write takes the
+available balance across the low line or to zero; a beat task
+(`billing.alerts_sweep`) catches what no write triggered: allowance levels,
+re-arming, alerts held back by the cooldown, a line moved by its owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Cast, Coalesce
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from billing import selectors
+from billing.models import AlertKind, AlertPreference, AlertState
+from orgs.models import MANAGE_BILLING, Membership, Organization
+from orgs.services import audit_record, role_require
+from usage import services as ledger
+from usage.models import CreditAccount, Grant, GrantSource
+from usage.selectors import low_balance_micros
+from usage.units import format_credits
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from orgs.services import Actor
+
+ACTOR = "task:billing.alerts"
+BALANCE_ALERTS = (AlertKind.LOW_BALANCE, AlertKind.DEPLETED)
+ALLOWANCE_ALERTS = (AlertKind.ALLOWANCE_80, AlertKind.ALLOWANCE_95)
+ALLOWANCE_SOURCES = (GrantSource.PLAN_ALLOWANCE, GrantSource.TRIAL)
+
+
+def cooldown() -> timedelta:
+    return timedelta(hours=settings.ALERT_COOLDOWN_HOURS)
+
+
+def _lock_states(org_id: int) -> dict[str, AlertState]:
+    """The org's alert rows, created if missing, locked in one order (no deadlocks)."""
+    AlertState.objects.bulk_create(
+        [AlertState(org_id=org_id, kind=kind) for kind in AlertKind.values], ignore_conflicts=True
+    )
+    rows = AlertState.objects.select_for_update().filter(org_id=org_id).order_by("kind")
+    return {row.kind: row for row in rows}
+
+
+@dataclass(frozen=True)
+class Mail:
+    kind: str
+    subject: str
+    recipients: list[str]
+    body: str
+
+
+def _billing_managers(org_id: int) -> list[str]:
+    return list(
+        Membership.objects.filter(org_id=org_id, role__in=MANAGE_BILLING)
+        .order_by("created_at").values_list("user__email", flat=True)
+    )
+
+
+def allowance_recipients(org_id: int, kind: str) -> list[str]:
+    """Members who want this allowance alert: their preference, else on for billing roles."""
+    prefs = {p.user_id: p for p in AlertPreference.objects.filter(org_id=org_id)}
+    recipients = []
+    for membership in Membership.objects.filter(org_id=org_id).select_related("user").order_by("created_at"):
+        pref = prefs.get(membership.user_id)
+        wanted = getattr(pref, kind) if pref is not None else membership.role in MANAGE_BILLING
+        if wanted:
+            recipients.append(membership.user.email)
+    return recipients
+
+
+def _mail(kind: str, org: Organization, recipients: list[str], subject: str, **context) -> Mail:
+    body = render_to_string(f"emails/alert_{kind}.txt", {
+        "org": org, "site": settings.SITE_URL, "cooldown_hours": settings.ALERT_COOLDOWN_HOURS, **context,
+    })
+    return Mail(kind, f"[Tollgate] {org.name}: {subject}", recipients, body)
+
+
+def _send_after_commit(mails: list[Mail]) -> None:
+    messages = [
+        EmailMessage(mail.subject, mail.body, settings.DEFAULT_FROM_EMAIL, [to])
+        for mail in mails for to in mail.recipients
+    ]
+    if messages:
+        # One message per person: nobody sees who else was told.
+        transaction.on_commit(lambda: get_connection(fail_silently=True).send_messages(messages))
+
+
+def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
+    """Send the alerts the org's balance and allowance call for, once each. Returns the kinds sent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        org = Organization.objects.filter(pk=org_id).first()
+        account = CreditAccount.objects.filter(org_id=org_id).first()
+        if org is None or account is None:
+            return []
+        states = _lock_states(org_id)
+        mails = _balance_alerts(org, account, states, now) + _allowance_alerts(org, states, now)
+        for state in states.values():
+            state.save()
+        for mail in mails:
+            audit_record(org=org, action="billing.alert_sent", actor=ACTOR,
+                         data={"alert": mail.kind, "recipients": len(mail.recipients)})
+        _send_after_commit(mails)
+    return [mail.kind for mail in mails]
+
+
+def _balance_alerts(org: Organization, account: CreditAccount, states: dict[str, AlertState], now: datetime) -> list[Mail]:
+    available = account.balance_micros - account.held_micros
+    line = low_balance_micros(account.low_balance_threshold_micros)
+    low, empty = states[AlertKind.LOW_BALANCE], states[AlertKind.DEPLETED]
+    is_empty, is_low = available <= 0, available < line
+
+    def due(state: AlertState) -> bool:
+        return not state.active and (state.last_sent_at is None or now - state.last_sent_at >= cooldown())
+
+    mails = []
+    context = {"available": format_credits(max(available, 0)), "line": format_credits(line),
+               "auto_topup": selectors.auto_topup_status(org.pk)}
+    if is_empty:
+        if due(empty):
+            mails.append(_mail(AlertKind.DEPLETED, org, _billing_managers(org.pk), "your balance is empty", **context))
+            empty.active, empty.last_sent_at = True, now
+            # Empty is low too: one mail about it, not two.
+            low.active = True
+    else:
+        empty.active = False
+    if is_low and not is_empty and due(low):
+        mails.append(_mail(AlertKind.LOW_BALANCE, org, _billing_managers(org.pk), "your balance is running low", **context))
+        low.active, low.last_sent_at = True, now
+    if not is_low:
+        low.active = False
+    return mails
+
+
+def _allowance_alerts(org: Organization, states: dict[str, AlertState], now: datetime) -> list[Mail]:
+    allowance = selectors.allowance_for(org.pk, now=now)
+    if allowance is None or allowance.amount_micros <= 0:
+        return []
+    reference = str(allowance.grant.pk)
+    at_80, at_95 = states[AlertKind.ALLOWANCE_80], states[AlertKind.ALLOWANCE_95]
+    used, amount = allowance.used_micros, allowance.amount_micros
+    context = {"allowance": allowance, "used": format_credits(used), "amount": format_credits(amount),
+               "left": format_credits(amount - used)}
+    kind = None
+    if used * 100 >= 95 * amount and at_95.reference != reference:
+        kind = AlertKind.ALLOWANCE_95
+        at_95.reference = at_80.reference = reference  # past 95% the 80% mail would be old news
+    elif used * 100 >= 80 * amount and at_80.reference != reference and at_95.reference != reference:
+        kind = AlertKind.ALLOWANCE_80
+        at_80.reference = reference
+    if kind is None:
+        return []
+    states[kind].last_sent_at = now
+    percent = 95 if kind == AlertKind.ALLOWANCE_95 else 80
+    return [_mail(kind, org, allowance_recipients(org.pk, kind),
+                  f"{percent}% of your {allowance.name.lower()} is used", percent=percent, **context)]
+
+
+def alerts_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Beat: check every org an alert could be due for. Returns how many were checked.
+
+    Due: a balance under its line that is not alerted yet (no write crossed
+    it, or the cooldown held it back), an alerted balance that recovered (to
+    re-arm it), an allowance at 80% or 95% not yet alerted for its period."""
+    now = now or timezone.now()
+    below = dict(
+        CreditAccount.objects.annotate(
+            available=F("balance_micros") - F("held_micros"),
+            line=Coalesce("low_balance_threshold_micros", Value(low_balance_micros())),
+        )
+        .filter(available__lt=F("line"))
+        .values_list("org_id", "available")[: limit * 10]
+    )
+    active: dict[int, set[str]] = {}
+    for org_id, kind in AlertState.objects.filter(kind__in=BALANCE_ALERTS, active=True).values_list("org_id", "kind"):
+        active.setdefault(org_id, set()).add(kind)
+    due = set()
+    for org_id, available in below.items():
+        alerted = active.get(org_id, set())
+        needed = AlertKind.DEPLETED if available <= 0 else AlertKind.LOW_BALANCE
+        if needed not in alerted:
+            due.add(org_id)
+    due |= {org_id for org_id in active if org_id not in below}  # recovered: re-arm
+    due |= set(_allowance_candidates(now)[:limit])
+    for org_id in sorted(due)[:limit]:
+        alerts_check(org_id=org_id, now=now)
+    return min(len(due), limit)
+
+
+def _allowance_candidates(now: datetime):
+    """Orgs whose current allowance is 80% spent or more and not yet alerted at its level."""
+    ref = Cast(OuterRef("pk"), output_field=AlertState._meta.get_field("reference"))
+    newer = Grant.objects.filter(
+        account_id=OuterRef("account_id"), source__in=ALLOWANCE_SOURCES, expires_at__gt=now,
+        created_at__gt=OuterRef("created_at"),
+    )
+    sent_95 = AlertState.objects.filter(org_id=OuterRef("account__org_id"), kind=AlertKind.ALLOWANCE_95, reference=ref)
+    sent_80 = AlertState.objects.filter(org_id=OuterRef("account__org_id"), kind=AlertKind.ALLOWANCE_80, reference=ref)
+    return (
+        Grant.objects.filter(source__in=ALLOWANCE_SOURCES, expires_at__gt=now, amount_micros__gt=0)
+        # used >= 80%  <=>  remaining <= 20% of the amount
+        .filter(remaining_micros__lte=F("amount_micros") / 5)
+        .exclude(Exists(newer))
+        .exclude(Exists(sent_95))
+        # between 80% and 95%: nothing to do once the 80% alert went out
+        .exclude(Q(remaining_micros__gt=F("amount_micros") / 20) & Exists(sent_80))
+        .values_list("account__org_id", flat=True)
+        .distinct()
+    )
+
+
+# --- preferences ------------------------------------------------------------------
+
+
+@transaction.atomic
+def alert_threshold_set(*, org: Organization, threshold_micros: int | None, actor: Actor = None) -> None:
+    """The org's low-balance line (None: the deployment's default). Billing roles only."""
+    from accounts.models import User
+
+    if isinstance(actor, User):
+        role_require(org=org, user=actor, roles=MANAGE_BILLING, action="change the low-balance alert")
+    account = ledger.account_open(org=org)
+    previous = account.low_balance_threshold_micros
+    ledger.account_set_low_balance_threshold(org=org, threshold_micros=threshold_micros)
+    audit_record(org=org, action="billing.alert_threshold_set", actor=actor, data={
+        "threshold": format_credits(threshold_micros) if threshold_micros is not None else None,
+        "previous": format_credits(previous) if previous is not None else None,
+    })
+    # A line moved above the balance is "low" now, though no write crossed it.
+    from billing import tasks
+
+    org_id = org.pk
+    transaction.on_commit(lambda: tasks.alerts_check.delay(org_id))
+
+
+@transaction.atomic
+def alert_preference_set(*, org: Organization, user: User, allowance_80: bool, allowance_95: bool) -> AlertPreference:
+    """A person's own allowance alerts in an organization they belong to."""
+    if not Membership.objects.filter(org=org, user=user).exists():
+        from billing_project.errors import NotFound
+
+        raise NotFound("No such member.", code="member_not_found")
+    pref, _ = AlertPreference.objects.update_or_create(
+        org=org, user=user, defaults={"allowance_80": allowance_80, "allowance_95": allowance_95}
+    )
+    audit_record(org=org, action="billing.alert_preference_set", actor=user,
+                 data={"allowance_80": allowance_80, "allowance_95": allowance_95})
+    return pref
+
+
+def alert_preference_for(org: Organization, user: User) -> AlertPreference:
+    """The person's preference, or the default one (unsaved) if they never chose."""
+    pref = AlertPreference.objects.filter(org=org, user=user).first()
+    if pref is not None:
+        return pref
+    membership = Membership.objects.filter(org=org, user=user).first()
+    default = membership is not None and membership.role in MANAGE_BILLING
+    return AlertPreference(org=org, user=user, allowance_80=default, allowance_95=default)
