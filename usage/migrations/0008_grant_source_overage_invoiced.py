@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('usage', '0006_ledger_entry_member_index'),
+        ('usage', '0007_billing_pages_phase2'),
     ]
 
     operations = [
