@@ -467,9 +467,11 @@ _CHART_KEYS = {
 # Roll-up rows for the days in range, plus the events the roll-up has not
 # reached yet (created at or after its cursor), in one statement: one
 # snapshot, so a roll-up committing meanwhile is counted once either way.
+# `u` is not materialized: scanning the roll-up twice is cheaper than writing
+# a year of workflow-run rows to a temporary store and hashing it from there.
 _USAGE_UNION = """
 c AS (SELECT coalesce((SELECT rolled_until FROM usage_rollupcursor WHERE id = 1), '-infinity'::timestamptz) AS t),
-u AS (
+u AS NOT MATERIALIZED (
     SELECT r.day, {key_r} AS key, r.credits_micros AS credits, r.events AS events
     FROM {table} r WHERE r.account_id = %(account)s AND r.day >= %(since)s AND r.day < %(until)s
     UNION ALL
@@ -483,9 +485,12 @@ u AS (
 # value it lets the planner see how few events are left (the BRIN index)
 # instead of guessing and walking the account's events in the whole range.
 
+# Each key's total is aggregated once (`g`) and both picks the top series and
+# counts the keys (a count(DISTINCT) over `u` was a second, sorting pass).
 _CHART_SQL = "WITH " + _USAGE_UNION + """,
-top AS (SELECT key FROM u GROUP BY key ORDER BY sum(credits) DESC, key LIMIT %(top)s),
-n AS (SELECT count(DISTINCT key) AS keys FROM u)
+g AS MATERIALIZED (SELECT key, sum(credits) AS credits FROM u GROUP BY key),
+top AS (SELECT key FROM g ORDER BY credits DESC, key LIMIT %(top)s),
+n AS (SELECT count(*) AS keys FROM g)
 SELECT date_trunc(%(period)s, u.day::timestamp)::date AS bucket,
        CASE WHEN u.key IN (SELECT key FROM top) THEN u.key END AS key,
        sum(u.credits)::bigint, sum(u.events)::bigint, (SELECT keys FROM n)
@@ -620,7 +625,7 @@ def chart_labels(group_by: str, keys: list[str]) -> dict[str, str]:
 
 _RUNS_SQL = """
 WITH c AS (SELECT coalesce((SELECT rolled_until FROM usage_rollupcursor WHERE id = 1), '-infinity'::timestamptz) AS t),
-u AS (
+u AS NOT MATERIALIZED (
     SELECT r.workflow_run_id AS key, r.credits_micros AS credits, r.events AS events, r.first_at, r.last_at
     FROM usage_usagerunrollup r
     WHERE r.account_id = %(account)s AND r.day >= %(since)s AND r.day < %(until)s AND r.workflow_run_id <> ''
