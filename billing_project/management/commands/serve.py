@@ -30,6 +30,9 @@ class Command(BaseCommand):
         self.stdout.write("Database migrated.")
         if not no_demo:
             call_command("seed_demo")
+        # WhiteNoise serves from the finders here (no collectstatic); an
+        # existing, empty STATIC_ROOT keeps it from warning at every start.
+        os.makedirs(settings.STATIC_ROOT, exist_ok=True)
         python = sys.executable
         bin_dir = os.path.dirname(python)
         commands = {
