@@ -80,6 +80,7 @@ def alerts(request):
         request.POST if which == "threshold" else None,
         initial={"threshold": credits_str(own) if own is not None else ""},
     )
+    threshold_form.fields["threshold"].help_text = f"Leave empty for the default of {format_credits(default_line)} credits."
     pref = services.alert_preference_for(org, request.user)
     pref_form = AlertPreferenceForm(
         request.POST if which == "mine" else None,
@@ -109,7 +110,7 @@ def alerts(request):
     states = {s.kind: s for s in AlertState.objects.filter(org=org)}
     return render(request, "billing/settings_alerts.html", {
         "org": org, "threshold_form": threshold_form, "pref_form": pref_form, "can_edit": membership.can_manage_billing,
-        "line_micros": ledger.low_balance_micros(own), "own_line": own, "default_line": default_line,
+        "line_micros": ledger.low_balance_micros(own), "own_line": own,
         "sent": [(kind, label, states.get(kind)) for kind, label in AlertKind.choices],
         "allowance": selectors.allowance_for(org.pk),
     })
