@@ -76,11 +76,37 @@ def seed_entries(org_id: int, count: int) -> None:
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+# Whose CPU time (c) reports per request, by process name: gunicorn's workers,
+# PostgreSQL's backends, Redis (the rate-limit counter).
+CPU_OF = {"web": "gunicorn", "PostgreSQL": "postgres", "Redis": "redis-server"}
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by all processes of each CPU_OF name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = dict.fromkeys(CPU_OF, 0.0)
+    names = {comm: label for label, comm in CPU_OF.items()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                comm, rest = f.read().split(" (", 1)[1].rsplit(") ", 1)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if comm in names:
+            fields = rest.split()
+            totals[names[comm]] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return totals
+
+
 def wrk(url: str, *, connections: int, seconds: int, script: str, args: list[str]) -> dict:
     cmd = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s", "--latency",
            "-s", str(HERE / script), url, "--", *args]
+    before = cpu_seconds()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    after = cpu_seconds()
     figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    figures["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    figures["cpu"] = {label: after[label] - before[label] for label in CPU_OF}
     for pct in ("50", "99"):
         value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
         figures[f"p{pct}"] = float(value) * _UNIT[unit]
@@ -121,7 +147,9 @@ def _merge(figures: list[dict]) -> dict:
     def median(values: list[float]) -> float:
         return sorted(values)[len(values) // 2]
 
+    requests = sum(f["requests"] for f in figures)
     return {
+        "cpu_ms": {label: sum(f["cpu"][label] for f in figures) * 1000 / requests for label in CPU_OF},
         "rps": sum(f["rps"] for f in figures) / len(figures),
         "p50": median([f["p50"] for f in figures]),
         "p99": median([f["p99"] for f in figures]),
@@ -199,6 +227,15 @@ def main() -> None:
             show("GET /api/v1/balance", merged["balance"], merged["bare"])
             show("POST /api/v1/usage/events, 1 org", merged["event"], merged["bare"])
             show("POST /api/v1/usage/events, 32 orgs", merged["spread"], merged["bare"])
+            # The ratios move by 10-20 points between runs on a shared 2-core machine; the CPU
+            # each request costs, by process, is steadier and says where the time goes.
+            print("CPU per request (ms; wrk's own not counted): " + ", ".join(CPU_OF))
+            for name, label in [("bare", "bare DRF"), ("bare_auth", "bare + auth + limit"), ("balance", "balance"),
+                                ("event", "event, 1 org"), ("spread", "event, 32 orgs")]:
+                cpu = merged[name]["cpu_ms"]
+                print(f"  {label:<32} " + "  ".join(f"{cpu[k]:6.3f}" for k in CPU_OF)
+                      + f"   total {sum(cpu.values()):6.3f}   {sum(cpu.values()) / sum(merged['bare']['cpu_ms'].values()):.2f}x bare",
+                      flush=True)
 
         if "b" in only:
             print("(b) batch endpoint, 1,000 events per request")
