@@ -9,7 +9,7 @@ from orgs import selectors as org_selectors
 from orgs.models import Organization
 from usage.models import EntryKind
 from usage.selectors import HistoryFilters
-from billing.money import credits_value, format_money
+from billing.money import MAX_MONEY_CENTS, credits_value, format_money
 from usage.units import MICROS_PER_CREDIT, AmountError, credits_to_micros, format_credits
 
 NOTE_MAX = 280
@@ -141,6 +141,8 @@ def parse_money_cents(text: str) -> int:
         raise forms.ValidationError("Enter an amount of money, such as 50 or 49.90.") from None
     if not value.is_finite() or value < 0:
         raise forms.ValidationError("Enter an amount of money, such as 50 or 49.90.")
+    if value > Decimal(MAX_MONEY_CENTS).scaleb(-2):  # compared, not multiplied: 1e999999 would overflow
+        raise forms.ValidationError(f"Enter at most {format_money(MAX_MONEY_CENTS, minor_units=True)}.")
     cents = value * 100
     if cents != cents.to_integral_value():
         raise forms.ValidationError("Use at most two decimals.")

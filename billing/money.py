@@ -17,6 +17,9 @@ from usage import units
 from usage.units import MICROS_PER_CREDIT
 
 _CENT = Decimal("0.01")
+# The most one amount of money typed on a page or sent to a service may be
+# (in minor units): $10,000,000, within the PositiveIntegerField it is kept in.
+MAX_MONEY_CENTS = 1_000_000_000
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 

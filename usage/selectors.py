@@ -335,7 +335,8 @@ def history_entries(*, account_id: int, filters: HistoryFilters = HistoryFilters
         kind=filters.kind,
         member_id=filters.member_id,
         since=_day_start(filters.since) if filters.since else None,
-        until=_day_start(filters.until + timedelta(days=1)) if filters.until else None,
+        # through the end of `until`; the last representable day has no day after it
+        until=_day_start(filters.until + timedelta(days=1)) if filters.until and filters.until < date.max else None,
     ).select_related("member", "transfer__from_account__org", "transfer__to_account__org")
 
 

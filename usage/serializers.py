@@ -36,9 +36,38 @@ class DecimalJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = (parser_context or {}).get("encoding", "utf-8")
         try:
-            return json.loads(stream.read().decode(encoding), parse_float=Decimal, parse_constant=_refuse_constant)
+            text = stream.read().decode(encoding)
+            data = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        # PostgreSQL stores no NUL character, in text or in jsonb: refuse it here,
+        # once for every field, rather than fail at the INSERT.
+        if "\\u0000" in text and _has_nul(data):
+            raise ParseError("Strings may not contain the NUL character (\\u0000).")
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def clean_metadata(value: Any) -> dict:
+    """Caller metadata as stored: a JSON object of at most MAX_METADATA_BYTES, its
+    Decimal numbers as strings (the parser reads them exactly; JSON columns keep text)."""
+    if not isinstance(value, dict):
+        raise ValidationError("A JSON object.")
+    if not value:
+        return {}
+    text = json.dumps(value, cls=DjangoJSONEncoder)
+    if len(text) > MAX_METADATA_BYTES:
+        raise ValidationError(f"At most {MAX_METADATA_BYTES} bytes.")
+    return json.loads(text)
 
 
 def request_fingerprint(data: Any) -> str:
@@ -294,6 +323,9 @@ class HoldCreateSerializer(serializers.Serializer):
     member = serializers.EmailField(required=False)
     workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_metadata(self, value: dict) -> dict:
+        return clean_metadata(value)
 
 
 class HoldSerializer(serializers.ModelSerializer):

@@ -18,6 +18,9 @@ from django.conf import settings
 
 MICROS_PER_CREDIT = 1_000_000
 _MICRO = Decimal("0.000001")
+# The largest amount any one input may name: far beyond any real purchase or
+# usage, and its micros (10^18) still fit the ledger's 64-bit columns.
+MAX_CREDITS = Decimal(10**12)
 
 
 class AmountError(ValueError):
@@ -39,6 +42,8 @@ def to_decimal(value: Decimal | int | str) -> Decimal:
 def credits_to_micros(value: Decimal | int | str) -> int:
     """Exact conversion; refuses anything finer than a micro-credit rather than rounding it away."""
     number = to_decimal(value)
+    if number.copy_abs() > MAX_CREDITS:  # before any arithmetic: 1e999999 would overflow, 1e99999 take seconds
+        raise AmountError(f"{value} is more than the largest amount, {MAX_CREDITS:,} credits.")
     micros = number * MICROS_PER_CREDIT
     if micros != micros.to_integral_value():
         raise AmountError(f"{value} has more than 6 decimal places; the smallest amount is 0.000001 credits.")

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from billing import gateway, selectors, services
 from billing.forms import AlertPreferenceForm, AlertThresholdForm, AutoTopUpForm, ProviderKeyForm
 from billing.models import AlertKind, AlertState
+from billing.money import minor_units_str
 from billing_project.errors import TollgateError
 from orgs.current import membership_required
 from usage import selectors as ledger
@@ -44,7 +45,7 @@ def auto_topup(request):
         "enabled": current.enabled if current else False,
         "threshold": credits_str(current.threshold_micros) if current else "100",
         "pack": current.pack.code if current else (packs[1].code if len(packs) > 1 else packs[0].code if packs else ""),
-        "monthly_cap": f"{current.monthly_cap_cents / 100:.2f}" if current else "50.00",
+        "monthly_cap": minor_units_str(current.monthly_cap_cents) if current else "50.00",
     }
     form = AutoTopUpForm(request.POST or None, initial=initial, packs=packs)
     if request.method == "POST":

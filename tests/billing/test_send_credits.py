@@ -88,6 +88,7 @@ def test_it_sends_to_a_team_organization_by_its_id(client, org, owner, other_org
         ("globex", "-5", "amount", "Send more than zero credits."),
         ("globex", "0.0000001", "amount", "the smallest amount is 0.000001 credits"),
         ("globex", "61", "amount", "You can send up to 60 credits"),
+        ("globex", "1e999999", "amount", "the largest amount"),
         ("", "5", "recipient", "This field is required."),
     ],
 )

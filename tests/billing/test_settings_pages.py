@@ -38,6 +38,9 @@ def test_auto_top_up_is_saved_and_shown_with_this_months_spend(owner_client, org
     ({"threshold": "10", "pack": "pack_5000", "monthly_cap": "20"}, "monthly_cap", "Allow at least one pack: $40.00."),
     ({"threshold": "10", "pack": "pack_500", "monthly_cap": "5.555"}, "monthly_cap", "Use at most two decimals."),
     ({"threshold": "10", "pack": "pack_1", "monthly_cap": "50"}, "pack", "Select a valid choice."),
+    ({"threshold": "10", "pack": "pack_500", "monthly_cap": "1e999999"}, "monthly_cap", "Enter at most $10,000,000.00."),
+    ({"threshold": "10", "pack": "pack_500", "monthly_cap": "99999999999"}, "monthly_cap", "Enter at most $10,000,000.00."),
+    ({"threshold": "1e999999", "pack": "pack_500", "monthly_cap": "50"}, "threshold", "the largest amount"),
 ])
 def test_auto_top_up_explains_what_is_wrong(owner_client, org, data, field, message):
     response = owner_client.post("/billing/settings/auto-top-up/", data)

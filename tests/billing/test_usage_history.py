@@ -192,3 +192,12 @@ def test_filters_of_the_page_carry_over_to_the_export_link(client, org, owner):
     client.force_login(owner)
     content = client.get(URL, {"kind": "grant", "since": "2026-01-01"}).content.decode()
     assert f'href="{EXPORT}?kind=grant&amp;since=2026-01-01' in content
+
+
+def test_the_last_representable_day_is_a_valid_end_not_a_crash(client, org, owner):
+    grant(org, 50, reason="today")
+    client.force_login(owner)
+    page = client.get(URL, {"since": "0001-01-01", "until": "9999-12-31"})
+    assert page.status_code == 200 and "today" in page.content.decode()
+    export = client.get(reverse("billing:usage_export"), {"until": "9999-12-31"})
+    assert export.status_code == 200 and "today" in b"".join(export.streaming_content).decode()

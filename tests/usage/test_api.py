@@ -355,3 +355,32 @@ def test_provider_keys_are_registered_listed_and_revoked(billing_api, api, org, 
     revoked = post(billing_api, f"/api/v1/provider-keys/{key_id}/revoke", {})
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     assert billing_api.get("/api/v1/provider-keys").json() == []
+
+
+@pytest.mark.parametrize("url, body", [
+    ("/api/v1/usage/events", event(workflow_run_id="run\u0000one")),
+    ("/api/v1/usage/events", event(metadata={"step": "a\u0000b"})),
+    ("/api/v1/usage/events/batch", {"events": [event("ok"), event("nul\u0000key")]}),
+    ("/api/v1/holds", {"idempotency_key": "h", "credits": "1", "metadata": {"k\u0000": 1}}),
+])
+def test_a_nul_character_anywhere_is_a_400_and_records_nothing(api, org, url, body):
+    fund(org, 10)
+    error(post(api, url, body), 400, "invalid_json")
+    assert not UsageEvent.objects.exists() and not Hold.objects.exists()
+
+
+@pytest.mark.parametrize("credits", ["1e999999", "1e99999", "-1e999999", "1000000000001"])
+def test_amounts_beyond_the_largest_are_400s_not_500s(api, org, credits):
+    fund(org, 10)
+    error(post(api, "/api/v1/holds", {"idempotency_key": "h", "credits": credits}), 400, "invalid_request")
+    hold = post(api, "/api/v1/holds", {"idempotency_key": "h2", "credits": "1"}).json()
+    error(post(api, f"/api/v1/holds/{hold['id']}/capture", {"credits": credits}), 400, "invalid_request")
+
+
+def test_hold_metadata_keeps_exact_numbers_and_is_capped(api, org):
+    fund(org, 10)
+    hold = post(api, "/api/v1/holds", {"idempotency_key": "h", "credits": "1", "metadata": {"ratio": 1.5, "n": 2}})
+    assert hold.status_code == 201, hold.content
+    assert Hold.objects.get().metadata == {"ratio": "1.5", "n": 2}
+    big = {"idempotency_key": "h2", "credits": "1", "metadata": {"blob": "x" * 5000}}
+    error(post(api, "/api/v1/holds", big), 400, "invalid_request")

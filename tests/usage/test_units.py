@@ -78,3 +78,10 @@ def test_a_credit_price_that_is_not_positive_is_refused(settings):
     settings.CREDIT_PRICE = "0"
     with pytest.raises(AmountError):
         credit_price()
+
+
+@pytest.mark.parametrize("huge", ["1e999999999", "1e99999", "1000000000000.000001", Decimal("-1E+13")])
+def test_it_refuses_amounts_beyond_a_trillion_credits_before_multiplying(huge):
+    with pytest.raises(AmountError, match="largest amount"):
+        credits_to_micros(huge)
+    assert credits_to_micros("1000000000000") == 10**18
