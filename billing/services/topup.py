@@ -39,7 +39,7 @@ from billing.models import (
     PurchaseKind,
     TopUpAttempt,
 )
-from billing.money import format_money
+from billing.money import MAX_MONEY_CENTS, format_money
 from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
 from billing_project.errors import InvalidRequest
@@ -90,6 +90,9 @@ def auto_topup_configure(
         raise UnknownItem(f"No credit pack “{pack_code}”.")
     if not isinstance(threshold_micros, int) or threshold_micros < 0:
         raise InvalidRequest("The threshold must be zero or more credits.", code="invalid_threshold")
+    if isinstance(monthly_cap_cents, int) and monthly_cap_cents > MAX_MONEY_CENTS:
+        raise InvalidRequest(f"The monthly cap may be at most {format_money(MAX_MONEY_CENTS, minor_units=True)}.",
+                             code="invalid_cap")
     if not isinstance(monthly_cap_cents, int) or monthly_cap_cents < pack.amount_cents:
         raise InvalidRequest(
             f"The monthly cap must allow at least one pack of {pack.name} ({format_money(pack.amount_cents, minor_units=True)}).",
@@ -303,8 +306,9 @@ def topup_intent_update(*, attempt_id: int | None = None, intent: dict, simulate
                         actor: Actor = "stripe") -> TopUpAttempt | None:
     """Apply a PaymentIntent's outcome to its attempt: from the task that made it,
     or from the payment_intent.* webhooks (either may come first, or twice)."""
-    if attempt_id is None:
-        meta = intent.get("metadata") or {}
+    from_webhook = attempt_id is None
+    meta = intent.get("metadata") or {}
+    if from_webhook:
         attempt_id = int(meta["tollgate_attempt"]) if str(meta.get("tollgate_attempt", "")).isdigit() else None
         if attempt_id is None:
             found = TopUpAttempt.objects.filter(payment_intent_id=intent.get("id") or "-").values_list("pk", flat=True).first()
@@ -313,6 +317,14 @@ def topup_intent_update(*, attempt_id: int | None = None, intent: dict, simulate
             attempt_id = found
     attempt = TopUpAttempt.objects.filter(pk=attempt_id).first()
     if attempt is None:
+        return None
+    if from_webhook and (
+        str(meta.get("tollgate_org_id", attempt.org_id)) != str(attempt.org_id)
+        or attempt.payment_intent_id not in ("", intent.get("id"))
+    ):
+        # Metadata naming an attempt that is not this intent's: another deployment
+        # sharing the Stripe account, or a hand-made intent. Never credit it here.
+        logger.warning("Ignoring PaymentIntent %s: it does not belong to auto top-up %s.", intent.get("id"), attempt_id)
         return None
     lock_state(attempt.org_id)
     attempt = TopUpAttempt.objects.select_for_update().select_related("pack", "org").get(pk=attempt_id)
@@ -371,8 +383,7 @@ def auto_topup_retry_due(*, now: datetime | None = None, limit: int = 200) -> in
     charged = 0
     stale = TopUpAttempt.objects.filter(status__in=OPEN_ATTEMPT_STATUSES, created_at__lte=now - STALE_AFTER)
     for attempt_id in list(stale.values_list("pk", flat=True)[:limit]):
-        topup_charge(attempt_id=attempt_id)
-        charged += 1
+        charged += _charge_logged(attempt_id)
     due = TopUpAttempt.objects.filter(status=AttemptStatus.FAILED, retry_at__lte=now).order_by("retry_at")
     for failed_id, org_id in list(due.values_list("pk", "org_id")[:limit]):
         with transaction.atomic():
@@ -386,6 +397,15 @@ def auto_topup_retry_due(*, now: datetime | None = None, limit: int = 200) -> in
                 continue
             attempt = _new_attempt(org_id, number=failed.number + 1, now=now)
         if attempt is not None:
-            topup_charge(attempt_id=attempt.pk)
-            charged += 1
+            charged += _charge_logged(attempt.pk)
     return charged
+
+
+def _charge_logged(attempt_id: int) -> bool:
+    """One attempt of the sweep: Stripe being unreachable for one org must not
+    stop the others' retries (the attempt stays open and the next sweep retries it)."""
+    try:
+        topup_charge(attempt_id=attempt_id)
+    except stripe.StripeError:
+        return False  # topup_charge has logged it
+    return True

@@ -208,3 +208,47 @@ def test_no_saved_card_means_no_charge_and_a_notice(stripe_account, fake_stripe,
     attempt = TopUpAttempt.objects.get()
     assert (attempt.status, attempt.failure_code) == (AttemptStatus.CANCELED, "no_payment_method")
     assert not fake_stripe.created["payment_intent"]
+
+
+def test_one_attempt_stripe_cannot_decide_does_not_stop_the_sweep(enabled, fake_stripe, org, other_org, monkeypatch,
+                                                                   django_capture_on_commit_callbacks):
+    monkeypatch.setattr(topup, "topup_charge", lambda **kw: None)  # both tasks are lost before they charge
+    spend(org, 60, "usage:1", django_capture_on_commit_callbacks)
+    monkeypatch.undo()
+    healthy = TopUpAttempt.objects.get(org=org)
+    # Another org's open attempt names an intent Stripe answers 404 for: a StripeError.
+    broken = TopUpAttempt.objects.create(
+        org=other_org, pack=healthy.pack, credits_micros=healthy.credits_micros, amount_cents=healthy.amount_cents,
+        idempotency_key="broken-1", status=AttemptStatus.PENDING, number=1, payment_intent_id="pi_gone",
+    )
+    TopUpAttempt.objects.filter(pk=broken.pk).update(created_at=healthy.created_at)
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        assert services.auto_topup_retry_due() == 1
+
+    healthy.refresh_from_db()
+    broken.refresh_from_db()
+    assert healthy.status == AttemptStatus.SUCCEEDED
+    assert broken.status == AttemptStatus.PENDING  # left open for the next sweep
+
+
+def test_an_intent_whose_metadata_names_another_orgs_attempt_grants_nothing(enabled, webhooks, fake_stripe, org,
+                                                                             other_org,
+                                                                             django_capture_on_commit_callbacks):
+    spend(org, 60, "usage:1", django_capture_on_commit_callbacks)
+    attempt = TopUpAttempt.objects.get(org=org)
+    foreign = b.payment_intent(amount=500, status="succeeded", metadata={
+        "tollgate_org_id": str(other_org.pk), "tollgate_kind": "auto_topup", "tollgate_attempt": str(attempt.pk)})
+
+    webhooks.send("payment_intent.succeeded", foreign)
+
+    assert topups(org).count() == 1  # the org's own charge only
+    attempt.refresh_from_db()
+    assert attempt.payment_intent_id == fake_stripe.created["payment_intent"][0]["id"]
+
+
+def test_a_monthly_cap_beyond_what_is_kept_is_refused(card, org, owner):
+    with pytest.raises(InvalidRequest) as error:
+        services.auto_topup_configure(org=org, enabled=True, threshold_micros=10 * C, pack_code="pack_500",
+                                      monthly_cap_cents=10**11, actor=owner)
+    assert error.value.code == "invalid_cap"
