@@ -124,6 +124,24 @@ def test_the_roll_up_catches_up_window_by_window(funded):
     assert chart(funded, period="month").total_micros == 7 * C
 
 
+def test_only_the_first_roll_up_looks_for_the_oldest_event(funded):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    record(funded, "a")
+    with CaptureQueriesContext(connection) as first:
+        assert usage_rollup(now=later()) == 1
+    with time_machine.travel(later(6), tick=False):  # after the first roll-up's cursor
+        record(funded, "b")
+    with CaptureQueriesContext(connection) as second:
+        assert usage_rollup(now=later(10)) == 1
+
+    def scans(ctx):  # min() over the events table reads all of it
+        return [q["sql"] for q in ctx.captured_queries if "min(created_at)" in q["sql"]]
+
+    assert len(scans(first)) == 1 and scans(second) == []
+
+
 def test_buckets_cover_the_range_with_empty_ones(funded):
     with time_machine.travel(datetime(2026, 3, 4, 12, tzinfo=dt_timezone.utc), tick=False):
         record(funded, "old", "action.small", "2")

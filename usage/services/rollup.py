@@ -19,7 +19,6 @@ statement (one snapshot), so they are exact whether or not this ran lately.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -30,7 +29,6 @@ from usage.models import RollupCursor
 SETTLE = timedelta(seconds=60)
 # At most this much of the event stream per run; a backlog is caught up over several runs.
 MAX_WINDOW = timedelta(days=7)
-EPOCH = datetime(2000, 1, 1, tzinfo=dt_timezone.utc)
 
 _ROLLUP_SQL = """
 INSERT INTO usage_usagerollup (account_id, day, meter_id, model, member_id, credits_micros, quantity, events)
@@ -72,11 +70,6 @@ def _settled_until(now: datetime) -> datetime:
     return until
 
 
-def rollup_cursor() -> datetime:
-    row = RollupCursor.objects.filter(pk=1).values_list("rolled_until", flat=True).first()
-    return row or EPOCH
-
-
 def usage_rollup(*, now: datetime | None = None, max_window: timedelta = MAX_WINDOW, max_windows: int = 50) -> int:
     """Add the settled events not rolled up yet to the roll-ups, a window per
     transaction (a long backlog takes several). Returns how many events it added."""
@@ -93,7 +86,9 @@ def usage_rollup(*, now: datetime | None = None, max_window: timedelta = MAX_WIN
 
 def _rollup_window(settled: datetime, max_window: timedelta) -> tuple[int, bool]:
     with transaction.atomic():
-        RollupCursor.objects.get_or_create(pk=1, defaults={"rolled_until": _first_event_time() or settled})
+        # A callable default runs only when the row is created: min() over the events
+        # table reads all of it (a BRIN index cannot answer min), once, not every minute.
+        RollupCursor.objects.get_or_create(pk=1, defaults={"rolled_until": lambda: _first_event_time() or settled})
         cursor = RollupCursor.objects.select_for_update().get(pk=1)
         since = cursor.rolled_until
         until = min(settled, since + max_window)
@@ -113,7 +108,7 @@ def _rollup_window(settled: datetime, max_window: timedelta) -> tuple[int, bool]
 
 
 def _first_event_time() -> datetime | None:
-    """Where a first run starts: the oldest event (a BRIN-indexed min is a short scan)."""
+    """Where a first run starts: the oldest event."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(created_at) FROM usage_usageevent")
         return cursor.fetchone()[0]
