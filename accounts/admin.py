@@ -42,5 +42,5 @@ class OrgAPIKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
         for key in queryset.filter(revoked=False).select_related("org"):
-            services.api_key_revoke(org=key.org, key=key, actor=request.user)
+            services.api_key_revoke(org=key.org, key=key, actor=request.user, staff=True)
         messages.success(request, "Revoked.")

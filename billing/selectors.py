@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet, TextChoices
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from djstripe import models as djstripe_models
 

@@ -141,3 +141,17 @@ def test_revoking_another_orgs_key_by_url_is_a_404(client, org, owner, other_org
     response = client.post(reverse("keys:revoke", args=[other_secret.split(".")[0]]))
     assert response.status_code == 404
     assert not OrgAPIKey.objects.get(org=other_org).revoked
+
+
+def test_staff_revoke_keys_in_the_admin_without_a_role_in_the_org(client, org, api_key):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(email="staff@tollgate.test", is_staff=True, is_superuser=True))
+    key = OrgAPIKey.objects.get(org=org)
+    response = client.post(reverse("admin:accounts_orgapikey_changelist"),
+                           {"action": "revoke", "_selected_action": [key.pk]})
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.revoked
+    assert _client(api_key).get("/api/v1/org").status_code == 401
+    assert AuditEvent.objects.get(org=org, action="api_key.revoked").actor_user.email == "staff@tollgate.test"

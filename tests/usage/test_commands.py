@@ -57,3 +57,8 @@ def test_reconcile_ledger_passes_then_names_the_account_that_drifted(org, other_
         call_command("reconcile_ledger", stderr=err)
     assert "globex" in str(failed.value) and "acme" not in str(failed.value)
     assert "globex: balance cached 9, entries say 10" in err.getvalue()
+
+
+def test_reconcile_ledger_names_an_unknown_org_instead_of_passing(org):
+    with pytest.raises(CommandError, match="acmee"):
+        call_command("reconcile_ledger", "--org", "acme", "--org", "acmee", stdout=StringIO())

@@ -15,7 +15,11 @@ class Command(BaseCommand):
         if org:
             from orgs.models import Organization
 
-            org_ids = list(Organization.objects.filter(slug__in=org).values_list("pk", flat=True))
+            found = dict(Organization.objects.filter(slug__in=org).values_list("slug", "pk"))
+            unknown = sorted(set(org) - set(found))
+            if unknown:  # a typo must not read as "every balance is right"
+                raise CommandError(f"No organization with slug {', '.join(unknown)}.")
+            org_ids = list(found.values())
         mismatches = services.ledger_reconcile(org_ids=org_ids)
         for m in mismatches:
             self.stderr.write(
