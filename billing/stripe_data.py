@@ -46,6 +46,8 @@ class SubscriptionFacts:
     trial_end: datetime | None
     cancel_at_period_end: bool
     metadata: dict
+    # (price id, product id) of every item: the plan's and any metered ones.
+    item_prices: tuple[tuple[str, str], ...] = ()
 
     @property
     def live(self) -> bool:
@@ -68,14 +70,15 @@ def subscription_facts(data: dict) -> SubscriptionFacts:
     plan_price = None
     period_start = timestamp(data.get("current_period_start"))
     period_end = timestamp(data.get("current_period_end"))
+    item_prices = []
     for item in (data.get("items") or {}).get("data", []):
         price_id, product_id, interval = _price_facts(item.get("price") or item.get("plan"))
+        item_prices.append((price_id, product_id))
         found = plan_price_for(price_id=price_id, product_id=product_id, interval=interval)
-        if found is not None:
+        if found is not None and plan_price is None:
             plan_price = found
             period_start = timestamp(item.get("current_period_start")) or period_start
             period_end = timestamp(item.get("current_period_end")) or period_end
-            break
     return SubscriptionFacts(
         id=data["id"],
         customer_id=stripe_id(data.get("customer")),
@@ -87,6 +90,7 @@ def subscription_facts(data: dict) -> SubscriptionFacts:
         trial_end=timestamp(data.get("trial_end")),
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
         metadata=metadata(data),
+        item_prices=tuple(item_prices),
     )
 
 

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "catalog.json"
 
+# Every overage price, current or retired, belongs to this product (and the one meter).
+OVERAGE_PRODUCT_ID = "tollgate_overage"
+
 
 def _micros(credits: int | str) -> int:
     return int(Decimal(str(credits)) * MICROS_PER_CREDIT)
@@ -217,7 +220,7 @@ def catalog_sync(*, actor: Any = "command:sync_catalog") -> SyncReport:
         overage = list(OveragePrice.objects.all())
         if overage:
             meter = _meter(report)
-            product = _product("tollgate_overage", name="Tollgate overage",
+            product = _product(OVERAGE_PRODUCT_ID, name="Tollgate overage",
                                description="Credits used past zero, billed in arrears", report=report)
             for price in overage:
                 remote = _price(price.lookup_key, product_id=product["id"], report=report, wanted={

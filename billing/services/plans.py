@@ -32,7 +32,8 @@ from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from billing import gateway
-from billing.models import AllowancePeriod, BillingState, BillingStatus, Interval, Plan, PlanPrice
+from billing.models import AllowancePeriod, BillingState, BillingStatus, Interval, OveragePrice, Plan, PlanPrice
+from billing.services.catalog import OVERAGE_PRODUCT_ID
 from billing.services.state import lock_state, notify_billing_managers, org_for_customer
 from billing.stripe_data import ENDED_STATUSES, InvoiceFacts, SubscriptionFacts, subscription_facts
 from orgs.models import Organization
@@ -72,10 +73,15 @@ def _free_price() -> PlanPrice | None:
     return PlanPrice.objects.select_related("plan").filter(plan__code=FREE, interval=Interval.MONTH).first()
 
 
-def _set_plan(state: BillingState, plan_code: str, actor: Actor) -> None:
-    """The plan in force, told to the ledger (which prices usage and decides overage from it)."""
+def _set_plan(state: BillingState, plan_code: str, actor: Actor, *, overage_billed: bool = False) -> None:
+    """The plan in force, told to the ledger (which prices usage and decides overage from it).
+
+    Overage is allowed only where a subscription bills it (`overage_billed`):
+    debt is settled on the ledger as soon as it is reported to the meter, so
+    debt Stripe would not invoice is money written off.
+    """
     plan = plan_get(plan_code)
-    overage = bool(plan and plan.overage_allowed)
+    overage = bool(plan and plan.overage_allowed and overage_billed)
     if state.plan_code != plan_code:
         audit_record(org=state.org_id, action="billing.plan_changed", actor=actor,
                      data={"plan": plan_code, "previous": state.plan_code})
@@ -264,6 +270,45 @@ def free_periods_renew(*, now: datetime | None = None, limit: int = 500) -> int:
 # --- subscriptions, as Stripe last described them -------------------------------
 
 
+def _overage_item_ensure(state: BillingState, facts: SubscriptionFacts, *, actor: Actor) -> bool:
+    """Whether the org's subscription bills overage, adding the metered item if
+    its plan allows overage and the item is missing.
+
+    Checkout adds the item with the plan, but a plan change in the portal only
+    swaps the plan's item, so an upgrade to an overage plan arrives here
+    without it. Runs under the org's lock for the subscription that rules only
+    (the meter counts per customer: a second subscription carrying the price
+    would bill the same usage twice). A plan without overage keeps an item it
+    has: usage already reported this period is still to be invoiced on it.
+    """
+    plan = facts.plan_price.plan
+    if not plan.overage_allowed:
+        return False
+    if facts.id.startswith("sim_"):
+        return True  # the demo's simulated subscription: nothing is reported to Stripe
+    overage = OveragePrice.objects.filter(interval=facts.plan_price.interval).exclude(stripe_price_id="").first()
+    if any(product_id == OVERAGE_PRODUCT_ID or (overage and price_id == overage.stripe_price_id)
+           for price_id, product_id in facts.item_prices):
+        return True  # the current price, or a retired one that still bills the meter
+    if overage is None:
+        logger.warning("No overage price in Stripe for %s; subscription %s holds %s at zero.",
+                       facts.plan_price.interval, facts.id, plan.code)
+        return False
+    try:
+        item = stripe.SubscriptionItem.create(
+            subscription=facts.id, price=overage.stripe_price_id,
+            **gateway.options(idempotency_key=f"tollgate-overage-item-{facts.id}-{overage.stripe_price_id}"),
+        )
+    except stripe.StripeError:
+        # Not a reason to refuse the plan: the org is held at zero until a later
+        # event about the subscription adds the item.
+        logger.exception("Could not add the overage price to subscription %s.", facts.id)
+        return False
+    audit_record(org=state.org_id, action="billing.overage_item_added", actor=actor,
+                 data={"subscription": facts.id, "item": item["id"], "price": overage.stripe_price_id})
+    return True
+
+
 def _apply_subscription(state: BillingState, facts: SubscriptionFacts, *, actor: Actor) -> BillingState:
     now = timezone.now()
     current = state.subscription_id == facts.id
@@ -289,12 +334,12 @@ def _apply_subscription(state: BillingState, facts: SubscriptionFacts, *, actor:
                 audit_record(org=state.org_id, action="billing.grace_resolved", actor=actor, data={"subscription": facts.id})
             state.status = BillingStatus.TRIALING if facts.status == "trialing" else BillingStatus.ACTIVE
             state.grace_ends_at = None
-            _set_plan(state, plan.code, actor)
+            _set_plan(state, plan.code, actor, overage_billed=_overage_item_ensure(state, facts, actor=actor))
         else:  # past_due / unpaid: the plan holds only through the grace period
             _start_grace(state, actor=actor)
             if state.grace_ends_at > now:
                 state.status = BillingStatus.PAST_DUE
-                _set_plan(state, plan.code, actor)
+                _set_plan(state, plan.code, actor, overage_billed=_overage_item_ensure(state, facts, actor=actor))
             elif state.plan_code != FREE:
                 _fall_to_free(state, reason="Grace period ended", actor=actor)
     elif facts.status in ENDED_STATUSES and current:

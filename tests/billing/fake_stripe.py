@@ -31,6 +31,7 @@ RESOURCES = {
     "/v1/checkout/sessions": "checkout.session",
     "/v1/billing_portal/sessions": "billing_portal.session",
     "/v1/subscriptions": "subscription",
+    "/v1/subscription_items": "subscription_item",
     "/v1/invoices": "invoice",
     "/v1/payment_intents": "payment_intent",
     "/v1/payment_methods": "payment_method",
@@ -208,6 +209,24 @@ class FakeStripe:
             unit_amount_decimal=p.get("unit_amount_decimal") or (str(amount) if amount is not None else None),
             recurring=recurring, type="recurring" if recurring else "one_time", metadata=p.get("metadata") or {},
         ))
+
+    def _create_subscription_item(self, p: dict):
+        """Adds the item to the subscription, as Stripe does (the price must exist; one item per price)."""
+        sub = self.objects.get(p.get("subscription", ""))
+        if sub is None:
+            return self._missing(p.get("subscription", ""), "subscription")
+        price = self.objects.get(p.get("price", ""))
+        if price is None:
+            return self._missing(p.get("price", ""), "price")
+        items = sub["items"]["data"]
+        if any(item["price"]["id"] == price["id"] for item in items):
+            return self._json(400, {"error": {"type": "invalid_request_error", "param": "price",
+                                              "message": "Cannot add multiple subscription items with the same price."}})
+        first = items[0]
+        item = b.subscription_item(price_data=price, subscription_id=sub["id"],
+                                   period_start=first["current_period_start"], period_end=first["current_period_end"])
+        items.append(item)
+        return self._store(item)
 
     def _create_billing_meter(self, p: dict):
         return self._store(b.meter(event_name=p["event_name"], display_name=p.get("display_name", "")))

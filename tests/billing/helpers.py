@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from billing import services
-from billing.models import BillingState, CheckoutStart, Pack, PlanPrice
+from billing.models import BillingState, CheckoutStart, OveragePrice, Pack, PlanPrice
 from tests.billing import stripe_builders as b
 from usage import services as ledger
 from usage.models import CreditAccount, GrantSource
@@ -48,10 +48,14 @@ def customer_id(org) -> str:
 
 
 def subscription_for(fake, org, plan: str = "pro", interval: str = "month", *, status: str = "active",
-                     period_start: int | None = None, period_end: int | None = None, **overrides) -> dict:
-    """A subscription of `org`'s customer to `plan`, as Stripe would hold it (not yet stored in the fake)."""
+                     period_start: int | None = None, period_end: int | None = None, with_overage: bool = False,
+                     **overrides) -> dict:
+    """A subscription of `org`'s customer to `plan`, as Stripe would hold it (not yet stored in the fake);
+    `with_overage` adds the metered overage price, as Checkout does."""
     price = plan_price(plan, interval)
     prices = [fake.get(price.stripe_price_id)]
+    if with_overage:
+        prices.append(fake.get(OveragePrice.objects.get(interval=interval).stripe_price_id))
     start = period_start or b.now()
     end = period_end or start + (365 if interval == "year" else 30) * 86400
     return b.subscription(prices=prices, period_start=start, period_end=end, customer=customer_id(org),

@@ -1,10 +1,11 @@
 import pytest
 
 from billing import services
-from billing.models import OverageReport
+from billing.models import OveragePrice, OverageReport
 from billing.services import overage
-from tests.billing.helpers import C, balance, invoice_for, subscription_for
+from tests.billing.helpers import C, balance, invoice_for, plan_price, subscription_for
 from usage import services as ledger
+from usage.errors import InsufficientCredits
 from usage.models import CreditAccount, Grant, GrantSource
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +73,79 @@ def test_a_hard_limited_plan_reports_nothing(stripe_account, fake_stripe, org):
     services.billing_state_for(org)
     assert services.overage_report(org_id=org.pk) is None
     assert not fake_stripe.meter_events
+
+
+# --- the metered item on the subscription ----------------------------------------
+
+
+def overage_items_posted(fake) -> list[dict]:
+    return [params for method, path, params in fake.calls if method == "POST" and path == "/v1/subscription_items"]
+
+
+def overage_price_id(interval: str = "month") -> str:
+    return OveragePrice.objects.get(interval=interval).stripe_price_id
+
+
+def swap_plan(fake, sub: dict, plan: str) -> dict:
+    """What the portal's plan change leaves in Stripe: the plan's item on the new price, other items untouched."""
+    sub = fake.get(sub["id"])
+    sub["items"]["data"][0]["price"] = fake.get(plan_price(plan).stripe_price_id)
+    return sub
+
+
+def test_an_upgrade_to_an_overage_plan_adds_the_metered_price_once(webhooks, fake_stripe, org, owner):
+    sub = subscription_for(fake_stripe, org, "starter")
+    webhooks.send("customer.subscription.created", sub)
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+    assert overage_items_posted(fake_stripe) == []  # Starter bills no overage
+
+    webhooks.send("customer.subscription.updated", swap_plan(fake_stripe, sub, "pro"))
+
+    assert overage_items_posted(fake_stripe) == [{"subscription": sub["id"], "price": overage_price_id()}]
+    assert f"tollgate-overage-item-{sub['id']}-{overage_price_id()}" in fake_stripe.idempotent
+    account = CreditAccount.objects.get(org=org)
+    assert (account.plan_code, account.overage_allowed) == ("pro", True)
+
+    # Redelivered, and the other events the change brings: the item is there now.
+    webhooks.send("customer.subscription.updated", fake_stripe.get(sub["id"]))
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, fake_stripe.get(sub["id"])))
+    assert len(overage_items_posted(fake_stripe)) == 1
+    prices = [item["price"]["id"] for item in fake_stripe.get(sub["id"])["items"]["data"]]
+    assert prices == [plan_price("pro").stripe_price_id, overage_price_id()]
+
+
+def test_a_subscription_from_checkout_already_carries_the_metered_price(webhooks, fake_stripe, org, owner):
+    sub = subscription_for(fake_stripe, org, "max", "year", with_overage=True)
+    webhooks.send("customer.subscription.created", sub)
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+
+    assert overage_items_posted(fake_stripe) == []
+    assert CreditAccount.objects.get(org=org).overage_allowed
+
+
+def test_a_downgrade_keeps_the_metered_item_and_ends_overage(on_pro, webhooks, fake_stripe, org):
+    assert len(overage_items_posted(fake_stripe)) == 1
+
+    webhooks.send("customer.subscription.updated", swap_plan(fake_stripe, on_pro, "starter"))
+
+    # Usage reported this period is still billed on the item; nothing more is reported.
+    assert len(overage_items_posted(fake_stripe)) == 1
+    assert fake_stripe.count("DELETE", "/v1/subscription_items") == 0
+    account = CreditAccount.objects.get(org=org)
+    assert (account.plan_code, account.overage_allowed) == ("starter", False)
+
+
+@pytest.mark.parametrize("overage_price", ["", "price_retired"], ids=["not_synced", "refused_by_stripe"])
+def test_an_overage_plan_without_the_metered_item_is_held_at_zero(webhooks, fake_stripe, org, owner,
+                                                                   overage_price):
+    OveragePrice.objects.filter(interval="month").update(stripe_price_id=overage_price)
+    sub = subscription_for(fake_stripe, org, "pro")
+    webhooks.send("customer.subscription.created", sub)
+    webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+
+    account = CreditAccount.objects.get(org=org)
+    assert (account.plan_code, account.overage_allowed) == ("pro", False)  # the plan applies, overage does not
+    assert "price_retired" not in [item["price"]["id"] for item in fake_stripe.get(sub["id"])["items"]["data"]]
+    with pytest.raises(InsufficientCredits):
+        ledger.credits_debit(org=org, amount_micros=balance(org) + C, idempotency_key="usage:big")
+    assert services.overage_report(org_id=org.pk) is None
