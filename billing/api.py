@@ -13,7 +13,6 @@ from billing import selectors, services
 from billing.models import CheckoutKind, Interval
 from billing.money import minor_units_str
 from billing.services.checkout import RETURN_PAGES
-from billing.services.topup import spent_this_month_cents
 from billing.stripe_data import timestamp
 from usage.units import AmountError, credits_str, credits_to_micros
 
@@ -200,7 +199,7 @@ class SubscriptionView(APIView):
         org = request.auth.org
         state = services.billing_state_for(org)
         sub = selectors.subscription_for(org, state)
-        topup = selectors.auto_topup_for(org)
+        topup = selectors.auto_topup_status(org)
         dt = serializers.DateTimeField()
 
         def when(value):
@@ -217,9 +216,9 @@ class SubscriptionView(APIView):
             "cancel_at_period_end": state.cancel_at_period_end, "grace_ends_at": when(state.grace_ends_at),
             "stripe_configured": sub.stripe_configured, "simulated_payments": sub.simulated,
             "auto_top_up": {
-                "enabled": topup.enabled, "threshold": credits_str(topup.threshold_micros), "pack": topup.pack.code,
-                "monthly_cap_cents": topup.monthly_cap_cents,
-                "spent_this_month_cents": spent_this_month_cents(org.pk), "paused_reason": topup.paused_reason,
+                "enabled": topup.settings.enabled, "threshold": credits_str(topup.settings.threshold_micros),
+                "pack": topup.settings.pack.code, "monthly_cap_cents": topup.settings.monthly_cap_cents,
+                "spent_this_month_cents": topup.spent_cents, "paused_reason": topup.settings.paused_reason,
             } if topup else None,
         })
 

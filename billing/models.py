@@ -49,10 +49,6 @@ class Plan(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def is_free(self) -> bool:
-        return not self.prices.filter(amount_cents__gt=0).exists()
-
 
 class PlanPrice(models.Model):
     """One billing interval of a plan: what it costs and the credits each period brings."""

@@ -60,7 +60,8 @@ LIVE_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid"})
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "paused"})
 
 
-def _price_facts(price: Any) -> tuple[str, str, str]:
+def price_facts(price: Any) -> tuple[str, str, str]:
+    """(price id, product id, interval) of a price or legacy plan, expanded or as an id."""
     if isinstance(price, dict):
         return price.get("id", ""), stripe_id(price.get("product")), (price.get("recurring") or {}).get("interval", "")
     return price or "", "", ""
@@ -72,7 +73,7 @@ def subscription_facts(data: dict) -> SubscriptionFacts:
     period_end = timestamp(data.get("current_period_end"))
     item_prices = []
     for item in (data.get("items") or {}).get("data", []):
-        price_id, product_id, interval = _price_facts(item.get("price") or item.get("plan"))
+        price_id, product_id, interval = price_facts(item.get("price") or item.get("plan"))
         item_prices.append((price_id, product_id))
         found = plan_price_for(price_id=price_id, product_id=product_id, interval=interval)
         if found is not None and plan_price is None:
@@ -100,7 +101,6 @@ class InvoiceFacts:
     customer_id: str
     subscription_id: str
     status: str
-    billing_reason: str
     created: datetime | None
     plan_price: PlanPrice | None
     period_start: datetime | None
@@ -117,7 +117,7 @@ def _line_price(line: dict) -> tuple[str, str]:
     details = ((line.get("pricing") or {}).get("price_details")) or {}
     if details.get("price"):
         return stripe_id(details.get("price")), stripe_id(details.get("product"))
-    price_id, product_id, _interval = _price_facts(line.get("price") or line.get("plan"))
+    price_id, product_id, _interval = price_facts(line.get("price") or line.get("plan"))
     return price_id, product_id
 
 
@@ -142,7 +142,6 @@ def invoice_facts(data: dict) -> InvoiceFacts:
         customer_id=stripe_id(data.get("customer")),
         subscription_id=invoice_subscription_id(data),
         status=data.get("status", ""),
-        billing_reason=data.get("billing_reason") or "",
         created=timestamp(data.get("created")),
         plan_price=plan_price,
         period_start=period_start,

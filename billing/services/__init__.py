@@ -41,7 +41,6 @@ from billing.services.plans import (
     invoice_payment_failed,
     plan_simulate_cancel,
     plan_simulate_subscribe,
-    subscription_apply,
     subscription_refresh,
     trial_start,
     trials_end,
@@ -63,6 +62,6 @@ __all__ = [
     "catalog_sync", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",
     "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
-    "pack_fulfil", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup", "subscription_apply",
+    "pack_fulfil", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
     "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trials_end",
 ]

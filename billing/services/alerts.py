@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from billing import selectors
 from billing.models import AlertKind, AlertPreference, AlertState
+from billing.services.state import billing_manager_emails
 from orgs.models import MANAGE_BILLING, Membership, Organization
 from orgs.services import audit_record, role_require
 from usage import services as ledger
@@ -76,13 +77,6 @@ class Mail:
     subject: str
     recipients: list[str]
     body: str
-
-
-def _billing_managers(org_id: int) -> list[str]:
-    return list(
-        Membership.objects.filter(org_id=org_id, role__in=MANAGE_BILLING)
-        .order_by("created_at").values_list("user__email", flat=True)
-    )
 
 
 def allowance_recipients(org_id: int, kind: str) -> list[str]:
@@ -147,14 +141,14 @@ def _balance_alerts(org: Organization, account: CreditAccount, states: dict[str,
                "auto_topup": selectors.auto_topup_status(org.pk)}
     if is_empty:
         if due(empty):
-            mails.append(_mail(AlertKind.DEPLETED, org, _billing_managers(org.pk), "your balance is empty", **context))
+            mails.append(_mail(AlertKind.DEPLETED, org, billing_manager_emails(org.pk), "your balance is empty", **context))
             empty.active, empty.last_sent_at = True, now
             # Empty is low too: one mail about it, not two.
             low.active = True
     else:
         empty.active = False
     if is_low and not is_empty and due(low):
-        mails.append(_mail(AlertKind.LOW_BALANCE, org, _billing_managers(org.pk), "your balance is running low", **context))
+        mails.append(_mail(AlertKind.LOW_BALANCE, org, billing_manager_emails(org.pk), "your balance is running low", **context))
         low.active, low.last_sent_at = True, now
     if not is_low:
         low.active = False

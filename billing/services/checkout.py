@@ -37,7 +37,7 @@ from billing.models import (
 )
 from billing.services import plans
 from billing.services.state import customer_for_org, lock_state, org_for_customer
-from billing.stripe_data import metadata, stripe_id
+from billing.stripe_data import metadata, price_facts, stripe_id
 from billing_project.errors import Conflict, InvalidRequest
 from orgs.models import MANAGE_BILLING, Organization
 from orgs.services import audit_record, role_require
@@ -121,12 +121,6 @@ class CheckoutItem:
     @property
     def stripe_price_id(self) -> str:
         return (self.pack or self.plan_price).stripe_price_id
-
-    @property
-    def label(self) -> str:
-        if self.kind == CheckoutKind.CREDITS:
-            return f"{format_credits(self.credits_micros)} credits"
-        return self.pack.name if self.pack else str(self.plan_price)
 
 
 def checkout_item(
@@ -310,9 +304,8 @@ def _plan_item_id(subscription_id: str) -> str:
         with gateway.translated_errors("read the subscription"):
             data = gateway.to_dict(stripe.Subscription.retrieve(subscription_id, **gateway.options()))
     for item in (data.get("items") or {}).get("data", []):
-        price = item.get("price") or {}
-        if plan_price_for(price_id=price.get("id", ""), product_id=price.get("product") or "",
-                          interval=(price.get("recurring") or {}).get("interval") or "") is not None:
+        price_id, product_id, interval = price_facts(item.get("price") or item.get("plan"))
+        if plan_price_for(price_id=price_id, product_id=product_id, interval=interval) is not None:
             return item["id"]
     raise Conflict("This subscription has no plan we know; change it in the billing portal.", code="unknown_subscription")
 

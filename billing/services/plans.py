@@ -371,12 +371,6 @@ def _start_grace(state: BillingState, *, actor: Actor) -> None:
     )
 
 
-@transaction.atomic
-def subscription_apply(*, org: Organization, facts: SubscriptionFacts, actor: Actor = "stripe") -> BillingState:
-    """Put a subscription's state on the org (plan, status, trial, period, grace)."""
-    return _apply_subscription(lock_state(org.pk), facts, actor=actor)
-
-
 def _refresh(state: BillingState, subscription_id: str, *, actor: Actor) -> BillingState | None:
     """Under the org's lock: Stripe's current subscription, synced into dj-stripe and applied."""
     with gateway.translated_errors("read the subscription"):

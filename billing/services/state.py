@@ -90,11 +90,17 @@ def customer_for_org(*, org: Organization, actor: Actor = None) -> djstripe_mode
     return customer
 
 
+def billing_manager_emails(org_id: int) -> list[str]:
+    """The e-mail addresses of the org's owners, admins and billing managers, oldest member first."""
+    return list(
+        Membership.objects.filter(org_id=org_id, role__in=MANAGE_BILLING)
+        .order_by("created_at").values_list("user__email", flat=True)
+    )
+
+
 def notify_billing_managers(org: Organization, subject: str, message: str) -> None:
     """E-mail the org's owners, admins and billing managers once the transaction commits."""
-    recipients = list(
-        Membership.objects.filter(org=org, role__in=MANAGE_BILLING).values_list("user__email", flat=True)
-    )
+    recipients = billing_manager_emails(org.pk)
     if not recipients:
         return
     body = render_to_string(
