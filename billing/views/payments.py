@@ -70,7 +70,8 @@ def top_up(request):
     ]
     return render(request, "billing/top_up.html", {
         "org": org, "form": form, "limits": limits, "packs": packs, "list_price": list_price,
-        "list_price_cents_per_credit": str(list_price * 100), "currency": money.currency(),
+        # Exact digits, never exponent notation: the preview script computes with them.
+        "list_price_cents_per_credit": format(list_price * 100, "f"), "currency": money.currency(),
         "credits": selectors.credits_overview(org.pk), "auto_topup": selectors.auto_topup_status(org),
         "purchases": Purchase.objects.filter(org=org).select_related("pack").order_by("-created_at")[:5],
         **_payments(request),
