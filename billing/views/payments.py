@@ -23,7 +23,6 @@ from billing.models import CheckoutKind, CheckoutStart, CheckoutStatus, Interval
 from billing.services.checkout import RETURN_PAGES
 from billing_project.errors import TollgateError
 from orgs.current import membership_required
-from usage.models import CreditAccount
 
 
 def _back(request, default: str = "top_up") -> str:
@@ -72,7 +71,7 @@ def top_up(request):
         "org": org, "form": form, "limits": limits, "packs": packs, "list_price": list_price,
         # Exact digits, never exponent notation: the preview script computes with them.
         "list_price_cents_per_credit": format(list_price * 100, "f"), "currency": money.currency(),
-        "credits": selectors.credits_overview(org.pk), "auto_topup": selectors.auto_topup_status(org),
+        "auto_topup": selectors.auto_topup_status(org),
         "purchases": Purchase.objects.filter(org=org).select_related("pack").order_by("-created_at")[:5],
         **_payments(request),
     })
@@ -214,7 +213,6 @@ def _checkout_state(start: CheckoutStart) -> dict:
     return {
         "start": start, "purchase": purchase, "state": state, "done": done,
         "slow": state == "pending" and waited > 120,
-        "account": CreditAccount.objects.filter(org_id=start.org_id).first(),
         "back": RETURN_PAGES.get(start.return_to, RETURN_PAGES["overview"]),
     }
 

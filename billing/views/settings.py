@@ -65,7 +65,7 @@ def auto_topup(request):
     return render(request, "billing/settings_auto_topup.html", {
         "org": org, "form": form, "status": status, "attempts": selectors.topup_attempts_for(org, limit=10),
         "can_edit": request.membership.can_manage_billing, "stripe_configured": gateway.configured(),
-        "simulated": gateway.simulated(), "balance": selectors.header_balance(org.pk),
+        "simulated": gateway.simulated(),
     })
 
 
