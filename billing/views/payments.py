@@ -103,7 +103,7 @@ def plans(request):
     cards = selectors.plan_cards(state=state, interval=interval)
     return render(request, "billing/plans.html", {
         "org": org, "state": state, "sub": subscription, "interval": interval, "cards": cards,
-        "allowance": selectors.allowance_for(org.pk), **_payments(request),
+        **_payments(request),
     })
 
 
