@@ -14,13 +14,13 @@ import uuid
 from datetime import timezone as dt_timezone
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from billing import selectors
 from billing.forms import HistoryFilterForm, SendCreditsForm
+from billing.views._access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
 from orgs.current import membership_required
@@ -189,8 +189,8 @@ def send(request):
     membership = request.membership
     org = membership.org
     can_send = membership.can_manage_billing
-    if request.method == "POST" and not can_send:
-        raise PermissionDenied("Only owners, admins and billing managers can send credits.")
+    if request.method == "POST":
+        require_billing_role(request, "send credits")
     credits = selectors.credits_overview(org.pk)
     form = SendCreditsForm(request.POST or None, sender=org, sendable_micros=credits.sendable_micros)
     if request.method == "POST" and form.is_valid():

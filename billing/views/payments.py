@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,6 +20,7 @@ from billing import gateway, money, selectors, services
 from billing.forms import CustomTopUpForm
 from billing.models import CheckoutKind, CheckoutStart, CheckoutStatus, Interval, Pack, Purchase
 from billing.services.checkout import RETURN_PAGES
+from billing.views._access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs.current import membership_required
 
@@ -52,8 +52,7 @@ def top_up(request):
     limits = services.custom_amount_limits()
     form = CustomTopUpForm(request.POST or None, limits=limits)
     if request.method == "POST":
-        if not membership.can_manage_billing:
-            raise PermissionDenied("Only owners, admins and billing managers can buy credits.")
+        require_billing_role(request, "buy credits")
         if form.is_valid():
             try:
                 result = services.checkout_start(org=org, actor=request.user, kind=CheckoutKind.CREDITS,
