@@ -71,7 +71,7 @@ def top_up(request):
         # Exact digits, never exponent notation: the preview script computes with them.
         "list_price_cents_per_credit": format(list_price * 100, "f"), "currency": money.currency(),
         "auto_topup": selectors.auto_topup_status(org),
-        "purchases": Purchase.objects.filter(org=org).select_related("pack").order_by("-created_at")[:5],
+        "purchases": selectors.purchases_for(org, limit=5),
         **_payments(request),
     })
 
@@ -151,7 +151,7 @@ def invoices(request):
     page = [selectors.invoice_row(invoice) for invoice in rows[:INVOICE_PAGE]]
     return render(request, "billing/invoices.html", {
         "org": org, "invoices": page, "older": page[-1].id if len(rows) > INVOICE_PAGE else None, "after": after,
-        "purchases": Purchase.objects.filter(org=org).select_related("pack").order_by("-created_at")[:20],
+        "purchases": selectors.purchases_for(org, limit=20),
         **_payments(request),
     })
 
@@ -197,7 +197,7 @@ def _own_checkout(request, session_id: str) -> CheckoutStart:
 
 
 def _checkout_state(start: CheckoutStart) -> dict:
-    purchase = Purchase.objects.filter(checkout_session_id=start.session_id).select_related("grant").first()
+    purchase = Purchase.objects.filter(checkout_session_id=start.session_id).first()
     if start.kind == CheckoutKind.PLAN:
         done = start.status == CheckoutStatus.COMPLETE
     else:
