@@ -26,7 +26,7 @@ from orgs import selectors as org_selectors
 from orgs.current import membership_required
 from usage import selectors as ledger
 from usage import services as ledger_services
-from usage.errors import TOP_UP_PATH, IdempotencyConflict, InsufficientCredits
+from usage.errors import IdempotencyConflict, InsufficientCredits
 from usage.models import EntryKind, LedgerEntry
 from usage.units import credits_str, format_credits
 
@@ -48,7 +48,6 @@ def overview(request):
             "auto_topup": selectors.auto_topup_status(org),
             "can_buy": membership.can_manage_billing,
             "member_count": org_selectors.members_of(org).count(),
-            "top_up_url": TOP_UP_PATH,
         },
     )
 
@@ -237,6 +236,5 @@ def send(request):
             "can_send": can_send,
             "credits": credits,
             "transfers": ledger.recent_transfers(account_id=credits.account.pk) if credits.account.pk else [],
-            "top_up_url": TOP_UP_PATH,
         },
     )

@@ -67,7 +67,7 @@ def top_up(request):
         for pack in selectors.packs_active()
     ]
     return render(request, "billing/top_up.html", {
-        "org": org, "form": form, "limits": limits, "packs": packs, "list_price": list_price,
+        "org": org, "form": form, "limits": limits, "packs": packs,
         # Exact digits, never exponent notation: the preview script computes with them.
         "list_price_cents_per_credit": format(list_price * 100, "f"), "currency": money.currency(),
         "auto_topup": selectors.auto_topup_status(org),
@@ -210,7 +210,7 @@ def _checkout_state(start: CheckoutStart) -> dict:
         state = "pending"
     waited = (timezone.now() - start.created_at).total_seconds()
     return {
-        "start": start, "purchase": purchase, "state": state, "done": done,
+        "start": start, "purchase": purchase, "state": state,
         "slow": state == "pending" and waited > 120,
         "back": RETURN_PAGES.get(start.return_to, RETURN_PAGES["overview"]),
     }
