@@ -25,25 +25,15 @@ the sum of its entries, but the grant's allocations are not written, so
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import statistics
-import sys
 import time
+import warnings
 from datetime import timedelta
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing_project.settings")
-
-import warnings  # noqa: E402
-
-import django  # noqa: E402
 
 warnings.filterwarnings("ignore", message="No directory at")  # WhiteNoise, without collectstatic
 
-django.setup()
+# Django against DATABASE_URL (refusing to start without one), as every bench script.
+from _common import C, median, percentile  # noqa: E402
 
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -55,7 +45,6 @@ from usage import selectors, services  # noqa: E402
 from usage.models import CreditAccount, GrantSource, LedgerEntry  # noqa: E402
 
 SLUG = "bench-pages"
-C = 1_000_000
 
 
 def build(entries: int) -> tuple[Organization, User, list[User]]:
@@ -200,8 +189,7 @@ def timed(client: Client, url: str, runs: int) -> tuple[float, float, int, int, 
         t0 = time.perf_counter()
         response = client.get(url)
         samples.append((time.perf_counter() - t0) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[int(0.9 * (len(samples) - 1))], len(queries), len(response.content), plan_of(queries)
+    return median(samples), percentile(samples, 90), len(queries), len(response.content), plan_of(queries)
 
 
 def main() -> None:
@@ -237,8 +225,8 @@ def main() -> None:
         print("\nbefore the roll-up (the charts add up every event)")
         print(header)
         for label, url in usage_cases[:1] + usage_cases[3:4]:
-            median, p90, queries, size, plan = timed(client, url, max(3, args.runs // 5))
-            print(f"{label:44} {median:10.1f} {p90:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
+            median_ms, p90_ms, queries, size, plan = timed(client, url, max(3, args.runs // 5))
+            print(f"{label:44} {median_ms:10.1f} {p90_ms:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
         t0 = time.perf_counter()
         added = usage_rollup(now=timezone.now() + timedelta(minutes=5), max_windows=1000)
         print(f"\nroll-up of {added:,} events: {time.perf_counter() - t0:.1f} s; "
@@ -248,8 +236,8 @@ def main() -> None:
     print("\nafter the roll-up")
     print(header)
     for label, url in usage_cases:
-        median, p90, queries, size, plan = timed(client, url, args.runs)
-        print(f"{label:44} {median:10.1f} {p90:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
+        median_ms, p90_ms, queries, size, plan = timed(client, url, args.runs)
+        print(f"{label:44} {median_ms:10.1f} {p90_ms:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
 
     cases = [
         ("overview /billing/", "/billing/"),
@@ -272,8 +260,8 @@ def main() -> None:
     print("\nthe other pages")
     print(header)
     for label, url in cases:
-        median, p90, queries, size, plan = timed(client, url, args.runs)
-        print(f"{label:44} {median:10.1f} {p90:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
+        median_ms, p90_ms, queries, size, plan = timed(client, url, args.runs)
+        print(f"{label:44} {median_ms:10.1f} {p90_ms:8.1f} {queries:8d} {size / 1024:6.1f}  {plan}")
 
     # CSV export: every matching row streamed; time and rate for one member's share.
     url = f"/billing/usage/export.csv?member={members[2].pk}"

@@ -26,7 +26,7 @@ import time
 import urllib.request
 import uuid
 
-from _common import BIG, ROOT, bench_orgs, vacuum
+from _common import ROOT, bench_orgs, median, vacuum
 
 HERE = ROOT / "bench"
 
@@ -144,9 +144,6 @@ def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
 
 def _merge(figures: list[dict]) -> dict:
     """Mean req/s over rounds; median of each round's p50 and p99."""
-    def median(values: list[float]) -> float:
-        return sorted(values)[len(values) // 2]
-
     requests = sum(f["requests"] for f in figures)
     return {
         "cpu_ms": {label: sum(f["cpu"][label] for f in figures) * 1000 / requests for label in CPU_OF},
@@ -262,7 +259,6 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    assert BIG  # the bench orgs were funded with BIG credits
 
 
 if __name__ == "__main__":

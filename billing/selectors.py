@@ -23,6 +23,7 @@ from billing.models import (
     Pack,
     Plan,
     PlanPrice,
+    Purchase,
     TopUpAttempt,
 )
 from billing_project.errors import InvalidRequest, NotFound
@@ -125,6 +126,12 @@ def auto_topup_for(org: Organization) -> AutoTopUpSettings | None:
 
 def topup_attempts_for(org: Organization, limit: int = 20) -> QuerySet[TopUpAttempt]:
     return TopUpAttempt.objects.filter(org=org).select_related("pack").order_by("-created_at")[:limit]
+
+
+def purchases_for(org: Organization, limit: int = 20) -> QuerySet[Purchase]:
+    """The org's newest credit purchases (served by the purchase_org_recent index).
+    No join: the purchases table shows the purchase's own columns only."""
+    return Purchase.objects.filter(org=org).order_by("-created_at")[:limit]
 
 
 # --- credits, for the pages ------------------------------------------------------

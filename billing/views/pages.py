@@ -14,19 +14,19 @@ import uuid
 from datetime import timezone as dt_timezone
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from billing import selectors
 from billing.forms import HistoryFilterForm, SendCreditsForm
+from billing.views._access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
 from orgs.current import membership_required
 from usage import selectors as ledger
 from usage import services as ledger_services
-from usage.errors import TOP_UP_PATH, IdempotencyConflict, InsufficientCredits
+from usage.errors import IdempotencyConflict, InsufficientCredits
 from usage.models import EntryKind, LedgerEntry
 from usage.units import credits_str, format_credits
 
@@ -48,7 +48,6 @@ def overview(request):
             "auto_topup": selectors.auto_topup_status(org),
             "can_buy": membership.can_manage_billing,
             "member_count": org_selectors.members_of(org).count(),
-            "top_up_url": TOP_UP_PATH,
         },
     )
 
@@ -189,8 +188,8 @@ def send(request):
     membership = request.membership
     org = membership.org
     can_send = membership.can_manage_billing
-    if request.method == "POST" and not can_send:
-        raise PermissionDenied("Only owners, admins and billing managers can send credits.")
+    if request.method == "POST":
+        require_billing_role(request, "send credits")
     credits = selectors.credits_overview(org.pk)
     form = SendCreditsForm(request.POST or None, sender=org, sendable_micros=credits.sendable_micros)
     if request.method == "POST" and form.is_valid():
@@ -237,6 +236,5 @@ def send(request):
             "can_send": can_send,
             "credits": credits,
             "transfers": ledger.recent_transfers(account_id=credits.account.pk) if credits.account.pk else [],
-            "top_up_url": TOP_UP_PATH,
         },
     )

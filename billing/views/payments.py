@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,9 +20,9 @@ from billing import gateway, money, selectors, services
 from billing.forms import CustomTopUpForm
 from billing.models import CheckoutKind, CheckoutStart, CheckoutStatus, Interval, Pack, Purchase
 from billing.services.checkout import RETURN_PAGES
+from billing.views._access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs.current import membership_required
-from usage.models import CreditAccount
 
 
 def _back(request, default: str = "top_up") -> str:
@@ -53,8 +52,7 @@ def top_up(request):
     limits = services.custom_amount_limits()
     form = CustomTopUpForm(request.POST or None, limits=limits)
     if request.method == "POST":
-        if not membership.can_manage_billing:
-            raise PermissionDenied("Only owners, admins and billing managers can buy credits.")
+        require_billing_role(request, "buy credits")
         if form.is_valid():
             try:
                 result = services.checkout_start(org=org, actor=request.user, kind=CheckoutKind.CREDITS,
@@ -69,10 +67,11 @@ def top_up(request):
         for pack in selectors.packs_active()
     ]
     return render(request, "billing/top_up.html", {
-        "org": org, "form": form, "limits": limits, "packs": packs, "list_price": list_price,
-        "list_price_cents_per_credit": str(list_price * 100), "currency": money.currency(),
-        "credits": selectors.credits_overview(org.pk), "auto_topup": selectors.auto_topup_status(org),
-        "purchases": Purchase.objects.filter(org=org).select_related("pack").order_by("-created_at")[:5],
+        "org": org, "form": form, "limits": limits, "packs": packs,
+        # Exact digits, never exponent notation: the preview script computes with them.
+        "list_price_cents_per_credit": format(list_price * 100, "f"), "currency": money.currency(),
+        "auto_topup": selectors.auto_topup_status(org),
+        "purchases": selectors.purchases_for(org, limit=5),
         **_payments(request),
     })
 
@@ -103,7 +102,7 @@ def plans(request):
     cards = selectors.plan_cards(state=state, interval=interval)
     return render(request, "billing/plans.html", {
         "org": org, "state": state, "sub": subscription, "interval": interval, "cards": cards,
-        "allowance": selectors.allowance_for(org.pk), **_payments(request),
+        **_payments(request),
     })
 
 
@@ -152,7 +151,7 @@ def invoices(request):
     page = [selectors.invoice_row(invoice) for invoice in rows[:INVOICE_PAGE]]
     return render(request, "billing/invoices.html", {
         "org": org, "invoices": page, "older": page[-1].id if len(rows) > INVOICE_PAGE else None, "after": after,
-        "purchases": Purchase.objects.filter(org=org).select_related("pack").order_by("-created_at")[:20],
+        "purchases": selectors.purchases_for(org, limit=20),
         **_payments(request),
     })
 
@@ -198,7 +197,7 @@ def _own_checkout(request, session_id: str) -> CheckoutStart:
 
 
 def _checkout_state(start: CheckoutStart) -> dict:
-    purchase = Purchase.objects.filter(checkout_session_id=start.session_id).select_related("grant").first()
+    purchase = Purchase.objects.filter(checkout_session_id=start.session_id).first()
     if start.kind == CheckoutKind.PLAN:
         done = start.status == CheckoutStatus.COMPLETE
     else:
@@ -211,9 +210,8 @@ def _checkout_state(start: CheckoutStart) -> dict:
         state = "pending"
     waited = (timezone.now() - start.created_at).total_seconds()
     return {
-        "start": start, "purchase": purchase, "state": state, "done": done,
+        "start": start, "purchase": purchase, "state": state,
         "slow": state == "pending" and waited > 120,
-        "account": CreditAccount.objects.filter(org_id=start.org_id).first(),
         "back": RETURN_PAGES.get(start.return_to, RETURN_PAGES["overview"]),
     }
 

@@ -10,7 +10,6 @@ narrows a query already limited to the current organization.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -18,16 +17,12 @@ from billing import gateway, selectors, services
 from billing.forms import AlertPreferenceForm, AlertThresholdForm, AutoTopUpForm, ProviderKeyForm
 from billing.models import AlertKind, AlertState
 from billing.money import minor_units_str
+from billing.views._access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs.current import membership_required
 from usage import selectors as ledger
 from usage import services as ledger_services
 from usage.units import credits_str, format_credits
-
-
-def _require_billing(request, what: str) -> None:
-    if not request.membership.can_manage_billing:
-        raise PermissionDenied(f"Only owners, admins and billing managers can {what}.")
 
 
 @membership_required
@@ -49,7 +44,7 @@ def auto_topup(request):
     }
     form = AutoTopUpForm(request.POST or None, initial=initial, packs=packs)
     if request.method == "POST":
-        _require_billing(request, "change auto top-up")
+        require_billing_role(request, "change auto top-up")
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -65,7 +60,7 @@ def auto_topup(request):
     return render(request, "billing/settings_auto_topup.html", {
         "org": org, "form": form, "status": status, "attempts": selectors.topup_attempts_for(org, limit=10),
         "can_edit": request.membership.can_manage_billing, "stripe_configured": gateway.configured(),
-        "simulated": gateway.simulated(), "balance": selectors.header_balance(org.pk),
+        "simulated": gateway.simulated(),
     })
 
 
@@ -88,7 +83,7 @@ def alerts(request):
         initial={"allowance_80": pref.allowance_80, "allowance_95": pref.allowance_95},
     )
     if which == "threshold":
-        _require_billing(request, "change the low-balance alert")
+        require_billing_role(request, "change the low-balance alert")
         if threshold_form.is_valid():
             threshold = threshold_form.cleaned_data["threshold"]
             try:
@@ -122,7 +117,7 @@ def provider_keys(request):
     org = request.membership.org
     form = ProviderKeyForm(request.POST or None)
     if request.method == "POST":
-        _require_billing(request, "register provider keys")
+        require_billing_role(request, "register provider keys")
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -146,7 +141,7 @@ def provider_keys(request):
 @membership_required
 def provider_key_revoke(request, key_id: int):
     org = request.membership.org
-    _require_billing(request, "revoke provider keys")
+    require_billing_role(request, "revoke provider keys")
     try:
         key = ledger_services.provider_key_revoke(org=org, key_id=key_id, actor=request.user)
     except TollgateError as error:

@@ -69,6 +69,19 @@ def test_a_simulated_top_up_raises_the_balance(simulated, open_session, org, own
     assert header_amount(page) == "3,590 credits"
 
 
+def test_the_custom_price_preview_rounds_half_up_like_the_server(simulated, open_session, owner, settings):
+    """650 credits at $0.0035 are $2.275: the server charges $2.28, and so must
+    the preview (a float sum gives 227.49999… cents, $2.27)."""
+    settings.CREDIT_PRICE = "0.0035"
+    s = open_session().sign_in(owner)
+    page = s.go("/billing/top-up/")
+    page.get_by_label("Credits").fill("650")
+    expect(page.get_by_test_id("custom-price")).to_have_text("$2.28")
+    page.get_by_role("button", name="Continue to payment (simulated)").click()
+    page.wait_for_url(re.compile(r"/billing/checkout/simulate/"))
+    expect(page.get_by_text("650 credits for $2.28")).to_be_visible()
+
+
 def test_the_return_page_turns_complete_when_the_payment_lands(open_session, org, owner, settings):
     """The page polls: it is open, pending, when the webhook's fulfilment lands."""
     settings.BILLING_SIMULATED_PAYMENTS = True
