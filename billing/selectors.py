@@ -120,10 +120,6 @@ def invoices_for(org: Organization, *, limit: int = 20, starting_after: str | No
     return list(invoices[:limit])
 
 
-def auto_topup_for(org: Organization) -> AutoTopUpSettings | None:
-    return AutoTopUpSettings.objects.select_related("pack").filter(org=org).first()
-
-
 def topup_attempts_for(org: Organization, limit: int = 20) -> QuerySet[TopUpAttempt]:
     return TopUpAttempt.objects.filter(org=org).select_related("pack").order_by("-created_at")[:limit]
 
