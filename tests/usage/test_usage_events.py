@@ -180,6 +180,21 @@ def test_expired_grants_are_written_off_before_usage_is_checked(org):
     assert_reconciled(org)
 
 
+def test_an_event_the_database_hands_back_is_checked_once(org, member):
+    # An expired grant makes usage_ledger_debit answer "fallback"; the Python
+    # writer then decides with the member and key already looked up.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fund(org, 10)
+    fund(org, 1, GrantSource.TRIAL, expires_at=timezone.now() + timedelta(days=1))
+    with time_machine.travel(timezone.now() + timedelta(days=2)), CaptureQueriesContext(connection) as queries:
+        event = record(org, member_email=member.email).event
+    assert event.member == member and event.credits_micros == C * 5 // 2
+    assert sum("orgs_membership" in q["sql"] for q in queries.captured_queries) == 1
+    assert_reconciled(org)
+
+
 def test_a_refused_event_records_nothing_and_a_replay_records_once(org):
     fund(org, 3)
     with pytest.raises(InsufficientCredits):
