@@ -452,10 +452,7 @@ def credits_debit(
             writer.save()
             return entry
         if result["status"] == "existing_entry":
-            existing = result["entry"]
-            if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
-                raise IdempotencyConflict()
-            return LedgerEntry.objects.get(pk=existing["id"])
+            return _replayed_debit(result["entry"], amount_micros, kind)
         # "fallback": the Python writer decides, under the lock, in a transaction of its own.
     with transaction.atomic():
         return _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, metadata, actor)
@@ -468,11 +465,8 @@ def _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, 
         org.pk, now, entries=1, entry_key=idempotency_key, member_ids=[member_id] if member_id else None,
         month=month_start(now),
     )
-    existing = writer.loaded.existing_entry
-    if existing is not None:
-        if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
-            raise IdempotencyConflict()
-        return LedgerEntry.objects.get(pk=existing["id"])
+    if writer.loaded.existing_entry is not None:
+        return _replayed_debit(writer.loaded.existing_entry, amount_micros, kind)
     account = writer.account
     writer.live_grants()  # writes off expired grants, so the check below sees the true balance
     require_affordable(writer, amount_micros, member_id)
@@ -487,6 +481,13 @@ def _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, 
     )
     writer.save()
     return entry
+
+
+def _replayed_debit(existing: dict, amount_micros: int, kind: str) -> LedgerEntry:
+    """The entry a debit's idempotency key already wrote, if it was this same debit."""
+    if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
+        raise IdempotencyConflict()
+    return LedgerEntry.objects.get(pk=existing["id"])
 
 
 def require_affordable(writer: _Writer, amount_micros: int, member_id: int | None, *, strict: bool | None = None) -> None:
