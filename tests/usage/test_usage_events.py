@@ -73,6 +73,13 @@ def test_a_price_edit_applies_to_the_next_event(org):
     assert record(org, meter="action.small").event.credits_micros == 1_500_000
 
 
+@pytest.mark.parametrize("price", [0.5, "abc", "NaN", "-1"])
+def test_a_price_is_an_exact_number_of_zero_or_more_credits(price):
+    with pytest.raises(InvalidRequest) as refused:
+        services.rate_set(meter_code="action.small", credits_per_unit=price)
+    assert refused.value.code == "invalid_price"
+
+
 def test_the_loader_is_idempotent_and_the_command_loads_the_file(rate_card):
     from django.core.management import call_command
 

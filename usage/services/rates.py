@@ -24,6 +24,7 @@ from billing_project.errors import InvalidRequest
 from orgs.services import audit_record
 from usage.models import Meter, MeterCategory, Rate
 from usage.rate_card import DATA_FILE, load_card_data, rate_credits_per_unit, read_data_file  # noqa: F401
+from usage.units import AmountError, to_decimal
 
 CARD_TTL = 5.0
 
@@ -45,8 +46,11 @@ def rate_set(
     meter = Meter.objects.filter(code=meter_code).first()
     if meter is None:
         raise InvalidRequest(f"Unknown meter “{meter_code}”.", code="unknown_meter")
-    value = Decimal(str(credits_per_unit))
-    if not value.is_finite() or value < 0:
+    try:
+        value = to_decimal(credits_per_unit)
+    except AmountError as error:  # a float, not a number, or not finite
+        raise InvalidRequest(f"A price must be zero or more credits: {error}", code="invalid_price") from None
+    if value < 0:
         raise InvalidRequest("A price must be zero or more credits.", code="invalid_price")
     rate, _ = Rate.objects.update_or_create(
         meter=meter, model=model, plan_code=plan_code, defaults={"credits_per_unit": value, "note": note}
