@@ -18,7 +18,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import _first_message, _flatten
+from billing_project.api import error_for
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
 from usage import selectors, services
@@ -57,12 +57,10 @@ class UsageAPIView(APIView):
         return membership.user
 
 
-def _error_body(error: Exception) -> dict[str, Any]:
-    if isinstance(error, TollgateError):
-        return {**error.as_dict(), "status": error.status}
-    fields = _flatten(error.detail)
-    return {"type": "invalid_request", "code": "invalid_request", "message": _first_message(fields),
-            "fields": fields, "status": 400}
+def _error_body(error: TollgateError | ValidationError) -> dict[str, Any]:
+    """A refused batch item's error: the envelope's, with its status inside."""
+    body, status_code = error_for(error)
+    return {**body, "status": status_code}
 
 
 # --- balance --------------------------------------------------------------------
