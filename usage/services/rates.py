@@ -23,7 +23,7 @@ from django.db import transaction
 from billing_project.errors import InvalidRequest
 from orgs.services import audit_record
 from usage.models import Meter, MeterCategory, Rate
-from usage.rate_card import DATA_FILE, load_card_data, rate_credits_per_unit, read_data_file  # noqa: F401
+from usage.rate_card import DATA_FILE, load_card_data, read_data_file
 from usage.units import AmountError, to_decimal
 
 CARD_TTL = 5.0
@@ -70,7 +70,6 @@ class Price:
     model: str
     credits_per_unit: Decimal
     provider: str
-    rate_id: int
 
     @property
     def is_provider_usage(self) -> bool:
@@ -106,7 +105,7 @@ class RateCard:
         for key in ((meter_code, model, plan_code), (meter_code, model, ""), (meter_code, "", plan_code), (meter_code, "", "")):
             rate = self.rates.get(key)
             if rate is not None:
-                return Price(meter, model, rate.credits_per_unit, rate.provider, rate.pk)
+                return Price(meter, model, rate.credits_per_unit, rate.provider)
         known = self.models.get(meter_code)
         if known:
             what = f"model “{model}”" if model else "a usage event without a model"
