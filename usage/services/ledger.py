@@ -165,11 +165,6 @@ class _Writer:
                 left -= part
         return allocations
 
-    def _next_id(self) -> int:
-        if not self._entry_ids:
-            self._entry_ids = _store.reserve_entry_ids(4)
-        return self._entry_ids.pop(0)
-
     def write(self, kind: str, amount_micros: int, allocations: list[tuple[Grant, int]], **fields: Any) -> LedgerEntry:
         account = self.account
         backed = sum(part for _grant, part in allocations)
@@ -181,7 +176,7 @@ class _Writer:
         fields.setdefault("metadata", {})
         fields.setdefault("id", None)
         entry = LedgerEntry(
-            id=fields.pop("id") or self._next_id(),
+            id=fields.pop("id") or self.next_entry_id(),
             account=account,
             kind=kind,
             amount_micros=amount_micros,
@@ -202,7 +197,9 @@ class _Writer:
 
     def next_entry_id(self) -> int:
         """Draw the id of an entry about to be written (to reference it before `write`)."""
-        return self._next_id()
+        if not self._entry_ids:
+            self._entry_ids = _store.reserve_entry_ids(4)
+        return self._entry_ids.pop(0)
 
     def spend(self, member_id: int | None, amount_micros: int) -> None:
         """Count a debit towards a member's month (see MemberSpend)."""
@@ -228,15 +225,13 @@ class _Writer:
         writer.server_applied = True
         return writer
 
-    def save(self, *extra_fields: str) -> None:
+    def save(self) -> None:
         account = self.account
         if self.server_applied and not (self._entries or self._events or self._audits or self._touched):
             pass  # usage_ledger_debit wrote it all
         else:
             self._flush()
         account.updated_at = self.now
-        if extra_fields:
-            account.save(update_fields=list(extra_fields))
         for entry in self._entries:
             entry._state.adding = False
             entry._state.db = "default"
@@ -998,7 +993,7 @@ def account_set_low_balance_threshold(*, org: Organization, threshold_micros: in
     CreditAccount.objects.filter(pk=account_open(org=org).pk).update(low_balance_threshold_micros=threshold_micros)
 
 
-def _after_write(account: CreditAccount, balance_before: int, debt_before: int, held_before: int | None = None) -> None:
+def _after_write(account: CreditAccount, balance_before: int, debt_before: int, held_before: int) -> None:
     """Once the transaction commits, hand billing what this write started: a
     balance that fell below the auto top-up threshold, debt that grew on an
     account whose plan bills overage, or available credits that fell below the
@@ -1010,7 +1005,7 @@ def _after_write(account: CreditAccount, balance_before: int, debt_before: int, 
     # Alerts watch what can be spent: the balance less holds.
     from usage.selectors import low_balance_micros
 
-    available_before = balance_before - (account.held_micros if held_before is None else held_before)
+    available_before = balance_before - held_before
     available = account.balance_micros - account.held_micros
     low_line = low_balance_micros(account.low_balance_threshold_micros)
     alert = (available < low_line <= available_before) or (available <= 0 < available_before)
