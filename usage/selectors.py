@@ -368,10 +368,6 @@ class HistoryPage:
     older: str | None  # cursor of the next page back in time, if there is one
     newer: str | None  # cursor of the page before this one, if this is not the newest
 
-    @property
-    def is_first(self) -> bool:
-        return self.newer is None
-
 
 def ledger_page(
     *,
