@@ -303,6 +303,13 @@ def _positive(amount_micros: int, what: str = "amount") -> int:
     return amount_micros
 
 
+def _non_negative(value: int, message: str, code: str) -> int:
+    """A whole number of micro-credits, zero or more, or InvalidRequest(message, code)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidRequest(message, code=code)
+    return value
+
+
 def _audit(org_id: int, action: str, actor: Actor, **data: Any) -> None:
     audit_record(org=org_id, action=action, actor=actor, data=data)
 
@@ -582,8 +589,7 @@ def hold_capture(
     conflict. A hold that expired before its capture still records the usage:
     the work was done.
     """
-    if not isinstance(amount_micros, int) or isinstance(amount_micros, bool) or amount_micros < 0:
-        raise InvalidRequest("The captured amount must be zero or more micro-credits.", code="invalid_amount")
+    _non_negative(amount_micros, "The captured amount must be zero or more micro-credits.", "invalid_amount")
     account, hold = _locked_hold(org, hold_id)
     return capture_locked(account, hold, amount_micros, member=member, reason=reason, metadata=metadata, actor=actor)
 
@@ -986,10 +992,8 @@ def account_set_auto_topup_threshold(*, org: Organization, threshold_micros: int
 
 def account_set_low_balance_threshold(*, org: Organization, threshold_micros: int | None) -> None:
     """Billing's alert preferences keep this; None falls back to LOW_BALANCE_CREDITS."""
-    if threshold_micros is not None and (
-        not isinstance(threshold_micros, int) or isinstance(threshold_micros, bool) or threshold_micros < 0
-    ):
-        raise InvalidRequest("The low-balance threshold must be zero or more credits.", code="invalid_threshold")
+    if threshold_micros is not None:
+        _non_negative(threshold_micros, "The low-balance threshold must be zero or more credits.", "invalid_threshold")
     CreditAccount.objects.filter(pk=account_open(org=org).pk).update(low_balance_threshold_micros=threshold_micros)
 
 
