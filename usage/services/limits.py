@@ -41,15 +41,21 @@ def member_limit_set(
     account = _lock(org.pk)
     existing = MemberSpendLimit.objects.filter(account=account, member=member).first()
     previous = existing.monthly_limit_micros if existing else None
+    set_by = actor if isinstance(actor, User) else None
     if monthly_limit_micros is None:
         if existing:
             existing.delete()
         result = None
-    else:
-        result, _ = MemberSpendLimit.objects.update_or_create(
-            account=account, member=member,
-            defaults={"monthly_limit_micros": monthly_limit_micros, "set_by": actor if isinstance(actor, User) else None},
+    elif existing is None:
+        result = MemberSpendLimit.objects.create(
+            account=account, member=member, monthly_limit_micros=monthly_limit_micros, set_by=set_by,
         )
+    else:
+        # The row read above, under the account lock: update_or_create would read it again.
+        existing.monthly_limit_micros = monthly_limit_micros
+        existing.set_by = set_by
+        existing.save(update_fields=["monthly_limit_micros", "set_by", "updated_at"])
+        result = existing
     audit_record(
         org=org, action="member.spend_limit_set", actor=actor,
         data={
