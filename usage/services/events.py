@@ -361,7 +361,8 @@ def _record(
         writer.write(
             EntryKind.USAGE, -amount, writer.take(amount), id=entry_id, member=charged[0].member,
             idempotency_key=f"usage:{recorded[0].idempotency_key}" if single else f"usage-batch:{charged[0].pk}",
-            reason=(_reason(charged[0]) if len(charged) == 1 else f"{len(charged)} usage events")[:500],
+            reason=(_reason(charged[0].quantity, charged[0].meter) if len(charged) == 1
+                    else f"{len(charged)} usage events")[:500],
         )
     if recorded:
         writer.audit(
@@ -379,8 +380,9 @@ def _record(
     return results
 
 
-def _reason(event: UsageEvent) -> str:
-    return f"{event.quantity.normalize():f} {event.meter.unit} of {event.meter.code}"
+def _reason(quantity: Decimal, meter: Meter) -> str:
+    """The reason on the entry of one usage event, on both debit paths: "<quantity> <unit> of <meter>"."""
+    return f"{quantity.normalize():f} {meter.unit} of {meter.code}"
 
 
 # The plan an org was last seen on, to price a single event before the lock;
@@ -406,7 +408,7 @@ def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> Re
     price, mode, per_unit, charge = _price(p, plan, now)
     item = p.input
     member_id = p.member.pk if p.member is not None else None
-    reason = f"{item.quantity.normalize():f} {price.meter.unit} of {price.meter.code}"[:500]  # as _reason()
+    reason = _reason(item.quantity, price.meter)[:500]
     row = {
         "member_id": member_id, "meter_id": price.meter.pk, "model": item.model, "quantity": item.quantity,
         "credits_per_unit": per_unit, "billing_mode": mode,
