@@ -690,8 +690,9 @@ def grants_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
         with transaction.atomic():
             writer = _Writer(_lock(org_id), now)
             writer.live_grants()
-            writer.save()
-            written += len(writer.expired)
+            if writer.expired:  # else another write got to them after the query above
+                writer.save()
+                written += len(writer.expired)
     return written
 
 
