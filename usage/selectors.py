@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
@@ -32,7 +32,7 @@ from usage.services.rates import current_card, read_data_file
 from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price, credits_to_micros
 
 if TYPE_CHECKING:
-    from orgs.models import Organization
+    from orgs.models import Membership, Organization
 
 
 
@@ -272,8 +272,11 @@ class MemberSpendRow:
         return max(self.limit_micros - self.spent_micros - self.held_micros, 0)
 
 
-def member_spend(org: Organization, *, month=None) -> list[MemberSpendRow]:
-    """Each member's spend this calendar month (UTC), open holds and monthly cap."""
+def member_spend(
+    org: Organization, *, month=None, memberships: Iterable[Membership] | None = None
+) -> list[MemberSpendRow]:
+    """Each member's spend this calendar month (UTC), open holds and monthly cap.
+    `memberships` are the org's, with their users, when the caller has read them already."""
     from django.utils import timezone
 
     from orgs.models import Membership
@@ -287,10 +290,11 @@ def member_spend(org: Organization, *, month=None) -> list[MemberSpendRow]:
         .values("member_id").annotate(total=Sum("amount_micros")).values_list("member_id", "total")
     )
     limits = dict(MemberSpendLimit.objects.filter(account__org=org).values_list("member_id", "monthly_limit_micros"))
-    rows = Membership.objects.filter(org=org).select_related("user").order_by("created_at")
+    if memberships is None:
+        memberships = Membership.objects.filter(org=org).select_related("user").order_by("created_at")
     return [
         MemberSpendRow(m.user_id, m.user.email, m.role, spent.get(m.user_id, 0), held.get(m.user_id, 0), limits.get(m.user_id))
-        for m in rows
+        for m in memberships
     ]
 
 
