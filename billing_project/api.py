@@ -58,9 +58,12 @@ def _first_message(fields: Any) -> str:
     return str(fields)
 
 
-def exception_handler(exc: Exception, context: dict) -> Response | None:
+def error_for(exc: Exception) -> tuple[dict[str, Any], int] | None:
+    """The envelope's `error` object for `exc` and its HTTP status, or None for an
+    exception that is a bug (a 500). The handler below answers with it; a batch
+    answers each refused item with it."""
     if isinstance(exc, TollgateError):
-        return Response({"error": exc.as_dict()}, status=exc.status)
+        return exc.as_dict(), exc.status
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -69,17 +72,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = drf.ValidationError(exc.messages)
 
     if not isinstance(exc, drf.APIException):
-        return None  # a real bug: let Django log it and answer 500 (see server_error)
+        return None
 
     type_, code = next(
         (codes for cls, codes in _DRF_CODES.items() if isinstance(exc, cls)),
         ("invalid_request", "invalid_request"),
     )
-    headers = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if isinstance(exc, drf.Throttled) and exc.wait:
-        headers["Retry-After"] = str(int(exc.wait))
     details: dict[str, Any] = {}
     if isinstance(exc, drf.ValidationError):
         fields = _flatten(exc.detail)
@@ -89,7 +87,21 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         details["fields"] = fields
     else:
         message = str(exc.detail)
-    return Response(error_body(type_, code, message, **details), status=exc.status_code, headers=headers)
+    return {"type": type_, "code": code, "message": message, **details}, exc.status_code
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    found = error_for(exc)
+    if found is None:
+        return None  # a real bug: let Django log it and answer 500 (see server_error)
+    error, status = found
+    # Only DRF's own exceptions carry these (Http404 and Django's errors never do).
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if isinstance(exc, drf.Throttled) and exc.wait:
+        headers["Retry-After"] = str(int(exc.wait))
+    return Response({"error": error}, status=status, headers=headers)
 
 
 # Django-level fallbacks so /api/ never answers HTML, even for an unknown URL

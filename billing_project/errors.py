@@ -69,10 +69,3 @@ class PaymentRequired(TollgateError):
     type = "payment_required"
     code = "insufficient_credits"
     default_message = "Not enough credits."
-
-
-class RateLimited(TollgateError):
-    status = 429
-    type = "rate_limited"
-    code = "rate_limited"
-    default_message = "Too many requests."

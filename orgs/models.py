@@ -19,8 +19,7 @@ MANAGE_API_KEYS = MANAGE_MEMBERS
 
 
 class OrganizationQuerySet(models.QuerySet):
-    def for_user(self, user) -> "OrganizationQuerySet":
-        return self.filter(memberships__user=user)
+    """Scoping organizations to a user happens in orgs.selectors."""
 
 
 class Organization(models.Model):

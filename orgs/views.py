@@ -62,7 +62,7 @@ def members(request):
         # Each member's spend this month and cap, from the ledger (one query each for spend, holds and caps).
         from usage.selectors import member_spend
 
-        spend = {row.member_id: row for row in member_spend(org)}
+        spend = {row.member_id: row for row in member_spend(org, memberships=members)}
         for m in members:
             m.spend = spend.get(m.user_id)
     return render(

@@ -18,7 +18,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import _first_message, _flatten
+from billing_project.api import error_for
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
 from usage import selectors, services
@@ -57,12 +57,10 @@ class UsageAPIView(APIView):
         return membership.user
 
 
-def _error_body(error: Exception) -> dict[str, Any]:
-    if isinstance(error, TollgateError):
-        return {**error.as_dict(), "status": error.status}
-    fields = _flatten(error.detail)
-    return {"type": "invalid_request", "code": "invalid_request", "message": _first_message(fields),
-            "fields": fields, "status": 400}
+def _error_body(error: TollgateError | ValidationError) -> dict[str, Any]:
+    """A refused batch item's error: the envelope's, with its status inside."""
+    body, status_code = error_for(error)
+    return {**body, "status": status_code}
 
 
 # --- balance --------------------------------------------------------------------
@@ -198,9 +196,9 @@ class HoldCaptureView(UsageAPIView):
         else:
             hold, _entry = services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=data["credits"], actor=request.auth)
             events = list(hold.usage_events.select_related("meter", "member"))
-        summary = selectors.balance_summary(self.org)
+        account = selectors.account_for(self.org.pk)  # one row; the grants are not needed here
         return Response({"hold": s.HoldSerializer(hold).data, "events": [s.event_data(e) for e in events],
-                         "balance_after": s.credits_str(summary.balance_micros)})
+                         "balance_after": s.credits_str(account.balance_micros)})
 
 
 class HoldReleaseView(UsageAPIView):
@@ -237,9 +235,8 @@ class EstimateView(UsageAPIView):
     )
     def post(self, request):
         data = self.parse(s.EstimateRequestSerializer, request.data)
-        summary = selectors.balance_summary(self.org)
         estimate = selectors.estimate(
-            plan_code=summary.plan_code, workflow=data.get("workflow"), items=data.get("items"),
+            plan_code=selectors.account_for(self.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
             billing_mode=data["billing_mode"],
         )
         return Response(s.estimate_data(estimate))

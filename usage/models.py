@@ -72,10 +72,6 @@ class CreditAccount(models.Model):
     def available_micros(self) -> int:
         return self.balance_micros - self.held_micros
 
-    @property
-    def balance_display(self) -> str:
-        return format_credits(self.balance_micros)
-
 
 class GrantSource(models.TextChoices):
     TRIAL = "trial", "Trial"

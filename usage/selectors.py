@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
@@ -32,7 +32,7 @@ from usage.services.rates import current_card, read_data_file
 from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price, credits_to_micros
 
 if TYPE_CHECKING:
-    from orgs.models import Organization
+    from orgs.models import Membership, Organization
 
 
 
@@ -122,10 +122,8 @@ def ledger_entries(
     *, account_id: int | None, kind: str | None = None, member_id: int | None = None,
     since: datetime | None = None, until: datetime | None = None,
 ) -> QuerySet[LedgerEntry]:
-    """An account's ledger, newest first: optionally one kind, one member and a
-    [since, until) window."""
-    if kind and kind not in EntryKind.values:
-        raise InvalidRequest(f"Unknown kind “{kind}”. Known: {', '.join(EntryKind.values)}.", code="invalid_kind")
+    """An account's ledger, newest first: optionally one kind (an EntryKind, as the
+    API's serializer and HistoryFilters check), one member and a [since, until) window."""
     entries = LedgerEntry.objects.filter(account_id=account_id)
     if kind:
         entries = entries.filter(kind=kind)
@@ -153,11 +151,8 @@ def usage_series(
 ) -> list[UsageRow]:
     """Usage totals per day/week/month (UTC), grouped by meter, model, member or
     workflow run, oldest period first. Quantities of different meters are only
-    summed within a meter; group by meter to chart quantities."""
-    if period not in PERIODS:
-        raise InvalidRequest("period must be day, week or month.", code="invalid_period")
-    if group_by not in GROUPS:
-        raise InvalidRequest("group_by must be meter, model, member or workflow_run.", code="invalid_group_by")
+    summed within a meter; group by meter to chart quantities. The API's
+    serializer checks `period` and `group_by`."""
     events = UsageEvent.objects.filter(account__org=org)
     if since:
         events = events.filter(occurred_at__gte=since)
@@ -277,8 +272,11 @@ class MemberSpendRow:
         return max(self.limit_micros - self.spent_micros - self.held_micros, 0)
 
 
-def member_spend(org: Organization, *, month=None) -> list[MemberSpendRow]:
-    """Each member's spend this calendar month (UTC), open holds and monthly cap."""
+def member_spend(
+    org: Organization, *, month=None, memberships: Iterable[Membership] | None = None
+) -> list[MemberSpendRow]:
+    """Each member's spend this calendar month (UTC), open holds and monthly cap.
+    `memberships` are the org's, with their users, when the caller has read them already."""
     from django.utils import timezone
 
     from orgs.models import Membership
@@ -292,10 +290,11 @@ def member_spend(org: Organization, *, month=None) -> list[MemberSpendRow]:
         .values("member_id").annotate(total=Sum("amount_micros")).values_list("member_id", "total")
     )
     limits = dict(MemberSpendLimit.objects.filter(account__org=org).values_list("member_id", "monthly_limit_micros"))
-    rows = Membership.objects.filter(org=org).select_related("user").order_by("created_at")
+    if memberships is None:
+        memberships = Membership.objects.filter(org=org).select_related("user").order_by("created_at")
     return [
         MemberSpendRow(m.user_id, m.user.email, m.role, spent.get(m.user_id, 0), held.get(m.user_id, 0), limits.get(m.user_id))
-        for m in rows
+        for m in memberships
     ]
 
 
@@ -367,10 +366,6 @@ class HistoryPage:
     entries: list[LedgerEntry]
     older: str | None  # cursor of the next page back in time, if there is one
     newer: str | None  # cursor of the page before this one, if this is not the newest
-
-    @property
-    def is_first(self) -> bool:
-        return self.newer is None
 
 
 def ledger_page(
@@ -565,17 +560,14 @@ def _chart_params(account_id: int, buckets: list[date], period: str) -> dict:
 
 
 def usage_chart(
-    *, account_id: int | None, period: str = "day", group_by: str = "meter", today: date | None = None,
+    *, account_id: int | None, period: Period = "day", group_by: GroupBy = "meter", today: date | None = None,
     top: int = CHART_TOP,
 ) -> UsageChart:
     """Credits used per day, week or month (UTC), split by meter, model, member
     or workflow run: the `top` biggest series by name and the rest as one
     "Other". Read from the roll-ups and the events since, aggregated in the
-    database: a year of usage costs a few thousand roll-up rows, not every event."""
-    if period not in CHART_PERIODS:
-        raise InvalidRequest("period must be day, week or month.", code="invalid_period")
-    if group_by not in CHART_GROUPS:
-        raise InvalidRequest("group_by must be meter, model, member or workflow_run.", code="invalid_group_by")
+    database: a year of usage costs a few thousand roll-up rows, not every event.
+    The page picks `period` and `group_by` from CHART_PERIODS and CHART_GROUPS."""
     buckets = chart_buckets(period, today or timezone.now().astimezone(dt_timezone.utc).date())
     empty = UsageChart(period, group_by, buckets, [], [0] * len(buckets), 0)
     if account_id is None:

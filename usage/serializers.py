@@ -8,7 +8,7 @@ import hashlib
 import json
 from datetime import timedelta
 from datetime import timezone as dt_timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +23,7 @@ from rest_framework.parsers import JSONParser
 from usage.models import BillingMode, EntryKind, Hold, LedgerEntry, Transfer, UsageEvent
 from usage.selectors import BalanceSummary, Estimate, UsageRow
 from usage.services.events import MAX_BATCH, UsageInput
-from usage.units import AmountError, credits_str, credits_to_micros
+from usage.units import AmountError, credits_str, credits_to_micros, to_decimal
 
 MAX_METADATA_BYTES = 4096
 # Usage may be reported late (a batch flushed after an outage) but not from the future.
@@ -110,15 +110,6 @@ class CreditsField(serializers.Field):
         return credits_str(value)
 
 
-def _decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int, Decimal)):
-        raise ValueError
-    number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    if not number.is_finite():
-        raise ValueError
-    return number
-
-
 def _datetime(value: Any, field: str, errors: dict) -> Any:
     if not isinstance(value, str) or (parsed := parse_datetime(value)) is None:
         errors[field] = ["Send an ISO 8601 date-time, e.g. 2026-11-21T06:13:14Z."]
@@ -145,10 +136,12 @@ def parse_event(data: Any) -> UsageInput:
         errors["meter"] = ["Required: a meter code such as ai.output_tokens."]
     quantity = data.get("quantity")
     try:
-        quantity = _decimal(quantity)
+        # JSON gives str, int, Decimal (never float: DecimalJSONParser), bool, None,
+        # list or dict; to_decimal refuses all but the first three (str(True) is no number).
+        quantity = to_decimal(quantity)
         if quantity <= 0:
             errors["quantity"] = ["Must be greater than zero."]
-    except (ValueError, InvalidOperation, TypeError):
+    except AmountError:
         errors["quantity"] = ["Required: a number greater than zero, e.g. 12400 or \"38.5\"."]
     model = data.get("model") or ""
     if not isinstance(model, str) or len(model) > 64:

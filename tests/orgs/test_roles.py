@@ -2,6 +2,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing_project.errors import Conflict, PermissionDenied
@@ -25,6 +26,16 @@ def test_a_member_sees_no_invite_form_and_a_post_is_refused(client, org, owner, 
     response = client.post(reverse("orgs:members"), {"email": "new@acme.test", "role": "member"}, follow=True)
     assert "Only owners and admins can invite people." in response.content.decode()
     assert mailoutbox == []
+
+
+def test_the_members_page_reads_the_memberships_once(client, org, owner, member):
+    client.force_login(owner)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(reverse("orgs:members"))
+    assert page.status_code == 200 and "member@acme.test" in page.content.decode()
+    listed = [q for q in queries.captured_queries if q["sql"].startswith('SELECT "orgs_membership"')
+              and 'ORDER BY "orgs_membership"."created_at"' in q["sql"]]
+    assert len(listed) == 1
 
 
 def test_the_last_owner_cannot_be_removed(org, owner):

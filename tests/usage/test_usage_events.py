@@ -73,6 +73,13 @@ def test_a_price_edit_applies_to_the_next_event(org):
     assert record(org, meter="action.small").event.credits_micros == 1_500_000
 
 
+@pytest.mark.parametrize("price", [0.5, "abc", "NaN", "-1"])
+def test_a_price_is_an_exact_number_of_zero_or_more_credits(price):
+    with pytest.raises(InvalidRequest) as refused:
+        services.rate_set(meter_code="action.small", credits_per_unit=price)
+    assert refused.value.code == "invalid_price"
+
+
 def test_the_loader_is_idempotent_and_the_command_loads_the_file(rate_card):
     from django.core.management import call_command
 
@@ -177,6 +184,21 @@ def test_expired_grants_are_written_off_before_usage_is_checked(org):
     with time_machine.travel(timezone.now() + timedelta(days=2)):
         assert services.grants_expire() == 1
     assert balance(org) == 0
+    assert_reconciled(org)
+
+
+def test_an_event_the_database_hands_back_is_checked_once(org, member):
+    # An expired grant makes usage_ledger_debit answer "fallback"; the Python
+    # writer then decides with the member and key already looked up.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fund(org, 10)
+    fund(org, 1, GrantSource.TRIAL, expires_at=timezone.now() + timedelta(days=1))
+    with time_machine.travel(timezone.now() + timedelta(days=2)), CaptureQueriesContext(connection) as queries:
+        event = record(org, member_email=member.email).event
+    assert event.member == member and event.credits_micros == C * 5 // 2
+    assert sum("orgs_membership" in q["sql"] for q in queries.captured_queries) == 1
     assert_reconciled(org)
 
 

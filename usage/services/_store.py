@@ -32,7 +32,6 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
@@ -41,7 +40,7 @@ from usage.models import CreditAccount, Grant
 _ACCOUNT_COLUMNS = [
     "id", "org_id", "balance_micros", "debt_micros", "held_micros", "plan_code", "overage_allowed",
     "auto_topup_threshold_micros", "low_balance_threshold_micros",
-    "updated_at",  # updated_at last: _account parses it
+    "updated_at",  # updated_at last: account_from parses it
 ]
 _ACCOUNT_SELECT = ", ".join(_ACCOUNT_COLUMNS)
 _GRANT_COLUMNS = [
@@ -49,10 +48,6 @@ _GRANT_COLUMNS = [
     "reference", "created_at",
 ]
 _sequences: dict[str, str] = {}
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
 
 
 @contextmanager
@@ -86,9 +81,6 @@ def _json_default(value: Any) -> Any:
 
 def row_dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, separators=(",", ":"))
-
-
-_row_dumps = row_dumps
 
 
 # --- lock and load ------------------------------------------------------------
@@ -283,7 +275,8 @@ $fn$;
 """
 
 
-def _account(row: dict) -> CreditAccount:
+def account_from(row: dict) -> CreditAccount:
+    """An account row as usage_ledger_lock and usage_ledger_debit answer it (JSON)."""
     values = [row[c] for c in _ACCOUNT_COLUMNS]
     values[-1] = parse_datetime(values[-1])
     # Only the columns the ledger uses are loaded; the writer updates the row itself.
@@ -358,7 +351,7 @@ def lock_and_load(org_id: int, *, now: datetime, entries: int = 0, events: int =
     (data,) = _one(_LOCK_SQL, [org_id, *_load_args(now, entries, events, entry_key, event_keys, member_ids, month)])
     if data is None:
         return None
-    return _account(data["account"]), _loaded(data["loaded"])
+    return account_from(data["account"]), _loaded(data["loaded"])
 
 
 _DEBIT_SQL = ("SELECT usage_ledger_debit(%s, %s, %s::text, %s::bigint, %s::date, %s, %s::text, "
@@ -370,14 +363,10 @@ def debit(org_id: int, amount_micros: int, *, now: datetime, entry_key: str | No
     """Lock, decide and write a strict debit (and its usage event) in one statement;
     see `usage_ledger_debit`. Returns its JSON answer, `status` first."""
     (result,) = _one(_DEBIT_SQL, [
-        org_id, amount_micros, entry_key, member_id, month, now, plan_code, _row_dumps(entry),
-        _row_dumps(audit) if audit is not None else None, _row_dumps(event) if event is not None else None,
+        org_id, amount_micros, entry_key, member_id, month, now, plan_code, row_dumps(entry),
+        row_dumps(audit) if audit is not None else None, row_dumps(event) if event is not None else None,
     ])
     return result
-
-
-def account_from(row: dict) -> CreditAccount:
-    return _account(row)
 
 
 def reserve_entry_ids(count: int) -> list[int]:
@@ -453,5 +442,5 @@ def flush(
         "grants": grants, "audits": audits, "spend": spend,
     }
     # Usage events arrive as JSON rows already (rendered before the lock); splice them in.
-    body = _row_dumps(payload).replace('"__EVENTS__"', "[" + ",".join(events) + "]", 1)
+    body = row_dumps(payload).replace('"__EVENTS__"', "[" + ",".join(events) + "]", 1)
     _one(FLUSH_SQL, [body])

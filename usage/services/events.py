@@ -272,7 +272,9 @@ def _replays(account: CreditAccount, keys: list[str]) -> dict[str, UsageEvent]:
     return {e.idempotency_key: e for e in events}
 
 
-def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[BatchItem]:
+def _record(
+    org: Organization, inputs: list[UsageInput], actor: Actor, *, prepared: list[_Prepared] | None = None
+) -> list[BatchItem]:
     """Decide each event in order under one account lock, then debit what was
     recorded as one ledger entry per member (allocated across grants in burn
     order) and write it all in one statement. Each event keeps its own charge
@@ -282,8 +284,10 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
 
     Everything per event that does not depend on the balance (checks, pricing
     on the plan last seen, the row's JSON) happens before the lock, so the
-    lock is held for the decisions and one statement."""
-    prepared = _prepare(org, inputs)
+    lock is held for the decisions and one statement. `prepared` is what
+    `_prepare(org, inputs)` already returned, when the caller has it."""
+    if prepared is None:
+        prepared = _prepare(org, inputs)
     now = timezone.now()
     _price_all(prepared, _plan_hint(org.pk), now)
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
@@ -357,7 +361,8 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
         writer.write(
             EntryKind.USAGE, -amount, writer.take(amount), id=entry_id, member=charged[0].member,
             idempotency_key=f"usage:{recorded[0].idempotency_key}" if single else f"usage-batch:{charged[0].pk}",
-            reason=(_reason(charged[0]) if len(charged) == 1 else f"{len(charged)} usage events")[:500],
+            reason=(_reason(charged[0].quantity, charged[0].meter) if len(charged) == 1
+                    else f"{len(charged)} usage events")[:500],
         )
     if recorded:
         writer.audit(
@@ -375,8 +380,9 @@ def _record(org: Organization, inputs: list[UsageInput], actor: Actor) -> list[B
     return results
 
 
-def _reason(event: UsageEvent) -> str:
-    return f"{event.quantity.normalize():f} {event.meter.unit} of {event.meter.code}"
+def _reason(quantity: Decimal, meter: Meter) -> str:
+    """The reason on the entry of one usage event, on both debit paths: "<quantity> <unit> of <meter>"."""
+    return f"{quantity.normalize():f} {meter.unit} of {meter.code}"
 
 
 # The plan an org was last seen on, to price a single event before the lock;
@@ -402,7 +408,7 @@ def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> Re
     price, mode, per_unit, charge = _price(p, plan, now)
     item = p.input
     member_id = p.member.pk if p.member is not None else None
-    reason = f"{item.quantity.normalize():f} {price.meter.unit} of {price.meter.code}"[:500]  # as _reason()
+    reason = _reason(item.quantity, price.meter)[:500]
     row = {
         "member_id": member_id, "meter_id": price.meter.pk, "model": item.model, "quantity": item.quantity,
         "credits_per_unit": per_unit, "billing_mode": mode,
@@ -445,15 +451,17 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
     """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing.
 
     Like credits_debit, outside a transaction the common case is one statement."""
+    prepared = None
     if ledger.SERVER_DEBIT:
-        (prepared,) = _prepare(org, [event])
-        if prepared.error is not None:
-            raise prepared.error
-        recorded = _record_one_in_database(org, prepared, actor)
+        prepared = _prepare(org, [event])
+        if prepared[0].error is not None:
+            raise prepared[0].error
+        recorded = _record_one_in_database(org, prepared[0], actor)
         if recorded is not None:
             return recorded
     with transaction.atomic():
-        (result,) = _record(org, [event], actor)
+        # The fallback reuses the checks above rather than query members and keys again.
+        (result,) = _record(org, [event], actor, prepared=prepared)
         if result.error is not None:
             raise result.error
     recorded = result.event

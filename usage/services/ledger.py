@@ -165,11 +165,6 @@ class _Writer:
                 left -= part
         return allocations
 
-    def _next_id(self) -> int:
-        if not self._entry_ids:
-            self._entry_ids = _store.reserve_entry_ids(4)
-        return self._entry_ids.pop(0)
-
     def write(self, kind: str, amount_micros: int, allocations: list[tuple[Grant, int]], **fields: Any) -> LedgerEntry:
         account = self.account
         backed = sum(part for _grant, part in allocations)
@@ -181,7 +176,7 @@ class _Writer:
         fields.setdefault("metadata", {})
         fields.setdefault("id", None)
         entry = LedgerEntry(
-            id=fields.pop("id") or self._next_id(),
+            id=fields.pop("id") or self.next_entry_id(),
             account=account,
             kind=kind,
             amount_micros=amount_micros,
@@ -202,7 +197,9 @@ class _Writer:
 
     def next_entry_id(self) -> int:
         """Draw the id of an entry about to be written (to reference it before `write`)."""
-        return self._next_id()
+        if not self._entry_ids:
+            self._entry_ids = _store.reserve_entry_ids(4)
+        return self._entry_ids.pop(0)
 
     def spend(self, member_id: int | None, amount_micros: int) -> None:
         """Count a debit towards a member's month (see MemberSpend)."""
@@ -228,15 +225,13 @@ class _Writer:
         writer.server_applied = True
         return writer
 
-    def save(self, *extra_fields: str) -> None:
+    def save(self) -> None:
         account = self.account
         if self.server_applied and not (self._entries or self._events or self._audits or self._touched):
             pass  # usage_ledger_debit wrote it all
         else:
             self._flush()
         account.updated_at = self.now
-        if extra_fields:
-            account.save(update_fields=list(extra_fields))
         for entry in self._entries:
             entry._state.adding = False
             entry._state.db = "default"
@@ -306,6 +301,13 @@ def _positive(amount_micros: int, what: str = "amount") -> int:
     if amount_micros <= 0:
         raise InvalidRequest(f"The {what} must be greater than zero.", code="invalid_amount")
     return amount_micros
+
+
+def _non_negative(value: int, message: str, code: str) -> int:
+    """A whole number of micro-credits, zero or more, or InvalidRequest(message, code)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidRequest(message, code=code)
+    return value
 
 
 def _audit(org_id: int, action: str, actor: Actor, **data: Any) -> None:
@@ -452,10 +454,7 @@ def credits_debit(
             writer.save()
             return entry
         if result["status"] == "existing_entry":
-            existing = result["entry"]
-            if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
-                raise IdempotencyConflict()
-            return LedgerEntry.objects.get(pk=existing["id"])
+            return _replayed_debit(result["entry"], amount_micros, kind)
         # "fallback": the Python writer decides, under the lock, in a transaction of its own.
     with transaction.atomic():
         return _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, metadata, actor)
@@ -468,11 +467,8 @@ def _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, 
         org.pk, now, entries=1, entry_key=idempotency_key, member_ids=[member_id] if member_id else None,
         month=month_start(now),
     )
-    existing = writer.loaded.existing_entry
-    if existing is not None:
-        if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
-            raise IdempotencyConflict()
-        return LedgerEntry.objects.get(pk=existing["id"])
+    if writer.loaded.existing_entry is not None:
+        return _replayed_debit(writer.loaded.existing_entry, amount_micros, kind)
     account = writer.account
     writer.live_grants()  # writes off expired grants, so the check below sees the true balance
     require_affordable(writer, amount_micros, member_id)
@@ -487,6 +483,13 @@ def _debit_in_python(org, amount_micros, idempotency_key, member, kind, reason, 
     )
     writer.save()
     return entry
+
+
+def _replayed_debit(existing: dict, amount_micros: int, kind: str) -> LedgerEntry:
+    """The entry a debit's idempotency key already wrote, if it was this same debit."""
+    if existing["amount_micros"] != -amount_micros or existing["kind"] != kind:
+        raise IdempotencyConflict()
+    return LedgerEntry.objects.get(pk=existing["id"])
 
 
 def require_affordable(writer: _Writer, amount_micros: int, member_id: int | None, *, strict: bool | None = None) -> None:
@@ -586,8 +589,7 @@ def hold_capture(
     conflict. A hold that expired before its capture still records the usage:
     the work was done.
     """
-    if not isinstance(amount_micros, int) or isinstance(amount_micros, bool) or amount_micros < 0:
-        raise InvalidRequest("The captured amount must be zero or more micro-credits.", code="invalid_amount")
+    _non_negative(amount_micros, "The captured amount must be zero or more micro-credits.", "invalid_amount")
     account, hold = _locked_hold(org, hold_id)
     return capture_locked(account, hold, amount_micros, member=member, reason=reason, metadata=metadata, actor=actor)
 
@@ -688,8 +690,9 @@ def grants_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
         with transaction.atomic():
             writer = _Writer(_lock(org_id), now)
             writer.live_grants()
-            writer.save()
-            written += len(writer.expired)
+            if writer.expired:  # else another write got to them after the query above
+                writer.save()
+                written += len(writer.expired)
     return written
 
 
@@ -990,14 +993,12 @@ def account_set_auto_topup_threshold(*, org: Organization, threshold_micros: int
 
 def account_set_low_balance_threshold(*, org: Organization, threshold_micros: int | None) -> None:
     """Billing's alert preferences keep this; None falls back to LOW_BALANCE_CREDITS."""
-    if threshold_micros is not None and (
-        not isinstance(threshold_micros, int) or isinstance(threshold_micros, bool) or threshold_micros < 0
-    ):
-        raise InvalidRequest("The low-balance threshold must be zero or more credits.", code="invalid_threshold")
+    if threshold_micros is not None:
+        _non_negative(threshold_micros, "The low-balance threshold must be zero or more credits.", "invalid_threshold")
     CreditAccount.objects.filter(pk=account_open(org=org).pk).update(low_balance_threshold_micros=threshold_micros)
 
 
-def _after_write(account: CreditAccount, balance_before: int, debt_before: int, held_before: int | None = None) -> None:
+def _after_write(account: CreditAccount, balance_before: int, debt_before: int, held_before: int) -> None:
     """Once the transaction commits, hand billing what this write started: a
     balance that fell below the auto top-up threshold, debt that grew on an
     account whose plan bills overage, or available credits that fell below the
@@ -1009,7 +1010,7 @@ def _after_write(account: CreditAccount, balance_before: int, debt_before: int, 
     # Alerts watch what can be spent: the balance less holds.
     from usage.selectors import low_balance_micros
 
-    available_before = balance_before - (account.held_micros if held_before is None else held_before)
+    available_before = balance_before - held_before
     available = account.balance_micros - account.held_micros
     low_line = low_balance_micros(account.low_balance_threshold_micros)
     alert = (available < low_line <= available_before) or (available <= 0 < available_before)

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from billing_project.errors import InvalidRequest, NotFound
+from billing_project.errors import NotFound
 from orgs.models import MANAGE_MEMBERS, Membership
 from orgs.services import audit_record, role_require
 from usage.models import MemberSpendLimit
-from usage.services.ledger import _lock
+from usage.services.ledger import _lock, _non_negative
 from usage.units import credits_str
 
 if TYPE_CHECKING:
@@ -35,23 +35,27 @@ def member_limit_set(
         role_require(org=org, user=actor, roles=MANAGE_MEMBERS, action="set spend limits")
     if not Membership.objects.filter(org=org, user=member).exists():
         raise NotFound("No such member.", code="member_not_found")
-    if monthly_limit_micros is not None and (
-        not isinstance(monthly_limit_micros, int) or isinstance(monthly_limit_micros, bool) or monthly_limit_micros < 0
-    ):
-        raise InvalidRequest("A spend limit must be zero or more credits.", code="invalid_amount")
+    if monthly_limit_micros is not None:
+        _non_negative(monthly_limit_micros, "A spend limit must be zero or more credits.", "invalid_amount")
     # Under the account lock, so a cap change and a debit never interleave.
     account = _lock(org.pk)
     existing = MemberSpendLimit.objects.filter(account=account, member=member).first()
     previous = existing.monthly_limit_micros if existing else None
+    set_by = actor if isinstance(actor, User) else None
     if monthly_limit_micros is None:
         if existing:
             existing.delete()
         result = None
-    else:
-        result, _ = MemberSpendLimit.objects.update_or_create(
-            account=account, member=member,
-            defaults={"monthly_limit_micros": monthly_limit_micros, "set_by": actor if isinstance(actor, User) else None},
+    elif existing is None:
+        result = MemberSpendLimit.objects.create(
+            account=account, member=member, monthly_limit_micros=monthly_limit_micros, set_by=set_by,
         )
+    else:
+        # The row read above, under the account lock: update_or_create would read it again.
+        existing.monthly_limit_micros = monthly_limit_micros
+        existing.set_by = set_by
+        existing.save(update_fields=["monthly_limit_micros", "set_by", "updated_at"])
+        result = existing
     audit_record(
         org=org, action="member.spend_limit_set", actor=actor,
         data={

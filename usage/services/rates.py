@@ -23,7 +23,8 @@ from django.db import transaction
 from billing_project.errors import InvalidRequest
 from orgs.services import audit_record
 from usage.models import Meter, MeterCategory, Rate
-from usage.rate_card import DATA_FILE, load_card_data, rate_credits_per_unit, read_data_file  # noqa: F401
+from usage.rate_card import DATA_FILE, load_card_data, read_data_file
+from usage.units import AmountError, to_decimal
 
 CARD_TTL = 5.0
 
@@ -45,8 +46,11 @@ def rate_set(
     meter = Meter.objects.filter(code=meter_code).first()
     if meter is None:
         raise InvalidRequest(f"Unknown meter “{meter_code}”.", code="unknown_meter")
-    value = Decimal(str(credits_per_unit))
-    if not value.is_finite() or value < 0:
+    try:
+        value = to_decimal(credits_per_unit)
+    except AmountError as error:  # a float, not a number, or not finite
+        raise InvalidRequest(f"A price must be zero or more credits: {error}", code="invalid_price") from None
+    if value < 0:
         raise InvalidRequest("A price must be zero or more credits.", code="invalid_price")
     rate, _ = Rate.objects.update_or_create(
         meter=meter, model=model, plan_code=plan_code, defaults={"credits_per_unit": value, "note": note}
@@ -66,7 +70,6 @@ class Price:
     model: str
     credits_per_unit: Decimal
     provider: str
-    rate_id: int
 
     @property
     def is_provider_usage(self) -> bool:
@@ -102,7 +105,7 @@ class RateCard:
         for key in ((meter_code, model, plan_code), (meter_code, model, ""), (meter_code, "", plan_code), (meter_code, "", "")):
             rate = self.rates.get(key)
             if rate is not None:
-                return Price(meter, model, rate.credits_per_unit, rate.provider, rate.pk)
+                return Price(meter, model, rate.credits_per_unit, rate.provider)
         known = self.models.get(meter_code)
         if known:
             what = f"model “{model}”" if model else "a usage event without a model"

@@ -14,8 +14,8 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="Organization slug.")
         parser.add_argument("--name", default="cli", help="A name for the key (default: cli).")
         parser.add_argument(
-            "--scopes", nargs="+", default=[Scope.READ, Scope.USAGE_WRITE],
-            help=f"Scopes among {', '.join(Scope.values)} (default: read usage:write).",
+            "--scopes", nargs="+", default=list(services.DEFAULT_SCOPES),
+            help=f"Scopes among {', '.join(Scope.values)} (default: {' '.join(services.DEFAULT_SCOPES)}).",
         )
 
     def handle(self, *args, org, name, scopes, **options):
