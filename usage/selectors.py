@@ -122,8 +122,10 @@ def ledger_entries(
     *, account_id: int | None, kind: str | None = None, member_id: int | None = None,
     since: datetime | None = None, until: datetime | None = None,
 ) -> QuerySet[LedgerEntry]:
-    """An account's ledger, newest first: optionally one kind (an EntryKind, as the
-    API's serializer and HistoryFilters check), one member and a [since, until) window."""
+    """An account's ledger, newest first: optionally one kind, one member and a
+    [since, until) window."""
+    if kind and kind not in EntryKind.values:
+        raise InvalidRequest(f"Unknown kind “{kind}”. Known: {', '.join(EntryKind.values)}.", code="invalid_kind")
     entries = LedgerEntry.objects.filter(account_id=account_id)
     if kind:
         entries = entries.filter(kind=kind)
@@ -151,8 +153,11 @@ def usage_series(
 ) -> list[UsageRow]:
     """Usage totals per day/week/month (UTC), grouped by meter, model, member or
     workflow run, oldest period first. Quantities of different meters are only
-    summed within a meter; group by meter to chart quantities. The API's
-    serializer checks `period` and `group_by`."""
+    summed within a meter; group by meter to chart quantities."""
+    if period not in PERIODS:
+        raise InvalidRequest("period must be day, week or month.", code="invalid_period")
+    if group_by not in GROUPS:
+        raise InvalidRequest("group_by must be meter, model, member or workflow_run.", code="invalid_group_by")
     events = UsageEvent.objects.filter(account__org=org)
     if since:
         events = events.filter(occurred_at__gte=since)
@@ -560,14 +565,17 @@ def _chart_params(account_id: int, buckets: list[date], period: str) -> dict:
 
 
 def usage_chart(
-    *, account_id: int | None, period: Period = "day", group_by: GroupBy = "meter", today: date | None = None,
+    *, account_id: int | None, period: str = "day", group_by: str = "meter", today: date | None = None,
     top: int = CHART_TOP,
 ) -> UsageChart:
     """Credits used per day, week or month (UTC), split by meter, model, member
     or workflow run: the `top` biggest series by name and the rest as one
     "Other". Read from the roll-ups and the events since, aggregated in the
-    database: a year of usage costs a few thousand roll-up rows, not every event.
-    The page picks `period` and `group_by` from CHART_PERIODS and CHART_GROUPS."""
+    database: a year of usage costs a few thousand roll-up rows, not every event."""
+    if period not in CHART_PERIODS:
+        raise InvalidRequest("period must be day, week or month.", code="invalid_period")
+    if group_by not in CHART_GROUPS:
+        raise InvalidRequest("group_by must be meter, model, member or workflow_run.", code="invalid_group_by")
     buckets = chart_buckets(period, today or timezone.now().astimezone(dt_timezone.utc).date())
     empty = UsageChart(period, group_by, buckets, [], [0] * len(buckets), 0)
     if account_id is None:
