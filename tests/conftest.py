@@ -2,9 +2,11 @@ import ipaddress
 import socket
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, api_key_for
+from usage.sql import ledger_functions
 
 
 # --- nothing leaves the machine -------------------------------------------
@@ -80,3 +82,14 @@ def api(api_key):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
     return client
+
+
+# --- the database ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The suite builds its schema from the models, without migrations, so the
+    ledger's SQL functions, which a migration installs, are installed here."""
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(ledger_functions())

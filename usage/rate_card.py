@@ -11,6 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from usage.units import credit_price
+
 DATA_FILE = Path(__file__).resolve().parent / "data" / "rate_card.json"
 
 
@@ -24,20 +26,14 @@ def rate_credits_per_unit(rate: dict[str, Any], data: dict[str, Any]) -> Decimal
         return Decimal(str(rate["credits_per_unit"]))
     # Provider prices are in US dollars; a credit's list price is CREDIT_PRICE
     # (usage.units.credit_price), in the deployment's currency (USD by default).
-    from usage.units import credit_price
-
     usd = Decimal(str(rate["provider_usd_per_unit"]))
     margin = Decimal(str(rate.get("margin", data["margin"])))
     return usd * margin / credit_price()
 
 
-def load_card_data(data: dict[str, Any], *, meter_model=None, rate_model=None) -> tuple[int, int]:
+def load_card_data(data: dict[str, Any], *, meter_model, rate_model) -> tuple[int, int]:
     """Create or update every meter and rate of `data`. Takes the model classes so
     the data migration can pass its historical models. Rows not in the file stay."""
-    if meter_model is None or rate_model is None:
-        from usage.models import Meter, Rate
-
-        meter_model, rate_model = meter_model or Meter, rate_model or Rate
     meters = {}
     for m in data["meters"]:
         meter, _ = meter_model.objects.update_or_create(

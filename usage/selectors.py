@@ -18,7 +18,6 @@ from datetime import timezone as dt_timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Literal
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, Sum, TextChoices
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
@@ -26,13 +25,31 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from billing_project.errors import InvalidRequest
-from usage.models import BillingMode, CreditAccount, EntryKind, Grant, LedgerEntry, Transfer, UsageEvent
+from accounts.models import User
+from orgs.models import Membership
+from usage.models import (
+    BillingMode,
+    CreditAccount,
+    EntryKind,
+    Grant,
+    Hold,
+    HoldStatus,
+    LedgerEntry,
+    MemberSpend,
+    MemberSpendLimit,
+    Meter,
+    ProviderKey,
+    Transfer,
+    UsageEvent,
+)
+from usage.balance_changes import low_balance_micros  # noqa: F401  (callers read the line from here)
 from usage.services import transfer_sendable_micros
+from usage.services.writer import month_start
 from usage.services.rates import current_card, read_data_file
-from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price, credits_to_micros
+from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price
 
 if TYPE_CHECKING:
-    from orgs.models import Membership, Organization
+    from orgs.models import Organization
 
 
 
@@ -48,16 +65,6 @@ def balance_status(available_micros: int, low_threshold_micros: int) -> BalanceS
     if available_micros < low_threshold_micros:
         return BalanceStatus.LOW
     return BalanceStatus.OK
-
-
-def low_balance_micros(threshold_micros: int | None = None) -> int:
-    """Available credits below which a balance is "low": the org's own threshold
-    (`CreditAccount.low_balance_threshold_micros`, set in its alert preferences)
-    when it has one, else the deployment's LOW_BALANCE_CREDITS. The API, the
-    header, the overview and the low-balance alerts all use this."""
-    if threshold_micros is not None:
-        return threshold_micros
-    return credits_to_micros(settings.LOW_BALANCE_CREDITS)
 
 
 Period = Literal["day", "week", "month"]
@@ -253,8 +260,6 @@ def estimate(
 
 def provider_keys(org: Organization, *, include_revoked: bool = False) -> QuerySet:
     """The org's registered provider keys, newest first."""
-    from usage.models import ProviderKey
-
     keys = ProviderKey.objects.filter(org=org)
     if not include_revoked:
         keys = keys.filter(revoked_at__isnull=True)
@@ -282,12 +287,6 @@ def member_spend(
 ) -> list[MemberSpendRow]:
     """Each member's spend this calendar month (UTC), open holds and monthly cap.
     `memberships` are the org's, with their users, when the caller has read them already."""
-    from django.utils import timezone
-
-    from orgs.models import Membership
-    from usage.models import Hold, HoldStatus, MemberSpend, MemberSpendLimit
-    from usage.services.ledger import month_start
-
     month = month or month_start(timezone.now())
     spent = dict(MemberSpend.objects.filter(account__org=org, month=month).values_list("member_id", "spent_micros"))
     held = dict(
@@ -610,13 +609,9 @@ def usage_chart(
 def chart_labels(group_by: str, keys: list[str]) -> dict[str, str]:
     """What people read for each key: meter names, member names, "No model"."""
     if group_by == "meter":
-        from usage.models import Meter
-
         names = dict(Meter.objects.filter(pk__in=[int(k) for k in keys if k.isdigit()]).values_list("pk", "name"))
         return {k: names.get(int(k), k) for k in keys if k.isdigit()}
     if group_by == "member":
-        from accounts.models import User
-
         users = {str(u.pk): u.get_full_name() for u in User.objects.filter(pk__in=[int(k) for k in keys if k.isdigit()])}
         return {k: users.get(k, "Former member") if k else "No member" for k in keys}
     if group_by == "model":

@@ -22,7 +22,7 @@ from rest_framework.parsers import JSONParser
 
 from usage.models import BillingMode, EntryKind, Hold, LedgerEntry, Transfer, UsageEvent
 from usage.selectors import BalanceSummary, Estimate, UsageRow
-from usage.services.events import MAX_BATCH, UsageInput
+from usage.services.pricing import MAX_BATCH, UsageInput
 from usage.units import AmountError, credits_str, credits_to_micros, to_decimal
 
 MAX_METADATA_BYTES = 4096

@@ -1,6 +1,6 @@
 import pytest
 
-from usage.services import rates
+from usage.services import credits, rates
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +16,5 @@ def rate_card(db):
 def debit_path(request, monkeypatch):
     """Run a test through both implementations of the strict debit: the one
     statement in PostgreSQL (usage_ledger_debit) and the Python writer."""
-    from usage.services import ledger
-
-    monkeypatch.setattr(ledger, "SERVER_DEBIT", request.param == "in_database")
+    monkeypatch.setattr(credits, "SERVER_DEBIT", request.param == "in_database")
     return request.param

@@ -26,7 +26,7 @@ from usage.models import (
     LedgerAllocation,
     LedgerEntry,
 )
-from usage.services import UsageInput, rates
+from usage.services import UsageInput, credits, rates
 
 pytestmark = pytest.mark.django_db
 
@@ -185,9 +185,7 @@ operations = st.lists(
 
 
 def _apply(org, ops, start, server: bool):
-    from usage.services import ledger
-
-    ledger.SERVER_DEBIT = server
+    credits.SERVER_DEBIT = server
     outcomes = []
     try:
         minutes = 0
@@ -211,7 +209,7 @@ def _apply(org, ops, start, server: bool):
                 except TollgateError as error:
                     outcomes.append(error.code)
     finally:
-        ledger.SERVER_DEBIT = True
+        credits.SERVER_DEBIT = True
     grant_ids = list(Grant.objects.filter(account__org=org).order_by("id").values_list("id", flat=True))
     number = {f"expiry:{pk}": f"expiry:#{i}" for i, pk in enumerate(grant_ids)}  # ids differ between the orgs
     entries = [

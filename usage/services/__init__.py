@@ -1,46 +1,46 @@
 """Every change of a credit balance, and everything that prices usage.
 
-`ledger` holds the account lock and the one writer; `events` prices and
-records usage; `rates`, `keys` and `limits` keep the rate card, the provider
-keys and the members' spend caps. Callers import from here.
+Callers import the verbs from here. Inside, one module per concern:
+
+- `writer`: the account lock and the one writer every balance change goes
+  through (it announces each change on usage.balance_changes); `store`: its SQL.
+- `credits` (grants, the strict debit, staff adjustments), `holds`,
+  `transfers`, `refunds` (clawbacks and disputes), `expiry`, `reconcile`.
+- `account`: the plan and trigger lines billing keeps on the account.
+- `pricing` (events checked and priced before the lock) and `events`
+  (recorded under it); `rates`, `keys`, `limits`: the rate
+  card, provider keys and members' spend caps; `rollup`: usage totals.
 """
 
 from usage.services.events import (  # noqa: F401
     BatchItem,
     RecordedUsage,
-    UsageInput,
     hold_capture_events,
     usage_record,
     usage_record_batch,
 )
-from usage.services.keys import provider_key_create, provider_key_revoke  # noqa: F401
-from usage.services.ledger import (  # noqa: F401
-    DEFAULT_HOLD_TTL,
-    MAX_HOLD_TTL,
-    Clawback,
-    Mismatch,
+from usage.services.account import (  # noqa: F401
     account_open,
     account_set_auto_topup_threshold,
     account_set_low_balance_threshold,
     account_set_plan,
-    credits_adjust,
-    credits_clawback,
-    credits_debit,
-    credits_freeze,
-    credits_grant,
-    credits_transfer,
-    credits_unfreeze,
-    grant_expire_now,
-    grants_expire,
+)
+from usage.services.credits import credits_adjust, credits_debit, credits_grant  # noqa: F401
+from usage.services.expiry import grant_expire_now, grants_expire  # noqa: F401
+from usage.services.holds import (  # noqa: F401
+    DEFAULT_HOLD_TTL,
+    MAX_HOLD_TTL,
     hold_capture,
     hold_create,
     hold_release,
     holds_expire,
-    ledger_reconcile,
-    month_start,
-    transfer_sendable_micros,
-    transferable_micros,
 )
+from usage.services.keys import provider_key_create, provider_key_revoke  # noqa: F401
 from usage.services.limits import member_limit_set  # noqa: F401
+from usage.services.pricing import UsageInput  # noqa: F401
 from usage.services.rates import rate_card_load, rate_set  # noqa: F401
+from usage.services.reconcile import Mismatch, ledger_reconcile  # noqa: F401
+from usage.services.refunds import Clawback, credits_clawback, credits_freeze, credits_unfreeze  # noqa: F401
 from usage.services.rollup import usage_rollup  # noqa: F401
+from usage.services.transfers import credits_transfer, transfer_sendable_micros, transferable_micros  # noqa: F401
+from usage.services.writer import month_start  # noqa: F401

@@ -15,79 +15,29 @@ default such as occurred_at = now is not part of it).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
 
-from billing_project.errors import InvalidRequest, NotFound, TollgateError
-from orgs.models import Membership
+from billing_project.errors import InvalidRequest, TollgateError
 from orgs.services import audit_fields
 from usage.errors import IdempotencyConflict, InsufficientCredits
-from usage.models import (
-    BillingMode,
-    CreditAccount,
-    EntryKind,
-    Hold,
-    Meter,
-    ProviderKey,
-    UsageEvent,
-)
-from usage.services import _store, ledger
-from usage.services.ledger import (
-    _lock_and_load,
-    _locked_hold,
-    _Writer,
-    capture_locked,
-    month_start,
-    require_affordable,
-    server_debit,
-)
-from usage.services.rates import Price, current_card
-from usage.units import charge_micros, credits_str
+from usage.models import CreditAccount, EntryKind, Hold, Meter, UsageEvent
+from usage.services import credits
+from usage.services.holds import hold_capture_locked, hold_lock
+from usage.services.pricing import MAX_BATCH, Prepared, UsageInput, prepare, price_all, price_event
+from usage.services.writer import Writer, month_start, require_affordable
+from usage.units import credits_str
 
 if TYPE_CHECKING:
     from accounts.models import User
     from orgs.models import Organization
     from orgs.services import Actor
-
-MAX_BATCH = 1000
-MAX_QUANTITY = Decimal("1000000000000")  # 10^12 units in one event
-# A charge must fit the ledger's 64-bit integers with room to spare.
-MAX_CHARGE_MICROS = 10**15
-
-
-@dataclass
-class UsageInput:
-    """One usage event as a caller states it (the API's serializer builds these)."""
-
-    idempotency_key: str
-    meter: str
-    quantity: Decimal
-    model: str = ""
-    member: User | None = None
-    member_email: str = ""
-    provider_key_id: int | None = None
-    workflow_run_id: str = ""
-    occurred_at: datetime | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def fingerprint(self) -> str:
-        quantity = self.quantity.normalize() if isinstance(self.quantity, Decimal) else self.quantity
-        parts = [
-            self.meter, str(quantity), self.model, str(self.member.pk) if self.member else "",
-            self.member_email.lower() if self.member_email else "", str(self.provider_key_id or ""),
-            self.workflow_run_id, self.occurred_at.isoformat() if self.occurred_at else "",
-            json.dumps(self.metadata, sort_keys=True, default=str) if self.metadata else "",
-        ]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
 
 @dataclass(slots=True)
 class RecordedEvent:
@@ -137,130 +87,19 @@ class BatchItem:
     error: TollgateError | None = None
 
 
-@dataclass
-class _Prepared:
-    input: UsageInput
-    fingerprint: str
-    member: User | None = None
-    provider_key: ProviderKey | None = None
-    error: TollgateError | None = None
-    # priced before the lock, on the plan the org was last seen on
-    priced: tuple | None = None
-    plan: str = ""
-    row: str = ""  # the event's JSON fields but id, account, entry and balance after
-
-
-def _prepare(org: Organization, inputs: list[UsageInput]) -> list[_Prepared]:
-    """Check what can be checked before the lock: fields, meter, member, provider key.
-    Two queries at most for the whole batch (members by e-mail, provider keys by id)."""
-    card = current_card()
-    emails = {i.member_email.strip().lower() for i in inputs if i.member_email and i.member is None}
-    member_ids = {i.member.pk for i in inputs if i.member is not None}
-    members: dict[str, User] = {}
-    known_ids: set[int] = set()
-    if emails or member_ids:
-        from django.db.models import Q
-
-        rows = Membership.objects.filter(org=org).filter(
-            Q(user__email__in=emails) | Q(user_id__in=member_ids)
-        ).select_related("user")
-        for m in rows:
-            members[m.user.email.lower()] = m.user
-            known_ids.add(m.user_id)
-    key_ids = {i.provider_key_id for i in inputs if i.provider_key_id is not None}
-    keys = {k.pk: k for k in ProviderKey.objects.filter(org=org, pk__in=key_ids)} if key_ids else {}
-    prepared = []
-    for item in inputs:
-        p = _Prepared(item, item.fingerprint())
-        try:
-            if not item.idempotency_key or len(item.idempotency_key) > 200:
-                raise InvalidRequest("Every usage event needs an idempotency_key of 1 to 200 characters.", code="invalid_request")
-            card.meter(item.meter)
-            if not isinstance(item.quantity, Decimal) or not item.quantity.is_finite() or item.quantity <= 0:
-                raise InvalidRequest("quantity must be a number greater than zero.", code="invalid_quantity")
-            if item.quantity > MAX_QUANTITY or item.quantity.as_tuple().exponent < -9:
-                raise InvalidRequest("quantity must be at most 10^12 with at most 9 decimal places.", code="invalid_quantity")
-            if item.member is not None:
-                if item.member.pk not in known_ids:
-                    raise InvalidRequest("That member is not in this organization.", code="unknown_member")
-                p.member = item.member
-            elif item.member_email:
-                p.member = members.get(item.member_email.strip().lower())
-                if p.member is None:
-                    raise InvalidRequest(f"{item.member_email} is not a member of this organization.", code="unknown_member")
-            if item.provider_key_id is not None:
-                p.provider_key = keys.get(item.provider_key_id)
-                if p.provider_key is None:
-                    # Another org's key is as unknown as a key that never existed.
-                    raise NotFound("No such provider key.", code="provider_key_not_found")
-        except TollgateError as error:
-            p.error = error
-        prepared.append(p)
-    return prepared
-
-
-def _price(p: _Prepared, plan_code: str, now: datetime) -> tuple[Price, str, Decimal, int]:
-    """(price, billing mode, credits per unit applied, charge in micros) for one event.
-
-    The billing mode comes from the key on record, never from the caller: usage
-    names one of the org's provider keys that was active when it occurred, or it
-    is billed in full. With the org's own key, provider usage (tokens, speech,
-    images, video) costs nothing here (the provider bills the org); platform
-    meters (compute, actions) are billed either way.
-    """
-    item = p.input
-    price = current_card().price(item.meter, item.model, plan_code)
-    mode = BillingMode.PLATFORM_KEY
-    if p.provider_key is not None and p.provider_key.active_at(item.occurred_at or now):
-        if price.provider and p.provider_key.provider != price.provider:
-            raise InvalidRequest(
-                f"Provider key {p.provider_key.pk} is a {p.provider_key.provider} key; {item.model} is a "
-                f"{price.provider} model.", code="provider_key_mismatch",
-            )
-        mode = BillingMode.OWN_KEY
-    per_unit = Decimal(0) if mode == BillingMode.OWN_KEY and price.is_provider_usage else price.credits_per_unit
-    charge = charge_micros(item.quantity, per_unit)
-    if charge > MAX_CHARGE_MICROS:
-        raise InvalidRequest("This event costs more than one event may.", code="invalid_quantity")
-    return price, mode, per_unit, charge
-
-
-def _price_all(prepared: list[_Prepared], plan: str, now: datetime) -> None:
-    """Price each valid event on `plan` and pre-render its row, outside the lock."""
-    for p in prepared:
-        if p.error is not None:
-            continue
-        try:
-            p.priced = _price(p, plan, now)
-        except TollgateError as error:
-            p.error = error
-            continue
-        p.plan = plan
-        price, mode, per_unit, charge = p.priced
-        item = p.input
-        p.row = _store.row_dumps({
-            "member_id": p.member.pk if p.member is not None else None, "meter_id": price.meter.pk,
-            "model": item.model, "quantity": str(item.quantity), "credits_per_unit": str(per_unit),
-            "credits_micros": charge, "billing_mode": mode,
-            "provider_key_id": p.provider_key.pk if p.provider_key is not None else None,
-            "workflow_run_id": item.workflow_run_id, "occurred_at": (item.occurred_at or now).isoformat(),
-            "created_at": now.isoformat(), "metadata": item.metadata, "idempotency_key": item.idempotency_key,
-            "request_fingerprint": p.fingerprint,
-        })[1:-1]
-
-
-def _event(writer: _Writer, p: _Prepared, *, entry_id: int | None, balance_after_micros: int,
+def _event(writer: Writer, p: Prepared, *, entry_id: int | None, balance_after_micros: int,
            hold: Hold | None = None) -> RecordedEvent:
     """Queue the event's row (completed with its id, entry and balance after) and return its record."""
-    price, mode, per_unit, charge = p.priced
+    priced = p.priced
     item = p.input
-    event_id = writer.loaded.event_ids.pop(0)
+    event_id = writer.next_event_id()
     writer.event(
         f'{{"id":{event_id},"account_id":{writer.account.pk},"ledger_entry_id":{entry_id or "null"},'
         f'"hold_id":{hold.pk if hold is not None else "null"},"balance_after_micros":{balance_after_micros},{p.row}}}'
     )
     return RecordedEvent(
-        event_id, item.idempotency_key, price.meter, item.model, item.quantity, per_unit, charge, mode,
+        event_id, item.idempotency_key, priced.price.meter, item.model, item.quantity, priced.per_unit,
+        priced.charge_micros, priced.mode,
         p.provider_key.pk if p.provider_key is not None else None, p.member, item.workflow_run_id,
         hold.pk if hold is not None else None, entry_id, item.occurred_at or writer.now, balance_after_micros,
         item.metadata,
@@ -273,7 +112,7 @@ def _replays(account: CreditAccount, keys: list[str]) -> dict[str, UsageEvent]:
 
 
 def _record(
-    org: Organization, inputs: list[UsageInput], actor: Actor, *, prepared: list[_Prepared] | None = None
+    org: Organization, inputs: list[UsageInput], actor: Actor, *, prepared: list[Prepared] | None = None
 ) -> list[BatchItem]:
     """Decide each event in order under one account lock, then debit what was
     recorded as one ledger entry per member (allocated across grants in burn
@@ -285,21 +124,21 @@ def _record(
     Everything per event that does not depend on the balance (checks, pricing
     on the plan last seen, the row's JSON) happens before the lock, so the
     lock is held for the decisions and one statement. `prepared` is what
-    `_prepare(org, inputs)` already returned, when the caller has it."""
+    `prepare(org, inputs)` already returned, when the caller has it."""
     if prepared is None:
-        prepared = _prepare(org, inputs)
+        prepared = prepare(org, inputs)
     now = timezone.now()
-    _price_all(prepared, _plan_hint(org.pk), now)
+    price_all(prepared, _plan_hint(org.pk), now)
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
     member_ids = sorted({p.member.pk for p in prepared if p.member is not None and p.error is None})
-    writer = _lock_and_load(
+    writer = Writer.locked(
         org.pk, now, entries=len(member_ids) + 1, events=len(keys), event_keys=keys, member_ids=member_ids or None,
         month=month_start(now),
     )
     account, loaded = writer.account, writer.loaded
     if any(p.plan != account.plan_code for p in prepared if p.error is None):
         _plan_hints.pop(org.pk, None)
-        _price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
+        price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
     writer.live_grants()
     strict = not account.overage_allowed
     results: list[BatchItem] = []
@@ -331,7 +170,7 @@ def _record(
                 else:
                     replayed.append(item)
             continue
-        charge = p.priced[3]
+        charge = p.priced.charge_micros
         member_id = p.member.pk if p.member is not None else None
         if charge:
             try:
@@ -400,12 +239,13 @@ def _plan_hint(org_id: int) -> str:
     return hint[0]
 
 
-def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> RecordedUsage | None:
+def _record_one_in_database(org: Organization, p: Prepared, actor: Actor) -> RecordedUsage | None:
     """One event through usage_ledger_debit: lock, check, debit and keep it in one
     statement. None when the Python writer must decide (nothing was written)."""
     now = timezone.now()
     plan = _plan_hint(org.pk)
-    price, mode, per_unit, charge = _price(p, plan, now)
+    priced = price_event(p, plan, now)
+    price, mode, per_unit, charge = priced.price, priced.mode, priced.per_unit, priced.charge_micros
     item = p.input
     member_id = p.member.pk if p.member is not None else None
     reason = _reason(item.quantity, price.meter)[:500]
@@ -416,7 +256,7 @@ def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> Re
         "workflow_run_id": item.workflow_run_id, "occurred_at": item.occurred_at, "metadata": item.metadata,
         "idempotency_key": item.idempotency_key, "request_fingerprint": p.fingerprint,
     }
-    result = server_debit(
+    result = credits.server_debit(
         org.pk, charge, now=now, entry_key=f"usage:{item.idempotency_key}" if charge else None, member_id=member_id,
         entry={"kind": EntryKind.USAGE, "reason": reason, "metadata": {}}, plan_code=plan, event=row,
         audit=audit_fields(org=org.pk, action="usage.recorded", actor=actor, data={
@@ -433,7 +273,7 @@ def _record_one_in_database(org: Organization, p: _Prepared, actor: Actor) -> Re
     if status != "ok":
         _plan_hints.pop(org.pk, None)
         return None
-    writer = _Writer.applied(result, now)
+    writer = Writer.applied(result, now)
     event = UsageEvent(
         id=result["event_id"], account=writer.account, member=p.member, meter=price.meter, model=item.model,
         quantity=item.quantity, credits_per_unit=per_unit, credits_micros=charge,
@@ -452,8 +292,8 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
 
     Like credits_debit, outside a transaction the common case is one statement."""
     prepared = None
-    if ledger.SERVER_DEBIT:
-        prepared = _prepare(org, [event])
+    if credits.SERVER_DEBIT:
+        prepared = prepare(org, [event])
         if prepared[0].error is not None:
             raise prepared[0].error
         recorded = _record_one_in_database(org, prepared[0], actor)
@@ -490,30 +330,30 @@ def hold_capture_events(
     events returns the first capture; with other events, 409."""
     if not events or len(events) > MAX_BATCH:
         raise InvalidRequest(f"Send 1 to {MAX_BATCH} events.", code="invalid_request")
-    prepared = _prepare(org, events)
+    prepared = prepare(org, events)
     for p in prepared:
         if p.error is not None:
             raise p.error
-    account, hold = _locked_hold(org, hold_id)
+    account, hold = hold_lock(org, hold_id)
     now = timezone.now()
-    _price_all(prepared, account.plan_code, now)
+    price_all(prepared, account.plan_code, now)
     for p in prepared:
         if p.error is not None:
             raise p.error
-    total = sum(p.priced[3] for p in prepared)
+    total = sum(p.priced.charge_micros for p in prepared)
     if hold.status != "captured":
         keys = [p.input.idempotency_key for p in prepared]
         if len(set(keys)) != len(keys) or UsageEvent.objects.filter(account=account, idempotency_key__in=keys).exists():
             raise IdempotencyConflict("An idempotency key of these events was already used.")
 
-    def queue(writer: _Writer, entry) -> None:
+    def queue(writer: Writer, entry) -> None:
         balance = writer.account.balance_micros + total
         for p in prepared:
-            balance -= p.priced[3]
-            _event(writer, p, entry_id=entry.pk if entry is not None and p.priced[3] else None,
+            balance -= p.priced.charge_micros
+            _event(writer, p, entry_id=entry.pk if entry is not None and p.priced.charge_micros else None,
                    balance_after_micros=balance, hold=hold)
 
-    hold, _entry = capture_locked(
+    hold, _entry = hold_capture_locked(
         account, hold, total, actor=actor, events=len(prepared), queue_events=queue,
         reason=f"Captured with {len(prepared)} usage event{'s' if len(prepared) != 1 else ''}",
     )

@@ -12,19 +12,17 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from billing_project.errors import InvalidRequest, NotFound
 from orgs.models import MANAGE_BILLING
 from orgs.services import audit_record, role_require
 from usage.models import Provider, ProviderKey
 
 if TYPE_CHECKING:
-    from accounts.models import User
     from orgs.models import Organization
 
 
 def _require(org: Organization, actor) -> None:
-    from accounts.models import User
-
     if isinstance(actor, User):
         role_require(org=org, user=actor, roles=MANAGE_BILLING, action="manage provider keys")
 

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
+from accounts.models import User
 from billing_project.errors import NotFound
 from orgs.models import MANAGE_MEMBERS, Membership
 from orgs.services import audit_record, role_require
 from usage.models import MemberSpendLimit
-from usage.services.ledger import _lock, _non_negative
+from usage.services.writer import lock_account, require_non_negative
 from usage.units import credits_str
 
 if TYPE_CHECKING:
-    from accounts.models import User
     from orgs.models import Organization
 
 
@@ -29,16 +29,14 @@ def member_limit_set(
     *, org: Organization, member: User, monthly_limit_micros: int | None, actor: User | str | None = None
 ) -> MemberSpendLimit | None:
     """Set (or with None, remove) a member's monthly spend cap. Owners and admins only."""
-    from accounts.models import User
-
     if isinstance(actor, User):
         role_require(org=org, user=actor, roles=MANAGE_MEMBERS, action="set spend limits")
     if not Membership.objects.filter(org=org, user=member).exists():
         raise NotFound("No such member.", code="member_not_found")
     if monthly_limit_micros is not None:
-        _non_negative(monthly_limit_micros, "A spend limit must be zero or more credits.", "invalid_amount")
+        require_non_negative(monthly_limit_micros, "A spend limit must be zero or more credits.", "invalid_amount")
     # Under the account lock, so a cap change and a debit never interleave.
-    account = _lock(org.pk)
+    account = lock_account(org.pk)
     existing = MemberSpendLimit.objects.filter(account=account, member=member).first()
     previous = existing.monthly_limit_micros if existing else None
     set_by = actor if isinstance(actor, User) else None

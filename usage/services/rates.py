@@ -23,10 +23,16 @@ from django.db import transaction
 from billing_project.errors import InvalidRequest
 from orgs.services import audit_record
 from usage.models import Meter, MeterCategory, Rate
-from usage.rate_card import DATA_FILE, load_card_data, read_data_file
+from usage import rate_card
+from usage.rate_card import DATA_FILE, read_data_file
 from usage.units import AmountError, to_decimal
 
 CARD_TTL = 5.0
+
+
+def load_card_data(data: dict) -> tuple[int, int]:
+    """Create or update every meter and rate of a rate card's data (see usage.rate_card)."""
+    return rate_card.load_card_data(data, meter_model=Meter, rate_model=Rate)
 
 
 @transaction.atomic

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from orgs.models import Organization
 from usage import services
 from usage.units import credits_str
 
@@ -13,8 +14,6 @@ class Command(BaseCommand):
     def handle(self, *args, org=None, **options):
         org_ids = None
         if org:
-            from orgs.models import Organization
-
             found = dict(Organization.objects.filter(slug__in=org).values_list("slug", "pk"))
             unknown = sorted(set(org) - set(found))
             if unknown:  # a typo must not read as "every balance is right"

@@ -1,0 +1,31 @@
+"""The usage app's models: the credit ledger (`ledger`) and what usage is and
+costs (`metering`). Import them from here."""
+
+from usage.models.ledger import (  # noqa: F401
+    DEFAULT_PRIORITY,
+    TRANSFERABLE_SOURCES,
+    CreditAccount,
+    EntryKind,
+    Grant,
+    GrantQuerySet,
+    GrantSource,
+    Hold,
+    HoldStatus,
+    LedgerAllocation,
+    LedgerEntry,
+    MemberSpend,
+    MemberSpendLimit,
+    Transfer,
+)
+from usage.models.metering import (  # noqa: F401
+    BillingMode,
+    Meter,
+    MeterCategory,
+    Provider,
+    ProviderKey,
+    Rate,
+    RollupCursor,
+    UsageEvent,
+    UsageRollup,
+    UsageRunRollup,
+)

@@ -1,0 +1,191 @@
+"""Holds: credits reserved before a run, captured or released after it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing_project.errors import Conflict, InvalidRequest, NotFound
+from usage.errors import IdempotencyConflict
+from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
+from usage.services.writer import (
+    Writer,
+    existing_entry,
+    lock_account,
+    month_start,
+    require_affordable,
+    require_non_negative,
+    require_positive,
+)
+from usage.units import credits_str
+
+if TYPE_CHECKING:
+    from orgs.models import Organization
+    from orgs.services import Actor
+
+DEFAULT_HOLD_TTL = timedelta(minutes=15)
+MAX_HOLD_TTL = timedelta(hours=24)
+
+
+@transaction.atomic
+def hold_create(
+    *,
+    org: Organization,
+    amount_micros: int,
+    idempotency_key: str | None = None,
+    member=None,
+    expires_in: timedelta = DEFAULT_HOLD_TTL,
+    workflow_run_id: str = "",
+    metadata: dict | None = None,
+    request_fingerprint: str = "",
+    actor: Actor = None,
+) -> Hold:
+    """Reserve credits before a run. Refused with 402 unless available covers it
+    and the member's monthly cap leaves room for it."""
+    require_positive(amount_micros)
+    if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
+        raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
+    account = lock_account(org.pk)
+    if idempotency_key:
+        existing = Hold.objects.filter(account=account, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.amount_micros != amount_micros or (
+                request_fingerprint and existing.request_fingerprint
+                and existing.request_fingerprint != request_fingerprint
+            ):
+                raise IdempotencyConflict()
+            return existing
+    now = timezone.now()
+    member_id = member.pk if member is not None else None
+    writer = Writer(account, now)
+    writer.load(entries=0, member_ids=[member_id] if member_id else None, month=month_start(now))
+    writer.live_grants()
+    # Holds are never covered by overage: a negative balance blocks new work until paid.
+    require_affordable(writer, amount_micros, member_id, strict=True)
+    hold = Hold.objects.create(
+        account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
+        idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
+        request_fingerprint=request_fingerprint,
+    )
+    account.held_micros += amount_micros
+    writer.audit("hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
+    writer.save()
+    return hold
+
+
+def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
+    account = lock_account(org.pk)
+    hold = Hold.objects.select_for_update().filter(pk=hold_id, account=account).first()
+    if hold is None:
+        raise NotFound("No such hold.", code="hold_not_found")
+    return account, hold
+
+
+@transaction.atomic
+def hold_capture(
+    *,
+    org: Organization,
+    hold_id: int,
+    amount_micros: int,
+    member=None,
+    reason: str = "",
+    metadata: dict | None = None,
+    actor: Actor = None,
+) -> tuple[Hold, LedgerEntry | None]:
+    """Debit the real usage of a held run and free the reservation.
+
+    Never refused for lack of credits: the hold gated the work. What exceeds
+    the balance leaves it negative (debt), which blocks new holds until paid.
+    Capturing twice returns the first capture; capturing a released hold is a
+    conflict. A hold that expired before its capture still records the usage:
+    the work was done.
+    """
+    require_non_negative(amount_micros, "The captured amount must be zero or more micro-credits.", "invalid_amount")
+    account, hold = hold_lock(org, hold_id)
+    return hold_capture_locked(account, hold, amount_micros, member=member, reason=reason, metadata=metadata, actor=actor)
+
+
+def hold_capture_locked(
+    account: CreditAccount, hold: Hold, amount_micros: int, *, member=None, reason: str = "",
+    metadata: dict | None = None, actor: Actor = None, events: int = 0, queue_events=None,
+) -> tuple[Hold, LedgerEntry | None]:
+    """Capture a hold whose account and row the caller has locked. `queue_events(writer,
+    entry)` may queue the usage events the capture is made of (see usage.services.events)."""
+    key = f"hold:{hold.pk}:capture"
+    if hold.status == HoldStatus.CAPTURED:
+        if hold.captured_micros != amount_micros:
+            raise Conflict("This hold was already captured with a different amount.", code="hold_already_captured")
+        return hold, existing_entry(account, key)
+    if hold.status == HoldStatus.RELEASED:
+        raise Conflict("This hold was released; record the usage without it.", code="hold_released")
+    writer = Writer(account, timezone.now())
+    writer.load(entries=1 if amount_micros else 0, events=events)
+    if hold.status == HoldStatus.OPEN:
+        account.held_micros -= hold.amount_micros
+    entry = None
+    member = member or hold.member
+    if amount_micros:
+        entry = writer.write(
+            EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member, hold=hold,
+            reason=reason, idempotency_key=key, metadata=metadata or {},
+        )
+        writer.spend(member.pk if member is not None else None, amount_micros)
+    if queue_events is not None:
+        queue_events(writer, entry)
+    hold.status = HoldStatus.CAPTURED
+    hold.captured_micros = amount_micros
+    hold.closed_at = writer.now
+    hold.save(update_fields=["status", "captured_micros", "closed_at"])
+    writer.audit(
+        "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
+        captured=credits_str(amount_micros), balance_after=credits_str(account.balance_micros),
+    )
+    writer.save()
+    return hold, entry
+
+
+def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: datetime, *, action: str,
+                actor: Actor) -> None:
+    """Free an open hold's reservation. Through the writer, like every change of
+    the account's figures, so it is announced as one (available credits grow)."""
+    writer = Writer(account, timezone.now())
+    account.held_micros -= hold.amount_micros
+    hold.status = status
+    hold.closed_at = closed_at
+    hold.save(update_fields=["status", "closed_at"])
+    writer.audit(action, actor, hold=hold.pk, amount=credits_str(hold.amount_micros))
+    writer.save()
+
+
+@transaction.atomic
+def hold_release(*, org: Organization, hold_id: int, actor: Actor = None) -> Hold:
+    """Free a reservation without charging. Releasing twice is harmless."""
+    account, hold = hold_lock(org, hold_id)
+    if hold.status == HoldStatus.CAPTURED:
+        raise Conflict("This hold was already captured.", code="hold_already_captured")
+    if hold.status == HoldStatus.OPEN:
+        _close_hold(account, hold, HoldStatus.RELEASED, timezone.now(), action="hold.released", actor=actor)
+    return hold
+
+
+def holds_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Release every open hold past its expiry. Safe to run twice or concurrently."""
+    now = now or timezone.now()
+    due = list(
+        Hold.objects.filter(status=HoldStatus.OPEN, expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", "account__org_id")[:limit]
+    )
+    expired = 0
+    for hold_id, org_id in due:
+        with transaction.atomic():
+            account = lock_account(org_id)
+            hold = Hold.objects.select_for_update().get(pk=hold_id)
+            if hold.status != HoldStatus.OPEN:
+                continue  # captured or released while we were getting here
+            _close_hold(account, hold, HoldStatus.EXPIRED, now, action="hold.expired", actor="task:holds_expire")
+            expired += 1
+    return expired
