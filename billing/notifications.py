@@ -14,12 +14,17 @@ def alert_notification(alert: str) -> str:
     return f"alert_{alert}"
 
 
+def allowance_alerts_on_by_default(role: str) -> bool:
+    """Whether a member who never chose gets the allowance alerts: those who manage billing."""
+    return role in MANAGE_BILLING
+
+
 def _wanted_by_preference(alert: str) -> Wants:
-    """Members who want this allowance alert: their own choice, else on for billing roles."""
+    """Members who want this allowance alert: their own choice, else the default for their role."""
 
     def wants(org: Organization, members: list[Membership]) -> list[Membership]:
         chosen = dict(AlertPreference.objects.filter(org=org).values_list("user_id", alert))
-        return [m for m in members if chosen.get(m.user_id, m.role in MANAGE_BILLING)]
+        return [m for m in members if chosen.get(m.user_id, allowance_alerts_on_by_default(m.role))]
 
     return wants
 

@@ -114,6 +114,11 @@ def notification_kind_get(name: str) -> NotificationKind:
         ) from None
 
 
+def notification_kinds() -> list[NotificationKind]:
+    """Every registered kind, by name."""
+    return [_kinds[name] for name in sorted(_kinds)]
+
+
 def notification_channel_register(name: str, channel: Channel) -> None:
     """Add a way to reach people. `channel` gets each Notification after commit."""
     _channels[name] = channel

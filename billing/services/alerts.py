@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from billing import selectors
 from billing.models import AlertKind, AlertPreference, AlertState
-from billing.notifications import alert_notification
+from billing.notifications import alert_notification, allowance_alerts_on_by_default
 from billing_project.errors import NotFound
 from orgs.models import MANAGE_BILLING, Membership, Organization
 from orgs.notifications import notification_send
@@ -235,5 +235,5 @@ def alert_preference_for(org: Organization, user: User) -> AlertPreference:
     if pref is not None:
         return pref
     membership = Membership.objects.filter(org=org, user=user).first()
-    default = membership is not None and membership.role in MANAGE_BILLING
+    default = membership is not None and allowance_alerts_on_by_default(membership.role)
     return AlertPreference(org=org, user=user, allowance_80=default, allowance_95=default)

@@ -3,6 +3,7 @@ preference, renders a kind's templates and sends after commit."""
 
 import pytest
 from django.db import transaction
+from django.template.loader import get_template
 
 from orgs import notifications
 from orgs.models import Role
@@ -12,6 +13,7 @@ from orgs.notifications import (
     NotificationNotRegistered,
     notification_channel_register,
     notification_kind_register,
+    notification_kinds,
     notification_send,
 )
 from tests.factories import MembershipFactory, UserFactory
@@ -184,3 +186,12 @@ def test_a_new_channel_is_one_function(greeting, org, owner, billing_manager, ma
     assert inbox == [sent]
     assert [(r.email, r.user) for r in sent.recipients] == [("owner@acme.test", owner)]
     assert len(mailoutbox) == 1
+
+
+def test_every_registered_kind_has_its_three_templates():
+    names = [kind.name for kind in notification_kinds()]
+
+    assert {"invitation", "billing_notice", "alert_low_balance", "alert_allowance_95"} <= set(names)
+    for kind in notification_kinds():
+        for part in ("subject.txt", "body.txt", "body.html"):
+            get_template(kind.template_name(part))  # raises TemplateDoesNotExist
