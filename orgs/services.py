@@ -12,9 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -22,6 +20,7 @@ from django.utils.text import slugify
 from billing_project import request_context
 from billing_project.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from orgs.models import MANAGE_MEMBERS, AuditEvent, Invitation, Membership, Organization, Role
+from orgs.notifications import notification_send
 
 if TYPE_CHECKING:
     from accounts.models import OrgAPIKey, User
@@ -230,11 +229,9 @@ def invitation_create(*, org: Organization, actor: User, email: str, role: str =
     )
     audit_record(org=org, action="member.invited", actor=actor, data={"email": email, "role": role})
     link = settings.SITE_URL + reverse("orgs:invitation", args=[token])
-    body = render_to_string(
-        "emails/invitation.txt", {"org": org, "inviter": actor, "link": link, "role": invitation.get_role_display()}
-    )
-    transaction.on_commit(
-        lambda: send_mail(f"Join {org.name} on Tollgate", body, settings.DEFAULT_FROM_EMAIL, [email])
+    notification_send(
+        "invitation", org=org, emails=[email],
+        context={"inviter": actor, "link": link, "role": invitation.get_role_display()},
     )
     return invitation, token
 

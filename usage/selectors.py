@@ -19,19 +19,23 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Literal
 
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Sum, TextChoices
-from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+from django.db.models import (
+    BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Sum, TextChoices, Value,
+)
+from django.db.models.functions import Coalesce, TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from billing_project.errors import InvalidRequest
 from accounts.models import User
 from orgs.models import Membership
+from usage.balance_changes import low_balance_micros  # noqa: F401  (callers read the line from here)
 from usage.models import (
     BillingMode,
     CreditAccount,
     EntryKind,
     Grant,
+    GrantSource,
     Hold,
     HoldStatus,
     LedgerEntry,
@@ -42,10 +46,9 @@ from usage.models import (
     Transfer,
     UsageEvent,
 )
-from usage.balance_changes import low_balance_micros  # noqa: F401  (callers read the line from here)
 from usage.services import transfer_sendable_micros
-from usage.services.writer import month_start
 from usage.services.rates import current_card, read_data_file
+from usage.services.writer import month_start
 from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price
 
 if TYPE_CHECKING:
@@ -695,3 +698,47 @@ def workflow_estimates(plan_code: str) -> list[WorkflowEstimate]:
         except InvalidRequest:
             continue  # a workflow that names a meter this deployment does not price
     return out
+
+
+# --- for billing's alert sweep -------------------------------------------------
+
+
+def low_balances(*, limit: int) -> dict[int, int]:
+    """Organizations whose available credits (balance less holds) are under their
+    low-balance line, with those credits: {org_id: available_micros}, at most `limit`."""
+    return dict(
+        CreditAccount.objects.annotate(
+            available=F("balance_micros") - F("held_micros"),
+            line=Coalesce("low_balance_threshold_micros", Value(low_balance_micros())),
+        )
+        .filter(available__lt=F("line"))
+        .values_list("org_id", "available")[:limit]
+    )
+
+
+ALLOWANCE_SOURCES = (GrantSource.PLAN_ALLOWANCE, GrantSource.TRIAL)
+
+
+def allowances_mostly_used(*, now: datetime) -> QuerySet:
+    """Each account's current allowance grant (plan allowance or trial, live, the
+    newest) with 80% or more of it used, as rows of `org_id`, `grant_id` and
+    `past_95` (95% or more used).
+
+    A queryset of values rather than a list, so the caller can narrow it in the
+    same query (billing leaves out the grants it has already alerted about)."""
+    newer = Grant.objects.filter(
+        account_id=OuterRef("account_id"), source__in=ALLOWANCE_SOURCES, expires_at__gt=now,
+        created_at__gt=OuterRef("created_at"),
+    )
+    return (
+        Grant.objects.filter(source__in=ALLOWANCE_SOURCES, expires_at__gt=now, amount_micros__gt=0)
+        # used >= 80%  <=>  remaining <= 20% of the amount
+        .filter(remaining_micros__lte=F("amount_micros") / 5)
+        .exclude(Exists(newer))
+        .annotate(
+            org_id=F("account__org_id"),
+            grant_id=F("pk"),
+            past_95=ExpressionWrapper(Q(remaining_micros__lte=F("amount_micros") / 20), output_field=BooleanField()),
+        )
+        .values("org_id", "grant_id", "past_95")
+    )

@@ -2,11 +2,12 @@
 is 80% / 95% spent.
 
 `alerts_check` decides for one organization, under a lock on its alert rows,
-and records what it sent in the same transaction; the mails leave after
-commit. Running it twice, or twice at once, sends nothing twice: the second
-run waits for the first's lock and finds the alert already active (balance)
-or already sent for this allowance period. Killed half-way, it rolls back and
-the next run decides again.
+and records what it sent in the same transaction; the mails (notification
+kinds `alert_<kind>`, declared in billing.notifications) leave after commit.
+Running it twice, or twice at once, sends nothing twice: the second run waits
+for the first's lock and finds the alert already active (balance) or already
+sent for this allowance period. Killed half-way, it rolls back and the next
+run decides again.
 
 * Balance alerts fire when their condition starts ("low" = available credits
   below the org's line, "empty" = nothing available), go quiet while it lasts,
@@ -18,8 +19,9 @@ the next run decides again.
   jump straight past 95% sends only the 95% one), to each member who has them
   on in their alert preferences (by default those who manage billing).
 
-The ledger queues `billing.alerts_check` after commit when a write takes the
-available balance across the low line or to zero; a beat task
+`billing.receivers.alerts_when_running_low` queues `billing.alerts_check` after
+commit when a ledger write takes the available balance across the low line or
+to zero (the balance-change seam); a beat task
 (`billing.alerts_sweep`) catches what no write triggered: allowance levels,
 re-arming, alerts held back by the cooldown, a line moved by its owner.
 """
@@ -28,34 +30,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from celery import current_app
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
-from django.db.models.functions import Cast, Coalesce
-from django.template.loader import render_to_string
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from billing import selectors
 from billing.models import AlertKind, AlertPreference, AlertState
-from billing.services.state import billing_manager_emails
+from billing.notifications import alert_notification, allowance_alerts_on_by_default
+from billing_project.errors import NotFound
 from orgs.models import MANAGE_BILLING, Membership, Organization
+from orgs.notifications import notification_send
 from orgs.services import audit_record, role_require
-from usage import services as ledger
-from usage.models import CreditAccount, Grant, GrantSource
-from usage.selectors import low_balance_micros
+from usage import selectors as usage_selectors
+from usage import services as usage_services
 from usage.units import format_credits
 
 if TYPE_CHECKING:
     from accounts.models import User
     from orgs.services import Actor
+    from usage.models import CreditAccount
 
 ACTOR = "task:billing.alerts"
 BALANCE_ALERTS = (AlertKind.LOW_BALANCE, AlertKind.DEPLETED)
 ALLOWANCE_ALERTS = (AlertKind.ALLOWANCE_80, AlertKind.ALLOWANCE_95)
-ALLOWANCE_SOURCES = (GrantSource.PLAN_ALLOWANCE, GrantSource.TRIAL)
 
 
 def cooldown() -> timedelta:
@@ -72,40 +75,11 @@ def _lock_states(org_id: int) -> dict[str, AlertState]:
 
 
 @dataclass(frozen=True)
-class Mail:
+class Due:
+    """An alert the check decided to send, and what its templates need."""
+
     kind: str
-    subject: str
-    recipients: list[str]
-    body: str
-
-
-def allowance_recipients(org_id: int, kind: str) -> list[str]:
-    """Members who want this allowance alert: their preference, else on for billing roles."""
-    prefs = {p.user_id: p for p in AlertPreference.objects.filter(org_id=org_id)}
-    recipients = []
-    for membership in Membership.objects.filter(org_id=org_id).select_related("user").order_by("created_at"):
-        pref = prefs.get(membership.user_id)
-        wanted = getattr(pref, kind) if pref is not None else membership.role in MANAGE_BILLING
-        if wanted:
-            recipients.append(membership.user.email)
-    return recipients
-
-
-def _mail(kind: str, org: Organization, recipients: list[str], subject: str, **context) -> Mail:
-    body = render_to_string(f"emails/alert_{kind}.txt", {
-        "org": org, "site": settings.SITE_URL, "cooldown_hours": settings.ALERT_COOLDOWN_HOURS, **context,
-    })
-    return Mail(kind, f"[Tollgate] {org.name}: {subject}", recipients, body)
-
-
-def _send_after_commit(mails: list[Mail]) -> None:
-    messages = [
-        EmailMessage(mail.subject, mail.body, settings.DEFAULT_FROM_EMAIL, [to])
-        for mail in mails for to in mail.recipients
-    ]
-    if messages:
-        # One message per person: nobody sees who else was told.
-        transaction.on_commit(lambda: get_connection(fail_silently=True).send_messages(messages))
+    context: dict[str, Any]
 
 
 def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
@@ -113,49 +87,52 @@ def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
     now = now or timezone.now()
     with transaction.atomic():
         org = Organization.objects.filter(pk=org_id).first()
-        account = CreditAccount.objects.filter(org_id=org_id).first()
-        if org is None or account is None:
+        account = usage_selectors.account_for(org_id)
+        if org is None or account.pk is None:
             return []
         states = _lock_states(org_id)
-        mails = _balance_alerts(org, account, states, now) + _allowance_alerts(org, states, now)
+        due = _balance_alerts(org, account, states, now) + _allowance_alerts(org, states, now)
         for state in states.values():
             state.save()
-        for mail in mails:
+        for alert in due:
+            # Rendered now, mailed by the seam after commit: a rollback sends nothing.
+            sent = notification_send(alert_notification(alert.kind), org=org, context={
+                "cooldown_hours": settings.ALERT_COOLDOWN_HOURS, **alert.context,
+            })
             audit_record(org=org, action="billing.alert_sent", actor=ACTOR,
-                         data={"alert": mail.kind, "recipients": len(mail.recipients)})
-        _send_after_commit(mails)
-    return [mail.kind for mail in mails]
+                         data={"alert": alert.kind, "recipients": len(sent.recipients) if sent else 0})
+    return [alert.kind for alert in due]
 
 
-def _balance_alerts(org: Organization, account: CreditAccount, states: dict[str, AlertState], now: datetime) -> list[Mail]:
+def _balance_alerts(org: Organization, account: CreditAccount, states: dict[str, AlertState], now: datetime) -> list[Due]:
     available = account.balance_micros - account.held_micros
-    line = low_balance_micros(account.low_balance_threshold_micros)
+    line = usage_selectors.low_balance_micros(account.low_balance_threshold_micros)
     low, empty = states[AlertKind.LOW_BALANCE], states[AlertKind.DEPLETED]
     is_empty, is_low = available <= 0, available < line
 
     def due(state: AlertState) -> bool:
         return not state.active and (state.last_sent_at is None or now - state.last_sent_at >= cooldown())
 
-    mails = []
+    alerts = []
     context = {"available": format_credits(max(available, 0)), "line": format_credits(line),
                "auto_topup": selectors.auto_topup_status(org.pk)}
     if is_empty:
         if due(empty):
-            mails.append(_mail(AlertKind.DEPLETED, org, billing_manager_emails(org.pk), "your balance is empty", **context))
+            alerts.append(Due(AlertKind.DEPLETED, context))
             empty.active, empty.last_sent_at = True, now
             # Empty is low too: one mail about it, not two.
             low.active = True
     else:
         empty.active = False
     if is_low and not is_empty and due(low):
-        mails.append(_mail(AlertKind.LOW_BALANCE, org, billing_manager_emails(org.pk), "your balance is running low", **context))
+        alerts.append(Due(AlertKind.LOW_BALANCE, context))
         low.active, low.last_sent_at = True, now
     if not is_low:
         low.active = False
-    return mails
+    return alerts
 
 
-def _allowance_alerts(org: Organization, states: dict[str, AlertState], now: datetime) -> list[Mail]:
+def _allowance_alerts(org: Organization, states: dict[str, AlertState], now: datetime) -> list[Due]:
     allowance = selectors.allowance_for(org.pk, now=now)
     if allowance is None or allowance.amount_micros <= 0:
         return []
@@ -175,8 +152,7 @@ def _allowance_alerts(org: Organization, states: dict[str, AlertState], now: dat
         return []
     states[kind].last_sent_at = now
     percent = 95 if kind == AlertKind.ALLOWANCE_95 else 80
-    return [_mail(kind, org, allowance_recipients(org.pk, kind),
-                  f"{percent}% of your {allowance.name.lower()} is used", percent=percent, **context)]
+    return [Due(kind, {"percent": percent, **context})]
 
 
 def alerts_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
@@ -186,14 +162,7 @@ def alerts_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
     it, or the cooldown held it back), an alerted balance that recovered (to
     re-arm it), an allowance at 80% or 95% not yet alerted for its period."""
     now = now or timezone.now()
-    below = dict(
-        CreditAccount.objects.annotate(
-            available=F("balance_micros") - F("held_micros"),
-            line=Coalesce("low_balance_threshold_micros", Value(low_balance_micros())),
-        )
-        .filter(available__lt=F("line"))
-        .values_list("org_id", "available")[: limit * 10]
-    )
+    below = usage_selectors.low_balances(limit=limit * 10)
     active: dict[int, set[str]] = {}
     for org_id, kind in AlertState.objects.filter(kind__in=BALANCE_ALERTS, active=True).values_list("org_id", "kind"):
         active.setdefault(org_id, set()).add(kind)
@@ -210,24 +179,17 @@ def alerts_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
     return min(len(due), limit)
 
 
-def _allowance_candidates(now: datetime):
+def _allowance_candidates(now: datetime) -> QuerySet:
     """Orgs whose current allowance is 80% spent or more and not yet alerted at its level."""
-    ref = Cast(OuterRef("pk"), output_field=AlertState._meta.get_field("reference"))
-    newer = Grant.objects.filter(
-        account_id=OuterRef("account_id"), source__in=ALLOWANCE_SOURCES, expires_at__gt=now,
-        created_at__gt=OuterRef("created_at"),
-    )
-    sent_95 = AlertState.objects.filter(org_id=OuterRef("account__org_id"), kind=AlertKind.ALLOWANCE_95, reference=ref)
-    sent_80 = AlertState.objects.filter(org_id=OuterRef("account__org_id"), kind=AlertKind.ALLOWANCE_80, reference=ref)
+    reference = Cast(OuterRef("grant_id"), output_field=AlertState._meta.get_field("reference"))
+    sent_95 = AlertState.objects.filter(org_id=OuterRef("org_id"), kind=AlertKind.ALLOWANCE_95, reference=reference)
+    sent_80 = AlertState.objects.filter(org_id=OuterRef("org_id"), kind=AlertKind.ALLOWANCE_80, reference=reference)
     return (
-        Grant.objects.filter(source__in=ALLOWANCE_SOURCES, expires_at__gt=now, amount_micros__gt=0)
-        # used >= 80%  <=>  remaining <= 20% of the amount
-        .filter(remaining_micros__lte=F("amount_micros") / 5)
-        .exclude(Exists(newer))
+        usage_selectors.allowances_mostly_used(now=now)
         .exclude(Exists(sent_95))
         # between 80% and 95%: nothing to do once the 80% alert went out
-        .exclude(Q(remaining_micros__gt=F("amount_micros") / 20) & Exists(sent_80))
-        .values_list("account__org_id", flat=True)
+        .exclude(Q(past_95=False) & Exists(sent_80))
+        .values_list("org_id", flat=True)
         .distinct()
     )
 
@@ -238,30 +200,27 @@ def _allowance_candidates(now: datetime):
 @transaction.atomic
 def alert_threshold_set(*, org: Organization, threshold_micros: int | None, actor: Actor = None) -> None:
     """The org's low-balance line (None: the deployment's default). Billing roles only."""
-    from accounts.models import User
-
-    if isinstance(actor, User):
+    if isinstance(actor, get_user_model()):
         role_require(org=org, user=actor, roles=MANAGE_BILLING, action="change the low-balance alert")
-    account = ledger.account_open(org=org)
+    account = usage_services.account_open(org=org)
     previous = account.low_balance_threshold_micros
-    ledger.account_set_low_balance_threshold(org=org, threshold_micros=threshold_micros)
+    usage_services.account_set_low_balance_threshold(org=org, threshold_micros=threshold_micros)
     audit_record(org=org, action="billing.alert_threshold_set", actor=actor, data={
         "threshold": format_credits(threshold_micros) if threshold_micros is not None else None,
         "previous": format_credits(previous) if previous is not None else None,
     })
     # A line moved above the balance is "low" now, though no write crossed it.
-    from billing import tasks
-
-    org_id = org.pk
-    transaction.on_commit(lambda: tasks.alerts_check.delay(org_id))
+    # billing.tasks imports these services, so they queue its task by name
+    # instead of importing it back; BillingConfig.ready() imports billing.tasks,
+    # so the name resolves to the task (run eagerly in tests, queued otherwise).
+    check = current_app.signature("billing.alerts_check", args=(org.pk,))
+    transaction.on_commit(check.delay)
 
 
 @transaction.atomic
 def alert_preference_set(*, org: Organization, user: User, allowance_80: bool, allowance_95: bool) -> AlertPreference:
     """A person's own allowance alerts in an organization they belong to."""
     if not Membership.objects.filter(org=org, user=user).exists():
-        from billing_project.errors import NotFound
-
         raise NotFound("No such member.", code="member_not_found")
     pref, _ = AlertPreference.objects.update_or_create(
         org=org, user=user, defaults={"allowance_80": allowance_80, "allowance_95": allowance_95}
@@ -277,5 +236,5 @@ def alert_preference_for(org: Organization, user: User) -> AlertPreference:
     if pref is not None:
         return pref
     membership = Membership.objects.filter(org=org, user=user).first()
-    default = membership is not None and membership.role in MANAGE_BILLING
+    default = membership is not None and allowance_alerts_on_by_default(membership.role)
     return AlertPreference(org=org, user=user, allowance_80=default, allowance_95=default)

@@ -7,15 +7,13 @@ import logging
 from typing import TYPE_CHECKING
 
 import stripe
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from djstripe import models as djstripe_models
 
 from billing import gateway
 from billing.models import BillingState
-from orgs.models import MANAGE_BILLING, Membership, Organization
+from orgs.models import Membership, Organization
+from orgs.notifications import notification_send
 from orgs.services import audit_record
 
 if TYPE_CHECKING:
@@ -90,22 +88,7 @@ def customer_for_org(*, org: Organization, actor: Actor = None) -> djstripe_mode
     return customer
 
 
-def billing_manager_emails(org_id: int) -> list[str]:
-    """The e-mail addresses of the org's owners, admins and billing managers, oldest member first."""
-    return list(
-        Membership.objects.filter(org_id=org_id, role__in=MANAGE_BILLING)
-        .order_by("created_at").values_list("user__email", flat=True)
-    )
-
-
 def notify_billing_managers(org: Organization, subject: str, message: str) -> None:
-    """E-mail the org's owners, admins and billing managers once the transaction commits."""
-    recipients = billing_manager_emails(org.pk)
-    if not recipients:
-        return
-    body = render_to_string(
-        "emails/billing_notice.txt", {"org": org, "message": message, "link": settings.SITE_URL + "/billing/"}
-    )
-    transaction.on_commit(
-        lambda: send_mail(f"[Tollgate] {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=True)
-    )
+    """Tell the org's owners, admins and billing managers, once the transaction commits
+    (the `billing_notice` kind: `subject` and `message` are the caller's words)."""
+    notification_send("billing_notice", org=org, context={"subject": subject, "message": message})
