@@ -21,8 +21,7 @@ from rest_framework.views import APIView
 from billing_project.api import error_for
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
-from usage import selectors, services
-from usage import serializers as s
+from usage import parsers, selectors, serializers, services
 
 ERRORS = {
     400: OpenApiResponse(description="invalid_request: a field is missing or wrong (`fields` names each)"),
@@ -37,7 +36,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 class UsageAPIView(APIView):
-    parser_classes = [s.DecimalJSONParser]
+    parser_classes = [parsers.DecimalJSONParser]
 
     def parse(self, serializer_class, data: Any) -> dict:
         serializer = serializer_class(data=data)
@@ -69,7 +68,7 @@ def _error_body(error: TollgateError | ValidationError) -> dict[str, Any]:
 class BalanceView(UsageAPIView):
     @extend_schema(
         summary="Balance, available credits, holds and spendable grants",
-        responses={200: s.BalanceSerializer, **ERRORS},
+        responses={200: serializers.BalanceSerializer, **ERRORS},
         examples=[OpenApiExample("Balance", response_only=True, value={
             "balance": "1250.5", "available": "1200.5", "held": "50", "debt": "0", "status": "ok", "plan": "pro",
             "overage_allowed": False,
@@ -77,7 +76,7 @@ class BalanceView(UsageAPIView):
                        {"id": 3, "source": "purchase", "remaining": "1000", "expires_at": None}]})],
     )
     def get(self, request):
-        return Response(s.balance_data(selectors.balance_summary(request.auth.org_id)))
+        return Response(serializers.balance_data(selectors.balance_summary(request.auth.org_id)))
 
 
 # --- usage events ---------------------------------------------------------------
@@ -99,16 +98,16 @@ class UsageEventView(UsageAPIView):
                     "provider keys. Refused with 402 (nothing recorded) when the account or the member's monthly "
                     "cap cannot cover it. Replaying an idempotency key with the same body answers the first result "
                     f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409.",
-        request=s.UsageEventSerializer,
-        responses={201: s.UsageEventResultSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
+        request=serializers.UsageEventSerializer,
+        responses={201: serializers.UsageEventResultSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
         examples=[OpenApiExample("Output tokens", request_only=True, value=EVENT_EXAMPLE),
                   OpenApiExample("Recorded", response_only=True, status_codes=["201"], value=EVENT_RESULT_EXAMPLE)],
     )
     def post(self, request):
-        event = self.parse(s.UsageEventSerializer, request.data)
+        event = self.parse(serializers.UsageEventSerializer, request.data)
         recorded = services.usage_record(org=self.org, event=event, actor=request.auth)
         headers = {REPLAYED_HEADER: "true"} if recorded.replayed else {}
-        return Response(s.event_data(recorded.event), status=status.HTTP_201_CREATED, headers=headers)
+        return Response(serializers.event_data(recorded.event), status=status.HTTP_201_CREATED, headers=headers)
 
 
 class UsageBatchView(UsageAPIView):
@@ -117,8 +116,8 @@ class UsageBatchView(UsageAPIView):
         description="One transaction; each event is decided in order and answered on its own: `recorded`, "
                     "`replayed` (its key was seen with the same event: the first answer) or `refused` with the "
                     "error it would have had alone (`status` 400/402/404/409).",
-        request=s.UsageBatchSerializer,
-        responses={200: s.BatchResponseSerializer, **ERRORS},
+        request=serializers.UsageBatchSerializer,
+        responses={200: serializers.BatchResponseSerializer, **ERRORS},
         examples=[OpenApiExample("Two events", request_only=True, value={"events": [
             EVENT_EXAMPLE, {"idempotency_key": "run-8731:step", "meter": "action.medium", "quantity": 1}]}),
             OpenApiExample("Results", response_only=True, value={"recorded": 1, "replayed": 0, "refused": 1, "results": [
@@ -129,11 +128,11 @@ class UsageBatchView(UsageAPIView):
                            "message": "This needs 2.5 credits but only 1.2 are available. Top up to continue."}}]})],
     )
     def post(self, request):
-        raw = self.parse(s.UsageBatchSerializer, request.data)
+        raw = self.parse(serializers.UsageBatchSerializer, request.data)
         inputs, parse_errors = [], {}
         for index, item in enumerate(raw):
             try:
-                inputs.append(s.parse_event(item))
+                inputs.append(parsers.parse_event(item))
             except ValidationError as error:
                 parse_errors[index] = (item.get("idempotency_key") if isinstance(item, dict) else None, error)
         results = services.usage_record_batch(org=self.org, events=inputs, actor=request.auth) if inputs else []
@@ -149,7 +148,7 @@ class UsageBatchView(UsageAPIView):
             r = next(done)
             counts[r.status] += 1
             out.append({"index": index, "idempotency_key": r.idempotency_key, "status": r.status,
-                        "event": s.event_data(r.event) if r.event is not None else None,
+                        "event": serializers.event_data(r.event) if r.event is not None else None,
                         "error": _error_body(r.error) if r.error is not None else None})
         return Response({**counts, "results": out})
 
@@ -162,20 +161,20 @@ class HoldCreateView(UsageAPIView):
         summary="Reserve credits before a run",
         description="Refused with 402 unless available credits (and the member's cap) cover it. Expires after "
                     "`expires_in` seconds (default 900) and releases itself.",
-        request=s.HoldCreateSerializer,
-        responses={201: s.HoldSerializer, **ERRORS, **PAYMENT, **CONFLICT},
+        request=serializers.HoldCreateSerializer,
+        responses={201: serializers.HoldSerializer, **ERRORS, **PAYMENT, **CONFLICT},
         examples=[OpenApiExample("Hold", request_only=True, value={"idempotency_key": "run-8731", "credits": "50",
                                                                     "expires_in": 600, "workflow_run_id": "run-8731"})],
     )
     def post(self, request):
-        data = self.parse(s.HoldCreateSerializer, request.data)
+        data = self.parse(serializers.HoldCreateSerializer, request.data)
         hold = services.hold_create(
             org=self.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
             member=self.member(data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
             workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-            request_fingerprint=s.request_fingerprint(request.data), actor=request.auth,
+            request_fingerprint=parsers.request_fingerprint(request.data), actor=request.auth,
         )
-        return Response(s.HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
 
 
 class HoldCaptureView(UsageAPIView):
@@ -184,31 +183,31 @@ class HoldCaptureView(UsageAPIView):
         description="Send `credits` (the amount used) or `events` (the usage events the run was made of). Never "
                     "refused for lack of credits: past zero the balance goes negative and blocks new holds. "
                     "Capturing again with the same amount answers the first capture; another amount is 409.",
-        request=s.HoldCaptureSerializer,
-        responses={200: s.HoldCaptureResponseSerializer, **ERRORS, **NOT_FOUND, **CONFLICT},
+        request=serializers.HoldCaptureSerializer,
+        responses={200: serializers.HoldCaptureResponseSerializer, **ERRORS, **NOT_FOUND, **CONFLICT},
         examples=[OpenApiExample("By amount", request_only=True, value={"credits": "37.25"}),
                   OpenApiExample("By events", request_only=True, value={"events": [EVENT_EXAMPLE]})],
     )
     def post(self, request, hold_id: int):
-        data = self.parse(s.HoldCaptureSerializer, request.data)
+        data = self.parse(serializers.HoldCaptureSerializer, request.data)
         if "events" in data:
             hold, events = services.hold_capture_events(org=self.org, hold_id=hold_id, events=data["events"], actor=request.auth)
         else:
             hold, _entry = services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=data["credits"], actor=request.auth)
             events = list(hold.usage_events.select_related("meter", "member"))
         account = selectors.account_for(self.org.pk)  # one row; the grants are not needed here
-        return Response({"hold": s.HoldSerializer(hold).data, "events": [s.event_data(e) for e in events],
-                         "balance_after": s.credits_str(account.balance_micros)})
+        return Response({"hold": serializers.HoldSerializer(hold).data, "events": [serializers.event_data(e) for e in events],
+                         "balance_after": serializers.credits_str(account.balance_micros)})
 
 
 class HoldReleaseView(UsageAPIView):
     @extend_schema(
         summary="Release a hold without charging (harmless twice)",
-        request=None, responses={200: s.HoldSerializer, **ERRORS, **NOT_FOUND, **CONFLICT},
+        request=None, responses={200: serializers.HoldSerializer, **ERRORS, **NOT_FOUND, **CONFLICT},
     )
     def post(self, request, hold_id: int):
         hold = services.hold_release(org=self.org, hold_id=hold_id, actor=request.auth)
-        return Response(s.HoldSerializer(hold).data)
+        return Response(serializers.HoldSerializer(hold).data)
 
 
 # --- estimates ------------------------------------------------------------------
@@ -219,8 +218,8 @@ class EstimateView(UsageAPIView):
         summary="What a workflow or a list of meter quantities would cost",
         description="Credits and money (at the pack price of $0.01 per credit, rounded half up to the cent) as a "
                     "low-high range, on the org's plan.",
-        request=s.EstimateRequestSerializer,
-        responses={200: s.EstimateResponseSerializer, **ERRORS},
+        request=serializers.EstimateRequestSerializer,
+        responses={200: serializers.EstimateResponseSerializer, **ERRORS},
         examples=[
             OpenApiExample("A workflow", request_only=True, value={"workflow": "thread"}),
             OpenApiExample("Quantities", request_only=True, value={"items": [
@@ -234,12 +233,12 @@ class EstimateView(UsageAPIView):
         ],
     )
     def post(self, request):
-        data = self.parse(s.EstimateRequestSerializer, request.data)
+        data = self.parse(serializers.EstimateRequestSerializer, request.data)
         estimate = selectors.estimate(
             plan_code=selectors.account_for(self.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
             billing_mode=data["billing_mode"],
         )
-        return Response(s.estimate_data(estimate))
+        return Response(serializers.estimate_data(estimate))
 
 
 # --- ledger and usage summary ----------------------------------------------------
@@ -253,18 +252,18 @@ class LedgerPagination(CursorPagination):
 
 
 class LedgerView(UsageAPIView, ListAPIView):
-    serializer_class = s.LedgerEntrySerializer
+    serializer_class = serializers.LedgerEntrySerializer
     pagination_class = LedgerPagination
 
     def get_queryset(self):
-        query = s.LedgerQuerySerializer(data=self.request.query_params)
+        query = serializers.LedgerQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         return selectors.ledger_entries(account_id=selectors.account_for(self.org.pk).pk, **query.validated_data)
 
     @extend_schema(
         summary="The org's ledger, newest first (cursor-paginated)",
-        parameters=[s.LedgerQuerySerializer],
-        responses={200: s.LedgerEntrySerializer(many=True), **ERRORS},
+        parameters=[serializers.LedgerQuerySerializer],
+        responses={200: serializers.LedgerEntrySerializer(many=True), **ERRORS},
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -273,22 +272,22 @@ class LedgerView(UsageAPIView, ListAPIView):
 class UsageSummaryView(UsageAPIView):
     @extend_schema(
         summary="Usage totals per day, week or month, grouped by meter, model, member or workflow run",
-        parameters=[s.UsageSummaryQuerySerializer],
-        responses={200: s.UsageRowSerializer(many=True), **ERRORS},
+        parameters=[serializers.UsageSummaryQuerySerializer],
+        responses={200: serializers.UsageRowSerializer(many=True), **ERRORS},
         examples=[OpenApiExample("By meter", response_only=True, value={
             "period": "day", "group_by": "meter", "since": "2026-11-01T00:00:00Z", "until": "2026-11-21T00:00:00Z",
             "rows": [{"period_start": "2026-11-20T00:00:00Z", "key": "ai.output_tokens", "quantity": "124000",
                       "credits": "37.2", "events": 10}]})],
     )
     def get(self, request):
-        query = s.UsageSummaryQuerySerializer(data=request.query_params)
+        query = serializers.UsageSummaryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         q = query.validated_data
         rows = selectors.usage_series(self.org, period=q["period"], group_by=q["group_by"], since=q["since"], until=q["until"])
         return Response({
             "period": q["period"], "group_by": q["group_by"],
             "since": q["since"].isoformat().replace("+00:00", "Z"), "until": q["until"].isoformat().replace("+00:00", "Z"),
-            "rows": s.UsageRowSerializer(rows, many=True).data,
+            "rows": serializers.UsageRowSerializer(rows, many=True).data,
         })
 
 
@@ -300,13 +299,13 @@ class TransferView(UsageAPIView):
         summary="Send purchased credits to another organization",
         description="Only credits bought (purchase, auto top-up) can be sent, never trial, plan, promo, adjustment "
                     "or received credits; the receiver cannot send them on. Once per idempotency key.",
-        request=s.TransferCreateSerializer,
-        responses={201: s.TransferSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
+        request=serializers.TransferCreateSerializer,
+        responses={201: serializers.TransferSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
         examples=[OpenApiExample("Coffee", request_only=True, value={
             "idempotency_key": "coffee-42", "to_org": "globex", "credits": "500", "note": "Thanks for the help!"})],
     )
     def post(self, request):
-        data = self.parse(s.TransferCreateSerializer, request.data)
+        data = self.parse(serializers.TransferCreateSerializer, request.data)
         to_org = Organization.objects.filter(slug=data["to_org"]).first()
         if to_org is None:
             raise NotFound("No organization with that slug.", code="org_not_found")
@@ -314,7 +313,7 @@ class TransferView(UsageAPIView):
             from_org=self.org, to_org=to_org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
             note=data["note"], actor=request.auth,
         )
-        return Response(s.TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
 
 
 
@@ -324,24 +323,24 @@ class TransferView(UsageAPIView):
 class ProviderKeysView(UsageAPIView):
     write_scope = "billing:write"
 
-    @extend_schema(summary="The org's registered provider keys", responses={200: s.ProviderKeySerializer(many=True), **ERRORS})
+    @extend_schema(summary="The org's registered provider keys", responses={200: serializers.ProviderKeySerializer(many=True), **ERRORS})
     def get(self, request):
         keys = selectors.provider_keys(self.org, include_revoked=request.query_params.get("revoked") == "true")
-        return Response(s.ProviderKeySerializer(keys, many=True).data)
+        return Response(serializers.ProviderKeySerializer(keys, many=True).data)
 
     @extend_schema(
         summary="Register a provider key the org brings (billed compute-only)",
         description="Send only the provider, a label and the key's last four characters; Tollgate never receives "
                     "the secret. Usage events naming the key's id are billed compute-only. Needs `billing:write`.",
-        request=s.ProviderKeyCreateSerializer,
-        responses={201: s.ProviderKeySerializer, **ERRORS},
+        request=serializers.ProviderKeyCreateSerializer,
+        responses={201: serializers.ProviderKeySerializer, **ERRORS},
         examples=[OpenApiExample("OpenAI key", request_only=True,
                                  value={"provider": "openai", "label": "production", "last_four": "x9Qz"})],
     )
     def post(self, request):
-        data = self.parse(s.ProviderKeyCreateSerializer, request.data)
+        data = self.parse(serializers.ProviderKeyCreateSerializer, request.data)
         key = services.provider_key_create(org=self.org, actor=request.auth, **data)
-        return Response(s.ProviderKeySerializer(key).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.ProviderKeySerializer(key).data, status=status.HTTP_201_CREATED)
 
 
 class ProviderKeyRevokeView(UsageAPIView):
@@ -349,8 +348,8 @@ class ProviderKeyRevokeView(UsageAPIView):
 
     @extend_schema(
         summary="Revoke a provider key: usage after now that names it is billed in full",
-        request=None, responses={200: s.ProviderKeySerializer, **ERRORS, **NOT_FOUND},
+        request=None, responses={200: serializers.ProviderKeySerializer, **ERRORS, **NOT_FOUND},
     )
     def post(self, request, key_id: int):
         key = services.provider_key_revoke(org=self.org, key_id=key_id, actor=request.auth)
-        return Response(s.ProviderKeySerializer(key).data)
+        return Response(serializers.ProviderKeySerializer(key).data)
