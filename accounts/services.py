@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import OrgAPIKey, Scope, User, normalize_email
-from billing import services as billing_services
+from accounts import signups
+from accounts.models import OrgAPIKey, Scope, User
 from billing_project.errors import Conflict, InvalidRequest
 from orgs import services as org_services
-from orgs.models import MANAGE_API_KEYS
+from orgs.models import MANAGE_API_KEYS, normalize_email
 
 if TYPE_CHECKING:
     from orgs.models import Organization
@@ -21,7 +21,8 @@ DEFAULT_SCOPES = (Scope.READ, Scope.USAGE_WRITE)
 
 @transaction.atomic
 def user_signup(*, email: str, password: str | None, full_name: str = "") -> User:
-    """Create a user with their personal organization, owned by them."""
+    """Create a user with their personal organization, owned by them, then let
+    the apps above react (billing starts the sign-up trial: `accounts.signups`)."""
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
         raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken")
@@ -31,8 +32,7 @@ def user_signup(*, email: str, password: str | None, full_name: str = "") -> Use
     except IntegrityError:  # a concurrent sign-up with the same address won
         raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken") from None
     org = org_services.org_create_personal(user=user)
-    # Every new account starts with the sign-up trial (billing decides what it is).
-    billing_services.trial_start(org=org, actor=user)
+    signups.receivers_run(signups.SignedUp(user=user, org=org))
     return user
 
 

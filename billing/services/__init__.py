@@ -43,6 +43,7 @@ from billing.services.plans import (
     plan_simulate_subscribe,
     subscription_refresh,
     trial_start,
+    trial_start_for_signup,
     trials_end,
 )
 from billing.services.refunds import charge_refunded, dispute_closed, dispute_opened, purchase_refund
@@ -63,5 +64,5 @@ __all__ = [
     "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
     "pack_fulfil", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
-    "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trials_end",
+    "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trial_start_for_signup", "trials_end",
 ]

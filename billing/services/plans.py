@@ -31,6 +31,7 @@ from django.db.models import Q
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
+from accounts.signups import SignedUp
 from billing import gateway
 from billing.models import AllowancePeriod, BillingState, BillingStatus, Interval, OveragePrice, Plan, PlanPrice
 from billing.services.catalog import OVERAGE_PRODUCT_ID
@@ -163,6 +164,12 @@ def _fall_to_free(state: BillingState, *, reason: str, actor: Actor) -> None:
 
 
 # --- the sign-up trial and Free ----------------------------------------------
+
+
+def trial_start_for_signup(event: SignedUp) -> None:
+    """A sign-up receiver (registered in BillingConfig.ready): every new account
+    starts with the sign-up trial; billing decides what it is."""
+    trial_start(org=event.org, actor=event.user)
 
 
 @transaction.atomic
