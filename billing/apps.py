@@ -10,6 +10,8 @@ class BillingConfig(AppConfig):
         # registry is ready, which is what ready() waits for.
         from accounts import signups
         from billing import services as billing_services
+        # Registers the Celery tasks, which services queue by name (see topup).
+        from billing import tasks  # noqa: F401
         # Connects the Stripe webhook receivers. Billing is installed after
         # djstripe, so they run after dj-stripe has synced the event's object.
         from billing import webhooks  # noqa: F401

@@ -700,3 +700,62 @@ def workflow_estimates(plan_code: str) -> list[WorkflowEstimate]:
         except InvalidRequest:
             continue  # a workflow that names a meter this deployment does not price
     return out
+
+
+# --- reads for billing ---------------------------------------------------------
+# Billing reads balances and grants through these, never through usage's models.
+
+
+@dataclass(frozen=True)
+class AvailableBalance:
+    available_micros: int
+    low_threshold_micros: int
+
+    @property
+    def status(self) -> BalanceStatus:
+        return balance_status(self.available_micros, self.low_threshold_micros)
+
+
+def available_balance(org_id: int) -> AvailableBalance:
+    """Available credits and the org's low-balance line, for the page header:
+    one indexed row read (nothing and the default line before the first write)."""
+    row = (
+        CreditAccount.objects.filter(org_id=org_id)
+        .values_list("balance_micros", "held_micros", "low_balance_threshold_micros")
+        .first()
+    )
+    available = row[0] - row[1] if row else 0
+    return AvailableBalance(available, low_balance_micros(row[2] if row else None))
+
+
+def balance_micros_for(org_id: int) -> int | None:
+    """The org's balance, or None while it has no credit account (no write yet)."""
+    return CreditAccount.objects.filter(org_id=org_id).values_list("balance_micros", flat=True).first()
+
+
+def overage_debt_micros(org_id: int) -> int:
+    """The debt the org may be billed for as overage: its debt when its plan
+    allows overage, else 0."""
+    row = CreditAccount.objects.filter(org_id=org_id).values_list("overage_allowed", "debt_micros").first()
+    return row[1] if row and row[0] else 0
+
+
+def org_ids_in_overage(*, min_debt_micros: int, limit: int) -> list[int]:
+    """Organizations allowed overage that owe at least `min_debt_micros`."""
+    return list(
+        CreditAccount.objects.filter(overage_allowed=True, debt_micros__gte=min_debt_micros)
+        .values_list("org_id", flat=True)[:limit]
+    )
+
+
+def grants_unspent(*, org_id: int, source: str) -> list[Grant]:
+    """The org's grants from `source` with credits left, expired or not."""
+    return list(Grant.objects.filter(account__org_id=org_id, source=source, remaining_micros__gt=0))
+
+
+def grant_latest_unexpired(*, org_id: int, source: str, now: datetime) -> Grant | None:
+    """The org's newest grant from `source` that has not expired by `now`."""
+    return (
+        Grant.objects.filter(account__org_id=org_id, source=source, expires_at__gt=now)
+        .order_by("-created_at").first()
+    )

@@ -23,6 +23,7 @@ from accounts.models import User
 from billing import gateway
 from billing.errors import InvalidReturnTo, StripeNotConfigured, UnknownItem
 from billing.money import credits_price_cents
+from billing.selectors import plan_price_for
 from billing.models import (
     BillingStatus,
     CheckoutKind,
@@ -41,7 +42,7 @@ from billing.stripe_data import metadata, price_facts, stripe_id
 from billing_project.errors import Conflict, InvalidRequest
 from orgs.models import MANAGE_BILLING, Organization
 from orgs.services import audit_record, role_require
-from usage import services as ledger
+from usage import services as usage_services
 from usage.models import GrantSource
 from usage.units import MICROS_PER_CREDIT, credits_str, credits_to_micros, format_credits
 
@@ -295,8 +296,6 @@ def _subscribed(state) -> bool:
 
 def _plan_item_id(subscription_id: str) -> str:
     """The subscription item that carries the plan (not the metered overage price)."""
-    from billing.selectors import plan_price_for
-
     synced = djstripe_models.Subscription.objects.filter(id=subscription_id).first()
     if synced is not None and synced.stripe_data.get("items"):
         data = synced.stripe_data
@@ -375,7 +374,7 @@ def _purchase_fulfil(
     existing = Purchase.objects.filter(checkout_session_id=checkout_session_id).first()
     if existing is not None:
         return existing
-    entry = ledger.credits_grant(
+    entry = usage_services.credits_grant(
         org=org, amount_micros=credits_micros, source=GrantSource.PURCHASE,
         idempotency_key=f"checkout:{checkout_session_id}", stripe_object_id=payment_intent_id or checkout_session_id,
         reference=checkout_session_id, reason=f"Bought {what}" + (" (simulated)" if simulated else ""),

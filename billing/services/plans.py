@@ -39,8 +39,9 @@ from billing.services.state import lock_state, notify_billing_managers, org_for_
 from billing.stripe_data import ENDED_STATUSES, InvoiceFacts, SubscriptionFacts, subscription_facts
 from orgs.models import Organization
 from orgs.services import audit_record
-from usage import services as ledger
-from usage.models import Grant, GrantSource
+from usage import selectors as usage_selectors
+from usage import services as usage_services
+from usage.models import GrantSource
 from usage.units import credits_str
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def _set_plan(state: BillingState, plan_code: str, actor: Actor, *, overage_bill
         audit_record(org=state.org_id, action="billing.plan_changed", actor=actor,
                      data={"plan": plan_code, "previous": state.plan_code})
         state.plan_code = plan_code
-    ledger.account_set_plan(org=state.org, plan_code=plan_code, overage_allowed=overage, actor=actor)
+    usage_services.account_set_plan(org=state.org, plan_code=plan_code, overage_allowed=overage, actor=actor)
 
 
 # --- allowances ------------------------------------------------------------
@@ -100,7 +101,7 @@ def _expire_allowances(state: BillingState, *, keep: Q | None = None, reason: st
         periods = periods.exclude(keep)
     expired = 0
     for period in periods.select_related("grant__account"):
-        if ledger.grant_expire_now(grant=period.grant, reason=reason, actor=actor) is not None:
+        if usage_services.grant_expire_now(grant=period.grant, reason=reason, actor=actor) is not None:
             expired += 1
     return expired
 
@@ -130,7 +131,7 @@ def _grant_allowance(
     )
     grant = None
     if plan_price.allowance_micros > 0:
-        entry = ledger.credits_grant(
+        entry = usage_services.credits_grant(
             org=state.org, amount_micros=plan_price.allowance_micros, source=GrantSource.PLAN_ALLOWANCE,
             idempotency_key=f"allowance:{subscription_id}:{plan_code}:{int(period_end.timestamp())}",
             expires_at=period_end, reference=f"{subscription_id}:{period_end.date().isoformat()}",
@@ -193,7 +194,7 @@ def trial_start(*, org: Organization, actor: Actor = None) -> BillingState:
     _set_plan(state, plan.code, actor)
     state.save()
     if plan.trial_allowance_micros:
-        ledger.credits_grant(
+        usage_services.credits_grant(
             org=org, amount_micros=plan.trial_allowance_micros, source=GrantSource.TRIAL,
             idempotency_key=f"trial:{org.pk}", expires_at=ends, reference=f"trial:{org.pk}",
             reason=f"{plan.name} trial", actor=actor,
@@ -232,8 +233,8 @@ def trials_end(*, now: datetime | None = None, limit: int = 500) -> int:
                 continue  # subscribed, or already handled, while we were getting here
             # The trial's credits expire now rather than at the expiry task's next run,
             # so the balance shown right after is the Free one.
-            for grant in Grant.objects.filter(account__org_id=org_id, source=GrantSource.TRIAL, remaining_micros__gt=0):
-                ledger.grant_expire_now(grant=grant, reason="Trial ended", actor="task:billing.trials_end")
+            for grant in usage_selectors.grants_unspent(org_id=org_id, source=GrantSource.TRIAL):
+                usage_services.grant_expire_now(grant=grant, reason="Trial ended", actor="task:billing.trials_end")
             _fall_to_free(state, reason="Trial ended", actor="task:billing.trials_end")
             state.save()
             audit_record(org=org_id, action="billing.trial_ended", actor="task:billing.trials_end")
