@@ -2,7 +2,8 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import Scope, User, normalize_email
+from accounts.models import Scope, User
+from orgs.models import normalize_email
 
 
 class SignupForm(forms.Form):

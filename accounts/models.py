@@ -5,11 +5,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 
-
-def normalize_email(email: str) -> str:
-    # Addresses compare case-insensitively everywhere in Tollgate: one person,
-    # one account, however they capitalise it at sign-up or in an invitation.
-    return (email or "").strip().lower()
+from orgs.models import ActorIdentity, normalize_email
 
 
 class UserManager(BaseUserManager):
@@ -69,6 +65,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     def get_short_name(self) -> str:
         return (self.full_name.split(" ")[0] if self.full_name else self.email.split("@")[0])
 
+    def audit_identity(self) -> ActorIdentity:
+        return ActorIdentity(label=self.email, user_id=self.pk)
+
 
 class Scope(models.TextChoices):
     READ = "read", "Read balance, usage and ledger"
@@ -104,3 +103,6 @@ class OrgAPIKey(AbstractAPIKey):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def audit_identity(self) -> ActorIdentity:
+        return ActorIdentity(label=f"API key {self.prefix} ({self.name})", api_key_prefix=self.prefix)

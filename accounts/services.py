@@ -1,27 +1,34 @@
-"""Sign-up and API keys."""
+"""Sign-up and API keys: creating, revoking and checking them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import OrgAPIKey, Scope, User, normalize_email
-from billing import services as billing_services
-from billing_project.errors import Conflict, InvalidRequest
+from accounts import selectors, signups
+from accounts.models import OrgAPIKey, Scope, User
+from billing_project.errors import AuthenticationFailed, Conflict, InvalidRequest
 from orgs import services as org_services
-from orgs.models import MANAGE_API_KEYS
+from orgs.models import MANAGE_API_KEYS, normalize_email
 
 if TYPE_CHECKING:
     from orgs.models import Organization
 
 DEFAULT_SCOPES = (Scope.READ, Scope.USAGE_WRITE)
 
+# Writing last_used_at on every call would turn each read into a write; a
+# minute's precision is enough to tell a live key from a forgotten one.
+LAST_USED_PRECISION = timedelta(seconds=60)
+
 
 @transaction.atomic
 def user_signup(*, email: str, password: str | None, full_name: str = "") -> User:
-    """Create a user with their personal organization, owned by them."""
+    """Create a user with their personal organization, owned by them, then let
+    the apps above react (billing starts the sign-up trial: `accounts.signups`)."""
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
         raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken")
@@ -31,8 +38,7 @@ def user_signup(*, email: str, password: str | None, full_name: str = "") -> Use
     except IntegrityError:  # a concurrent sign-up with the same address won
         raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken") from None
     org = org_services.org_create_personal(user=user)
-    # Every new account starts with the sign-up trial (billing decides what it is).
-    billing_services.trial_start(org=org, actor=user)
+    signups.receivers_run(signups.SignedUp(user=user, org=org))
     return user
 
 
@@ -82,3 +88,33 @@ def api_key_revoke(
     key.save(update_fields=["revoked", "revoked_at"])
     org_services.audit_record(org=org, action="api_key.revoked", actor=actor, data={"prefix": key.prefix, "name": key.name})
     return key
+
+
+@dataclass(frozen=True)
+class ApiKeyCheck:
+    """A key that passed the check: who calls, for which organization, allowed what."""
+
+    key: OrgAPIKey
+    org: Organization
+    scopes: tuple[str, ...]
+
+
+def api_key_authenticate(*, raw_key: str) -> ApiKeyCheck:
+    """Check a secret as a caller sent it, whatever the transport (the REST API's
+    DRF class, later others). Unknown, revoked or expired keys raise
+    AuthenticationFailed; a good one has its last use recorded (to the minute)."""
+    prefix, dot, _ = raw_key.partition(".")
+    if not dot:
+        raise AuthenticationFailed("That API key is not valid.")
+    key = selectors.api_key_with_org(prefix)
+    if key is None or not key.is_valid(raw_key):
+        raise AuthenticationFailed("That API key is not valid.")
+    if key.revoked:
+        raise AuthenticationFailed("That API key has been revoked.")
+    if key.has_expired:
+        raise AuthenticationFailed("That API key has expired.")
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+        OrgAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return ApiKeyCheck(key=key, org=key.org, scopes=tuple(key.scopes))

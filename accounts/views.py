@@ -11,8 +11,7 @@ from accounts.models import OrgAPIKey
 from billing_project.errors import TollgateError
 from orgs import services as org_services
 from orgs.current import membership_required, switch_to
-
-PENDING_INVITATION = "pending_invitation"
+from orgs.views import PENDING_INVITATION
 
 
 def _accept_pending_invitation(request) -> None:

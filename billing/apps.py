@@ -8,15 +8,19 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        # Imported here: these modules touch models, loaded once the registry is ready.
-        # webhooks connects the Stripe receivers (billing is installed after
-        # djstripe, so they run after dj-stripe has synced the event's object);
-        # tasks registers billing's Celery tasks by name, which services queue
-        # by that name (billing.tasks imports billing.services, so the services
-        # cannot import it back).
+        # Imported here, not at the top: these modules touch models, which may
+        # load only once the app registry is ready (what ready() waits for).
+        # `tasks` registers billing's Celery tasks, which services queue by
+        # name (billing.tasks imports billing.services, so the services cannot
+        # import it back). `webhooks` connects the Stripe receivers: billing is
+        # installed after djstripe, so they run after dj-stripe has synced the
+        # event's object.
+        from accounts import signups
         from billing import receivers, tasks, webhooks  # noqa: F401
+        from billing import services as billing_services
         from billing.notifications import billing_kinds_register
 
         billing_kinds_register()
+        signups.receiver_add(billing_services.trial_start_for_signup)
         for receiver in receivers.RECEIVERS:
             balance_changes.receiver_register(receiver)

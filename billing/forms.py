@@ -5,11 +5,13 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 
+from billing.money import MAX_MONEY_CENTS, credits_value, format_money
+from billing.services import custom_amount_price
+from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
 from orgs.models import Organization
-from usage.models import EntryKind
+from usage.models import EntryKind, Provider
 from usage.selectors import HistoryFilters
-from billing.money import MAX_MONEY_CENTS, credits_value, format_money
 from usage.units import MICROS_PER_CREDIT, AmountError, credits_to_micros, format_credits
 
 NOTE_MAX = 280
@@ -165,9 +167,6 @@ class CustomTopUpForm(forms.Form):
             )
 
     def clean_credits(self) -> int:
-        from billing.services import custom_amount_price
-        from billing_project.errors import TollgateError
-
         micros = parse_credits(self.cleaned_data["credits"], whole=True)
         try:
             self.amount_cents = custom_amount_price(micros)
@@ -239,8 +238,6 @@ class ProviderKeyForm(forms.Form):
     )
 
     def __init__(self, *args, **kwargs) -> None:
-        from usage.models import Provider
-
         super().__init__(*args, **kwargs)
         self.fields["provider"].choices = Provider.choices
 

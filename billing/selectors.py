@@ -10,13 +10,15 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from billing import gateway
 from billing.models import (
+    OPEN_ATTEMPT_STATUSES,
     AllowancePeriod,
+    AttemptStatus,
     AutoTopUpSettings,
     BillingState,
     BillingStatus,
@@ -28,7 +30,7 @@ from billing.models import (
 )
 from billing_project.errors import InvalidRequest, NotFound
 from orgs.models import Organization
-from usage import selectors as ledger
+from usage import selectors as usage_selectors
 from usage.selectors import BalanceStatus, balance_status
 from usage.models import CreditAccount, Grant, GrantSource
 from usage.services.rates import current_card
@@ -139,13 +141,8 @@ class HeaderBalance:
 
 
 def header_balance(org_id: int) -> HeaderBalance:
-    row = (
-        CreditAccount.objects.filter(org_id=org_id)
-        .values_list("balance_micros", "held_micros", "low_balance_threshold_micros")
-        .first()
-    )
-    available = row[0] - row[1] if row else 0
-    return HeaderBalance(available, balance_status(available, ledger.low_balance_micros(row[2] if row else None)))
+    balance = usage_selectors.available_balance(org_id)
+    return HeaderBalance(balance.available_micros, balance.status)
 
 
 # --- the overview --------------------------------------------------------------
@@ -224,10 +221,7 @@ def allowance_for(org_id: int, *, now: datetime | None = None) -> Allowance | No
     now = now or timezone.now()
     state = BillingState.objects.filter(org_id=org_id).only("status", "plan_code").first()
     if state is not None and state.status == BillingStatus.TRIALING:
-        trial = (
-            Grant.objects.filter(account__org_id=org_id, source=GrantSource.TRIAL, expires_at__gt=now)
-            .order_by("-created_at").first()
-        )
+        trial = usage_selectors.grant_latest_unexpired(org_id=org_id, source=GrantSource.TRIAL, now=now)
         if trial is not None:
             plan = Plan.objects.filter(code=state.plan_code).first()
             return Allowance(trial, f"{plan.name if plan else 'Trial'} trial", trial.created_at, trial.expires_at)
@@ -257,9 +251,21 @@ class AutoTopUpStatus:
         return min(100, self.spent_cents * 100 // cap) if cap else 0
 
 
-def auto_topup_status(org: Organization | int) -> AutoTopUpStatus | None:
-    from billing.services.topup import spent_this_month_cents
+def cap_month_start(now: datetime) -> datetime:
+    """The start of the calendar month (UTC) auto top-up's monthly cap counts in."""
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
+
+def spent_this_month_cents(org_id: int, now: datetime | None = None) -> int:
+    """What auto top-ups charged or are charging this calendar month (UTC)."""
+    now = now or timezone.now()
+    return TopUpAttempt.objects.filter(
+        org_id=org_id, created_at__gte=cap_month_start(now),
+        status__in=[AttemptStatus.SUCCEEDED, *OPEN_ATTEMPT_STATUSES],
+    ).aggregate(total=Sum("amount_cents"))["total"] or 0
+
+
+def auto_topup_status(org: Organization | int) -> AutoTopUpStatus | None:
     org_id = org if isinstance(org, int) else org.pk
     row = AutoTopUpSettings.objects.select_related("pack").filter(org_id=org_id).first()
     if row is None:
@@ -285,15 +291,15 @@ def credits_overview(org_id: int) -> CreditsOverview:
     """Balance, holds, status, live grants and what the balance buys: a row
     read and one index scan of the (few) grants with credits left; nothing
     reads the ledger's entries, however many there are."""
-    account = ledger.account_for(org_id)
-    grants = ledger.live_grants(account=account)
-    threshold = ledger.low_balance_micros(account.low_balance_threshold_micros)
+    account = usage_selectors.account_for(org_id)
+    grants = usage_selectors.live_grants(account=account)
+    threshold = usage_selectors.low_balance_micros(account.low_balance_threshold_micros)
     return CreditsOverview(
         account=account,
         status=balance_status(account.available_micros, threshold),
         low_threshold_micros=threshold,
         grants=grants,
-        sendable_micros=ledger.sendable_micros(account=account, grants=grants),
+        sendable_micros=usage_selectors.sendable_micros(account=account, grants=grants),
         actions=actions_affordable(account.available_micros, account.plan_code),
     )
 
@@ -380,57 +386,3 @@ def plan_cards(*, state: BillingState, interval: str) -> list[PlanCard]:
             action=action, features=[FEATURE_LABELS.get(f, f.replace("_", " ").capitalize()) for f in plan.features],
         ))
     return cards
-
-
-# --- invoices ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InvoiceRow:
-    id: str
-    number: str
-    status: str
-    currency: str
-    subtotal_cents: int
-    tax_cents: int
-    total_cents: int
-    amount_due_cents: int
-    created: datetime | None
-    period_start: datetime | None
-    period_end: datetime | None
-    description: str
-    hosted_url: str
-    pdf_url: str
-
-    @property
-    def status_label(self) -> str:
-        return {"paid": "Paid", "open": "Due", "draft": "Draft", "void": "Void",
-                "uncollectible": "Uncollectible"}.get(self.status, self.status.title())
-
-    @property
-    def status_badge(self) -> str:
-        return {"paid": "ok", "open": "warn", "uncollectible": "bad"}.get(self.status, "")
-
-
-def invoice_row(invoice: djstripe_models.Invoice) -> InvoiceRow:
-    """What the invoices page shows of one of dj-stripe's synced invoices, read
-    from Stripe's own data (amounts in the invoice's minor unit)."""
-    from billing.stripe_data import timestamp
-
-    data = invoice.stripe_data
-    taxes = data.get("total_taxes")
-    tax = sum(int(t.get("amount") or 0) for t in taxes) if isinstance(taxes, list) else int(data.get("tax") or 0)
-    lines = ((data.get("lines") or {}).get("data") or [])
-    description = data.get("description") or ""
-    if not description and lines:
-        description = lines[0].get("description") or ""
-        if len(lines) > 1:
-            description += f" and {len(lines) - 1} more"
-    return InvoiceRow(
-        id=data.get("id") or invoice.id, number=data.get("number") or "", status=data.get("status") or "",
-        currency=(data.get("currency") or "usd").upper(), subtotal_cents=int(data.get("subtotal") or 0), tax_cents=tax,
-        total_cents=int(data.get("total") or 0), amount_due_cents=int(data.get("amount_due") or 0),
-        created=timestamp(data.get("created")), period_start=timestamp(data.get("period_start")),
-        period_end=timestamp(data.get("period_end")), description=description,
-        hosted_url=data.get("hosted_invoice_url") or "", pdf_url=data.get("invoice_pdf") or "",
-    )

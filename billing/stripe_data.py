@@ -15,6 +15,8 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from djstripe import models as djstripe_models
+
 from billing.models import PlanPrice
 from billing.selectors import plan_price_for
 
@@ -147,4 +149,56 @@ def invoice_facts(data: dict) -> InvoiceFacts:
         period_start=period_start,
         period_end=period_end,
         metadata={**(details.get("metadata") or {}), **metadata(data)},
+    )
+
+
+# --- invoices, for the invoices page ----------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    id: str
+    number: str
+    status: str
+    currency: str
+    subtotal_cents: int
+    tax_cents: int
+    total_cents: int
+    amount_due_cents: int
+    created: datetime | None
+    period_start: datetime | None
+    period_end: datetime | None
+    description: str
+    hosted_url: str
+    pdf_url: str
+
+    @property
+    def status_label(self) -> str:
+        return {"paid": "Paid", "open": "Due", "draft": "Draft", "void": "Void",
+                "uncollectible": "Uncollectible"}.get(self.status, self.status.title())
+
+    @property
+    def status_badge(self) -> str:
+        return {"paid": "ok", "open": "warn", "uncollectible": "bad"}.get(self.status, "")
+
+
+def invoice_row(invoice: djstripe_models.Invoice) -> InvoiceRow:
+    """What the invoices page shows of one of dj-stripe's synced invoices, read
+    from Stripe's own data (amounts in the invoice's minor unit)."""
+    data = invoice.stripe_data
+    taxes = data.get("total_taxes")
+    tax = sum(int(t.get("amount") or 0) for t in taxes) if isinstance(taxes, list) else int(data.get("tax") or 0)
+    lines = ((data.get("lines") or {}).get("data") or [])
+    description = data.get("description") or ""
+    if not description and lines:
+        description = lines[0].get("description") or ""
+        if len(lines) > 1:
+            description += f" and {len(lines) - 1} more"
+    return InvoiceRow(
+        id=data.get("id") or invoice.id, number=data.get("number") or "", status=data.get("status") or "",
+        currency=(data.get("currency") or "usd").upper(), subtotal_cents=int(data.get("subtotal") or 0), tax_cents=tax,
+        total_cents=int(data.get("total") or 0), amount_due_cents=int(data.get("amount_due") or 0),
+        created=timestamp(data.get("created")), period_start=timestamp(data.get("period_start")),
+        period_end=timestamp(data.get("period_end")), description=description,
+        hosted_url=data.get("hosted_invoice_url") or "", pdf_url=data.get("invoice_pdf") or "",
     )

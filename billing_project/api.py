@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -115,9 +116,7 @@ def _is_api(request: HttpRequest) -> bool:
 def page_not_found(request: HttpRequest, exception: Exception | None = None):
     if _is_api(request):
         return JsonResponse(error_body("not_found", "not_found", "No such endpoint."), status=404)
-    from django.views.defaults import page_not_found as django_404
-
-    return django_404(request, exception)
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest):
@@ -126,6 +125,4 @@ def server_error(request: HttpRequest):
             error_body("server_error", "server_error", "Something went wrong on our side; it has been logged."),
             status=500,
         )
-    from django.views.defaults import server_error as django_500
-
-    return django_500(request)
+    return defaults.server_error(request)

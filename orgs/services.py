@@ -19,13 +19,24 @@ from django.utils.text import slugify
 
 from billing_project import request_context
 from billing_project.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from orgs.models import MANAGE_MEMBERS, AuditEvent, Invitation, Membership, Organization, Role
+from orgs.models import (
+    MANAGE_MEMBERS,
+    AuditedActor,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+    normalize_email,
+)
 from orgs.notifications import notification_send
 
 if TYPE_CHECKING:
-    from accounts.models import OrgAPIKey, User
+    # Users live in accounts, above orgs: orgs needs only what any Django user has.
+    from django.contrib.auth.base_user import AbstractBaseUser as User
 
-    Actor = User | OrgAPIKey | str | None
+# Who acted: a user or an API key (both from accounts), or a label such as "stripe".
+Actor = AuditedActor | str | None
 
 INVITATION_TTL = timedelta(days=7)
 
@@ -55,8 +66,6 @@ def audit_fields(
 ) -> dict[str, Any]:
     """The column values of an audit row (who, from where, request id), for callers
     that insert rows in bulk or inside one SQL statement (the ledger's hot path)."""
-    from accounts.models import OrgAPIKey, User
-
     ctx = request_context.current()
     fields: dict[str, Any] = {
         "org_id": org if isinstance(org, int) or org is None else org.pk,
@@ -69,10 +78,12 @@ def audit_fields(
         "actor_api_key": "",
         "actor_label": "",
     }
-    if isinstance(actor, User):
-        fields.update(actor_user_id=actor.pk, actor_label=actor.email)
-    elif isinstance(actor, OrgAPIKey):
-        fields.update(actor_api_key=actor.prefix, actor_label=f"API key {actor.prefix} ({actor.name})")
+    describe = getattr(actor, "audit_identity", None)
+    if describe is not None:
+        identity = describe()
+        fields.update(
+            actor_user_id=identity.user_id, actor_api_key=identity.api_key_prefix, actor_label=identity.label
+        )
     elif actor:
         fields.update(actor_label=str(actor))
     return fields
@@ -110,10 +121,8 @@ def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str |
                 raise Conflict(f"The slug “{slug}” is taken.", code="slug_taken") from None
     else:  # pragma: no cover - five random collisions in a row
         raise Conflict("Could not find a free slug; try another name.", code="slug_taken")
+    # No credit account yet: the ledger opens one on the organization's first write.
     Membership.objects.create(org=org, user=owner, role=Role.OWNER)
-    from usage.services import account_open
-
-    account_open(org=org)
     audit_record(org=org, action="org.created", actor=owner, data={"name": org.name, "personal": is_personal})
     return org
 
@@ -201,8 +210,6 @@ def _hash_token(token: str) -> str:
 @transaction.atomic
 def invitation_create(*, org: Organization, actor: User, email: str, role: str = Role.MEMBER) -> tuple[Invitation, str]:
     """Invite `email` to `org`; returns the invitation and the one-time token in its link."""
-    from accounts.models import normalize_email
-
     email = normalize_email(email)
     if not email or "@" not in email:
         raise InvalidRequest("Enter a valid e-mail address.", code="invalid_email")

@@ -2,8 +2,10 @@
 
     catalog   load the data file, push it to Stripe
     state     the per-org lock, the Stripe customer link, notices
-    plans     trial, subscriptions, allowances, grace, Free
-    checkout  Checkout and portal sessions, pack fulfilment, the demo's simulation
+    plans     the trial, Free, and the period allowances every plan brings
+    subscriptions  subscriptions as Stripe described them, invoices, grace, the demo's simulation
+    checkout  Checkout and portal sessions, plan changes
+    fulfilment  a paid checkout becomes credits or a plan; the demo's simulated payment
     refunds   refunds claw back, disputes freeze
     topup     auto top-up settings and off-session charges
     alerts    low / empty balance and allowance e-mails, alert preferences
@@ -20,34 +22,39 @@ from billing.services.alerts import (
 )
 from billing.services.catalog import catalog_load, catalog_sync
 from billing.services.checkout import (
-    checkout_session_closed,
-    checkout_session_paid,
-    checkout_simulate_pay,
     checkout_start,
-    credits_fulfil,
     custom_amount_limits,
     custom_amount_price,
-    pack_fulfil,
     plan_cancel_start,
     plan_change_start,
     portal_start,
+)
+from billing.services.fulfilment import (
+    checkout_session_closed,
+    checkout_session_paid,
+    checkout_simulate_pay,
+    credits_fulfil,
+    pack_fulfil,
 )
 from billing.services.overage import overage_report, overage_report_all
 from billing.services.plans import (
     billing_state_for,
     free_periods_renew,
+    trial_start,
+    trial_start_for_signup,
+    trials_end,
+)
+from billing.services.refunds import charge_refunded, dispute_closed, dispute_opened, purchase_refund
+from billing.services.setup import stripe_setup
+from billing.services.state import customer_for_org
+from billing.services.subscriptions import (
     grace_periods_end,
     invoice_paid,
     invoice_payment_failed,
     plan_simulate_cancel,
     plan_simulate_subscribe,
     subscription_refresh,
-    trial_start,
-    trials_end,
 )
-from billing.services.refunds import charge_refunded, dispute_closed, dispute_opened, purchase_refund
-from billing.services.setup import stripe_setup
-from billing.services.state import customer_for_org
 from billing.services.topup import (
     auto_topup_check,
     auto_topup_configure,
@@ -63,5 +70,5 @@ __all__ = [
     "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
     "pack_fulfil", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
-    "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trials_end",
+    "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trial_start_for_signup", "trials_end",
 ]

@@ -23,26 +23,22 @@ from accounts.models import User
 from billing import gateway
 from billing.errors import InvalidReturnTo, StripeNotConfigured, UnknownItem
 from billing.money import credits_price_cents
+from billing.selectors import plan_price_for
 from billing.models import (
     BillingStatus,
     CheckoutKind,
     CheckoutStart,
-    CheckoutStatus,
     Interval,
     OveragePrice,
     Pack,
     PlanPrice,
-    Purchase,
-    PurchaseKind,
 )
-from billing.services import plans
-from billing.services.state import customer_for_org, lock_state, org_for_customer
-from billing.stripe_data import metadata, price_facts, stripe_id
+from billing.services import plans, subscriptions
+from billing.services.state import customer_for_org
+from billing.stripe_data import price_facts
 from billing_project.errors import Conflict, InvalidRequest
 from orgs.models import MANAGE_BILLING, Organization
 from orgs.services import audit_record, role_require
-from usage import services as ledger
-from usage.models import GrantSource
 from usage.units import MICROS_PER_CREDIT, credits_str, credits_to_micros, format_credits
 
 if TYPE_CHECKING:
@@ -69,7 +65,8 @@ def return_path(key: str | None) -> str:
     return RETURN_PAGES[key]
 
 
-def _check_actor(org: Organization, actor: Actor, action: str) -> None:
+def billing_role_require(org: Organization, actor: Actor, action: str) -> None:
+    """A person must be an owner, admin or billing manager to `action`."""
     # API keys are checked by scope (billing:write) before they get here.
     if isinstance(actor, User):
         role_require(org=org, user=actor, roles=MANAGE_BILLING, action=action)
@@ -169,7 +166,7 @@ def checkout_start(
     """Open a Stripe Checkout Session for a plan (subscription), a pack or a
     custom amount of credits (payments). A custom amount's credits and price
     are fixed here, on the server, and recorded with the session."""
-    _check_actor(org, actor, "buy credits or change the plan")
+    billing_role_require(org, actor, "buy credits or change the plan")
     item = checkout_item(kind=kind, code=code, interval=interval, credits_micros=credits_micros)
     back = return_path(return_to)
     state = plans.billing_state_for(org)
@@ -266,7 +263,7 @@ def portal_start(
     """A Stripe customer portal session URL: payment methods, plan changes,
     cancellation, invoices. `flow` deep-links into one of the portal's flows
     (confirm a plan change, cancel), which comes back to `return_to` when done."""
-    _check_actor(org, actor, "manage billing")
+    billing_role_require(org, actor, "manage billing")
     back = return_path(return_to)
     if not gateway.configured():
         raise StripeNotConfigured("The billing portal needs Stripe, which is not configured on this Tollgate.")
@@ -295,8 +292,6 @@ def _subscribed(state) -> bool:
 
 def _plan_item_id(subscription_id: str) -> str:
     """The subscription item that carries the plan (not the metered overage price)."""
-    from billing.selectors import plan_price_for
-
     synced = djstripe_models.Subscription.objects.filter(id=subscription_id).first()
     if synced is not None and synced.stripe_data.get("items"):
         data = synced.stripe_data
@@ -320,7 +315,7 @@ def plan_change_start(
     webhooks then apply the plan and its allowance as for any subscription
     change. In the embedded demo the simulated payment switches at once.
     """
-    _check_actor(org, actor, "change the plan")
+    billing_role_require(org, actor, "change the plan")
     state = plans.billing_state_for(org)
     if not _subscribed(state):
         return checkout_start(org=org, kind=CheckoutKind.PLAN, code=plan_code, interval=interval,
@@ -349,141 +344,14 @@ def plan_cancel_start(*, org: Organization, return_to: str = "plans", actor: Act
     """Cancel the subscription: Stripe's portal confirms it (the plan then runs
     to the end of the paid period). In the embedded demo the simulated
     subscription ends at once. Returns the URL to send the person to, if any."""
-    _check_actor(org, actor, "cancel the plan")
+    billing_role_require(org, actor, "cancel the plan")
     state = plans.billing_state_for(org)
     if not _subscribed(state):
         raise Conflict("There is no subscription to cancel: this organization is on the Free plan.",
                        code="no_subscription")
     if state.subscription_id.startswith("sim_"):
-        plans.plan_simulate_cancel(org=org, actor=actor)
+        subscriptions.plan_simulate_cancel(org=org, actor=actor)
         return None
     return portal_start(org=org, return_to=return_to, actor=actor, flow={
         "type": "subscription_cancel", "subscription_cancel": {"subscription": state.subscription_id},
     })
-
-
-# --- fulfilment ------------------------------------------------------------
-
-
-def _purchase_fulfil(
-    *, org: Organization, kind: str, pack: Pack | None, credits_micros: int, amount_cents: int, currency: str,
-    what: str, checkout_session_id: str, payment_intent_id: str | None, simulated: bool, actor: Actor,
-) -> Purchase:
-    """Grant a paid checkout's credits once per session (the org's billing lock,
-    then the session's unique Purchase and the ledger's idempotency key)."""
-    lock_state(org.pk)
-    existing = Purchase.objects.filter(checkout_session_id=checkout_session_id).first()
-    if existing is not None:
-        return existing
-    entry = ledger.credits_grant(
-        org=org, amount_micros=credits_micros, source=GrantSource.PURCHASE,
-        idempotency_key=f"checkout:{checkout_session_id}", stripe_object_id=payment_intent_id or checkout_session_id,
-        reference=checkout_session_id, reason=f"Bought {what}" + (" (simulated)" if simulated else ""),
-        actor=actor,
-    )
-    purchase = Purchase.objects.create(
-        org=org, kind=kind, pack=pack, credits_micros=credits_micros, amount_cents=amount_cents,
-        currency=currency, checkout_session_id=checkout_session_id, payment_intent_id=payment_intent_id or None,
-        grant=entry.grant, simulated=simulated,
-    )
-    CheckoutStart.objects.filter(session_id=checkout_session_id).update(status=CheckoutStatus.COMPLETE)
-    audit_record(org=org, action="billing.pack_purchased" if pack else "billing.credits_purchased", actor=actor,
-                 data={"pack": pack.code if pack else None, "credits": credits_str(credits_micros),
-                       "amount_cents": amount_cents, "session": checkout_session_id,
-                       "payment_intent": payment_intent_id, "simulated": simulated})
-    return purchase
-
-
-@transaction.atomic
-def pack_fulfil(
-    *, org: Organization, pack: Pack, checkout_session_id: str, payment_intent_id: str | None = None,
-    simulated: bool = False, actor: Actor = "stripe",
-) -> Purchase:
-    """Grant a paid pack's credits, as many as the catalog says, once per checkout session."""
-    return _purchase_fulfil(
-        org=org, kind=PurchaseKind.PACK, pack=pack, credits_micros=pack.credits_micros, amount_cents=pack.amount_cents,
-        currency=pack.currency, what=pack.name, checkout_session_id=checkout_session_id,
-        payment_intent_id=payment_intent_id, simulated=simulated, actor=actor,
-    )
-
-
-@transaction.atomic
-def credits_fulfil(
-    *, start: CheckoutStart, payment_intent_id: str | None = None, simulated: bool = False, actor: Actor = "stripe",
-) -> Purchase:
-    """Grant a paid custom amount: exactly the credits recorded when its checkout
-    started (never an amount from Stripe's payload or the client), once per session."""
-    if start.kind != CheckoutKind.CREDITS or not start.credits_micros:
-        raise InvalidRequest("Not a checkout for a custom amount of credits.", code="invalid_kind")
-    return _purchase_fulfil(
-        org=start.org, kind=PurchaseKind.CREDITS, pack=None, credits_micros=start.credits_micros,
-        amount_cents=start.amount_cents, currency=settings.CURRENCY.lower(),
-        what=f"{format_credits(start.credits_micros)} credits", checkout_session_id=start.session_id,
-        payment_intent_id=payment_intent_id, simulated=simulated, actor=actor,
-    )
-
-
-def checkout_session_paid(*, session: dict, actor: Actor = "stripe") -> Purchase | None:
-    """checkout.session.completed / async_payment_succeeded, with Stripe's latest session.
-
-    A pack is granted only once the session says paid; a delayed payment
-    method (bank debit) completes unpaid and is granted on async success. A
-    plan's subscription is applied from Stripe's current subscription.
-    """
-    session_id = session["id"]
-    start = CheckoutStart.objects.select_related("org", "pack", "plan_price__plan").filter(session_id=session_id).first()
-    meta = metadata(session)
-    org = start.org if start else org_for_customer(stripe_id(session.get("customer")), meta)
-    if org is None:
-        logger.warning("Checkout session %s belongs to no organization we know; ignored.", session_id)
-        return None
-    if session.get("mode") == "subscription":
-        sub_id = stripe_id(session.get("subscription"))
-        if sub_id:
-            plans.subscription_refresh(subscription_id=sub_id, customer_id=stripe_id(session.get("customer")),
-                                       metadata=meta, actor=actor)
-        CheckoutStart.objects.filter(session_id=session_id).update(status=CheckoutStatus.COMPLETE)
-        return None
-    if session.get("payment_status") != "paid":
-        return None  # wait for checkout.session.async_payment_succeeded
-    if start is not None and start.kind == CheckoutKind.CREDITS:
-        return credits_fulfil(start=start, payment_intent_id=stripe_id(session.get("payment_intent")) or None,
-                              actor=actor)
-    if meta.get("tollgate_kind") == CheckoutKind.CREDITS:
-        # A custom amount is only ever granted from our record of it.
-        logger.warning("Checkout session %s is a custom amount we have no record of; ignored.", session_id)
-        return None
-    pack = start.pack if start else Pack.objects.filter(code=meta.get("tollgate_item", "")).first()
-    if pack is None:
-        logger.warning("Checkout session %s sold nothing from our catalog; ignored.", session_id)
-        return None
-    return pack_fulfil(org=org, pack=pack, checkout_session_id=session_id,
-                       payment_intent_id=stripe_id(session.get("payment_intent")) or None, actor=actor)
-
-
-def checkout_session_closed(*, session: dict, status: str) -> None:
-    CheckoutStart.objects.filter(session_id=session["id"], status=CheckoutStatus.OPEN).update(status=status)
-
-
-def checkout_simulate_pay(*, org: Organization, session_id: str, actor: Actor = None) -> CheckoutStart:
-    """The embedded demo's "pay": runs the very fulfilment the webhook runs. No money moves."""
-    if not gateway.simulated():
-        raise StripeNotConfigured("Simulated payments are only available in the embedded demo without Stripe keys.",
-                                  code="simulation_disabled")
-    _check_actor(org, actor, "buy credits or change the plan")
-    with transaction.atomic():
-        lock_state(org.pk)  # a double click waits here, then finds the checkout complete
-        start = CheckoutStart.objects.select_related("pack", "plan_price__plan").filter(
-            org=org, session_id=session_id, simulated=True
-        ).first()
-        if start is None:
-            raise UnknownItem("No such simulated checkout.", code="checkout_not_found")
-        if start.kind == CheckoutKind.PACK:
-            pack_fulfil(org=org, pack=start.pack, checkout_session_id=session_id, simulated=True, actor=actor)
-        elif start.kind == CheckoutKind.CREDITS:
-            credits_fulfil(start=start, simulated=True, actor=actor)
-        elif start.status == CheckoutStatus.OPEN:
-            plans.plan_simulate_subscribe(org=org, plan_price=start.plan_price, actor=actor)
-            CheckoutStart.objects.filter(pk=start.pk).update(status=CheckoutStatus.COMPLETE)
-        start.refresh_from_db()
-    return start

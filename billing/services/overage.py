@@ -25,8 +25,9 @@ from billing import gateway
 from billing.models import BillingStatus, OverageReport
 from billing.services.state import lock_state
 from orgs.services import audit_record
-from usage import services as ledger
-from usage.models import CreditAccount, GrantSource
+from usage import selectors as usage_selectors
+from usage import services as usage_services
+from usage.models import GrantSource
 from usage.units import MICROS_PER_CREDIT
 
 logger = logging.getLogger(__name__)
@@ -43,12 +44,12 @@ def overage_report(*, org_id: int) -> OverageReport | None:
         state = lock_state(org_id)
         report = OverageReport.objects.filter(org_id=org_id, sent_at__isnull=True).first()
         if report is None:
-            account = CreditAccount.objects.filter(org_id=org_id).first()
+            debt_micros = usage_selectors.overage_debt_micros(org_id)
             billable = (
-                account is not None and account.overage_allowed and state.customer_id and state.subscription_id
+                debt_micros > 0 and state.customer_id and state.subscription_id
                 and state.status in (BillingStatus.ACTIVE, BillingStatus.TRIALING, BillingStatus.PAST_DUE)
             )
-            whole_credits = account.debt_micros // MICROS_PER_CREDIT if billable else 0
+            whole_credits = debt_micros // MICROS_PER_CREDIT if billable else 0
             if whole_credits <= 0:
                 return None
             report = OverageReport.objects.create(
@@ -73,7 +74,7 @@ def _settle(report_id: int) -> OverageReport:
     if report.sent_at is not None:
         return report
     amount = report.credits * MICROS_PER_CREDIT
-    ledger.credits_grant(
+    usage_services.credits_grant(
         org=state.org, amount_micros=amount, source=GrantSource.OVERAGE_INVOICED,
         idempotency_key=f"overage:{report.identifier}", stripe_object_id=report.identifier,
         reason=f"{report.credits} credits used past zero, billed on your next invoice",
@@ -90,10 +91,7 @@ def overage_report_all(*, limit: int = 500) -> int:
     """Beat: report every overage account's debt (the trigger after each debit may have been lost)."""
     if not gateway.configured():
         return 0
-    org_ids = list(
-        CreditAccount.objects.filter(overage_allowed=True, debt_micros__gte=MICROS_PER_CREDIT)
-        .values_list("org_id", flat=True)[:limit]
-    )
+    org_ids = usage_selectors.org_ids_in_overage(min_debt_micros=MICROS_PER_CREDIT, limit=limit)
     org_ids += list(OverageReport.objects.filter(sent_at__isnull=True).values_list("org_id", flat=True)[:limit])
     reported = 0
     for org_id in dict.fromkeys(org_ids):

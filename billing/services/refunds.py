@@ -23,7 +23,7 @@ from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
 from billing_project.errors import InvalidRequest
 from orgs.services import audit_record
-from usage import services as ledger
+from usage import services as usage_services
 from usage.units import credits_str
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def charge_refunded(*, charge: dict, actor: Actor = "stripe") -> RefundRecord | 
     step = target - already
     if step <= 0:
         return None  # an older refund step arriving late: later steps covered it
-    clawback = ledger.credits_clawback(
+    clawback = usage_services.credits_clawback(
         grant=purchase.grant, amount_micros=step, idempotency_key=f"refund:{charge['id']}:{refunded}",
         stripe_object_id=charge["id"], reason=f"Refund of {purchase}", actor=actor,
     )
@@ -109,7 +109,7 @@ def dispute_opened(*, dispute: dict, actor: Actor = "stripe") -> DisputeRecord |
     if not created:
         return record
     amount = _share(purchase.credits_micros, record.amount_cents, charge_amount or record.amount_cents)
-    entry = ledger.credits_freeze(
+    entry = usage_services.credits_freeze(
         grant=purchase.grant, amount_micros=amount, idempotency_key=f"dispute:{dispute['id']}:freeze",
         stripe_object_id=dispute["id"], reason="Payment disputed", actor=actor,
     ) if amount else None
@@ -137,7 +137,7 @@ def dispute_closed(*, dispute: dict, actor: Actor = "stripe") -> DisputeRecord |
         return record
     status = dispute.get("status", "")
     if status == "won" and record.frozen_micros:
-        ledger.credits_unfreeze(grant=record.purchase.grant, idempotency_key=f"dispute:{dispute['id']}:unfreeze",
+        usage_services.credits_unfreeze(grant=record.purchase.grant, idempotency_key=f"dispute:{dispute['id']}:unfreeze",
                                 stripe_object_id=dispute["id"], actor=actor)
     record.status = status
     record.closed_at = timezone.now()

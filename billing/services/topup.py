@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import stripe
+from celery import signature
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
@@ -40,13 +40,15 @@ from billing.models import (
     TopUpAttempt,
 )
 from billing.money import MAX_MONEY_CENTS, format_money
+from billing.selectors import cap_month_start, spent_this_month_cents
 from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
 from billing_project.errors import InvalidRequest
 from orgs.models import MANAGE_BILLING, Organization
 from orgs.services import audit_record, role_require
-from usage import services as ledger
-from usage.models import CreditAccount, GrantSource
+from usage import selectors as usage_selectors
+from usage import services as usage_services
+from usage.models import GrantSource
 from usage.units import credits_str
 
 if TYPE_CHECKING:
@@ -61,19 +63,6 @@ BACKOFF = (timedelta(hours=1), timedelta(hours=6), timedelta(hours=24))
 STALE_AFTER = timedelta(minutes=10)
 # Stripe keeps idempotency keys at least 24 hours; past that, look the intent up before re-sending.
 IDEMPOTENCY_WINDOW = timedelta(hours=23)
-
-
-def _month_start(now: datetime) -> datetime:
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def spent_this_month_cents(org_id: int, now: datetime | None = None) -> int:
-    """What auto top-ups charged or are charging this calendar month (UTC)."""
-    now = now or timezone.now()
-    return TopUpAttempt.objects.filter(
-        org_id=org_id, created_at__gte=_month_start(now),
-        status__in=[AttemptStatus.SUCCEEDED, *OPEN_ATTEMPT_STATUSES],
-    ).aggregate(total=Sum("amount_cents"))["total"] or 0
 
 
 @transaction.atomic
@@ -104,24 +93,24 @@ def auto_topup_configure(
         defaults={"enabled": enabled, "threshold_micros": threshold_micros, "pack": pack,
                   "monthly_cap_cents": monthly_cap_cents, "paused_reason": ""},
     )
-    ledger.account_set_auto_topup_threshold(org=org, threshold_micros=threshold_micros if enabled else None)
+    usage_services.account_set_auto_topup_threshold(org=org, threshold_micros=threshold_micros if enabled else None)
     audit_record(org=org, action="billing.auto_topup_configured", actor=actor, data={
         "enabled": enabled, "threshold": credits_str(threshold_micros), "pack": pack.code,
         "monthly_cap_cents": monthly_cap_cents,
     })
     if enabled:
         # Already below the new threshold: no debit will cross it, so check now.
-        from billing import tasks
-
-        org_id = org.pk
-        transaction.on_commit(lambda: tasks.auto_topup_check.delay(org_id))
+        # Queued by name: billing.tasks calls these services, so importing it
+        # here would close a cycle (BillingConfig.ready registers the tasks).
+        check = signature("billing.auto_topup_check", args=(org.pk,))
+        transaction.on_commit(check.delay)
     return settings_row
 
 
 def _pause(settings_row: AutoTopUpSettings, reason: str) -> None:
     settings_row.paused_reason = reason[:255]
     settings_row.save(update_fields=["paused_reason", "updated_at"])
-    ledger.account_set_auto_topup_threshold(org=settings_row.org, threshold_micros=None)
+    usage_services.account_set_auto_topup_threshold(org=settings_row.org, threshold_micros=None)
 
 
 def _new_attempt(org_id: int, *, number: int, now: datetime) -> TopUpAttempt | None:
@@ -129,13 +118,13 @@ def _new_attempt(org_id: int, *, number: int, now: datetime) -> TopUpAttempt | N
     settings_row = AutoTopUpSettings.objects.select_related("pack", "org").filter(org_id=org_id).first()
     if settings_row is None or not settings_row.enabled or settings_row.paused_reason:
         return None
-    account = CreditAccount.objects.filter(org_id=org_id).first()
-    if account is None or account.balance_micros >= settings_row.threshold_micros:
+    balance_micros = usage_selectors.balance_micros_for(org_id)
+    if balance_micros is None or balance_micros >= settings_row.threshold_micros:
         return None  # bought credits meanwhile, or a stale trigger
     pack = settings_row.pack
     if spent_this_month_cents(org_id, now) + pack.amount_cents > settings_row.monthly_cap_cents:
         already_told = TopUpAttempt.objects.filter(
-            org_id=org_id, created_at__gte=_month_start(now), failure_code="monthly_cap_reached"
+            org_id=org_id, created_at__gte=cap_month_start(now), failure_code="monthly_cap_reached"
         ).exists()
         if not already_told:
             TopUpAttempt.objects.create(
@@ -355,7 +344,7 @@ def _fulfil(attempt: TopUpAttempt, intent: dict, *, simulated: bool, actor: Acto
     the attempt's status (a declined intent the customer later completed still paid)."""
     if attempt.purchase_id is not None:
         return
-    entry = ledger.credits_grant(
+    entry = usage_services.credits_grant(
         org=attempt.org, amount_micros=attempt.credits_micros, source=GrantSource.AUTO_TOPUP,
         idempotency_key=f"topup:{attempt.pk}", stripe_object_id=intent.get("id", ""),
         reference=intent.get("id", ""), reason=f"Auto top-up: {attempt.pack.name}" + (" (simulated)" if simulated else ""),

@@ -1,7 +1,9 @@
 """Billing pages. `pages` shows credits (overview, usage, sending); `payments`
 is buying (top up, plans, invoices, checkout, portal, return pages);
-`settings` holds auto top-up, alerts and provider keys."""
+`settings` holds auto top-up, alerts and provider keys; `members` is the
+members page with each member's spend and cap."""
 
+from billing.views.members import member_limit, members
 from billing.views.pages import overview, send, usage, usage_export
 from billing.views.payments import (
     checkout_canceled,
@@ -23,5 +25,6 @@ __all__ = [
     "overview", "send", "usage", "usage_export",
     "checkout_canceled", "checkout_done", "checkout_page", "checkout_start", "checkout_status", "invoices",
     "plan_cancel", "plan_change", "plans", "portal", "simulate", "top_up",
+    "member_limit", "members",
     "alerts", "auto_topup", "provider_key_revoke", "provider_keys", "settings_home",
 ]

@@ -20,12 +20,12 @@ from django.utils import timezone
 
 from billing import selectors
 from billing.forms import HistoryFilterForm, SendCreditsForm
-from billing.views._access import require_billing_role
+from billing.views.access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
 from orgs.current import membership_required
-from usage import selectors as ledger
-from usage import services as ledger_services
+from usage import selectors as usage_selectors
+from usage import services as usage_services
 from usage.errors import IdempotencyConflict, InsufficientCredits
 from usage.models import EntryKind, LedgerEntry
 from usage.units import credits_str, format_credits
@@ -70,11 +70,11 @@ def describe(entry: LedgerEntry) -> tuple[str, str]:
 def usage(request):
     org = request.membership.org
     form = HistoryFilterForm(request.GET or None, org=org)
-    filters = form.filters() if form.is_bound else ledger.HistoryFilters()
-    account = ledger.account_for(org.pk)
+    filters = form.filters() if form.is_bound else usage_selectors.HistoryFilters()
+    account = usage_selectors.account_for(org.pk)
     page = None
     if account.pk is not None:
-        page = ledger.ledger_page(
+        page = usage_selectors.ledger_page(
             account_id=account.pk,
             filters=filters,
             older_than=request.GET.get("older") or None,
@@ -85,9 +85,9 @@ def usage(request):
     query = request.GET.copy()
     for key in ("older", "newer", "chart", "by"):
         query.pop(key, None)
-    period = request.GET.get("chart") if request.GET.get("chart") in ledger.CHART_PERIODS else "day"
-    group_by = request.GET.get("by") if request.GET.get("by") in ledger.CHART_GROUPS else "meter"
-    chart = ledger.usage_chart(account_id=account.pk, period=period, group_by=group_by)
+    period = request.GET.get("chart") if request.GET.get("chart") in usage_selectors.CHART_PERIODS else "day"
+    group_by = request.GET.get("by") if request.GET.get("by") in usage_selectors.CHART_GROUPS else "meter"
+    chart = usage_selectors.usage_chart(account_id=account.pk, period=period, group_by=group_by)
     return render(
         request,
         "billing/usage.html",
@@ -99,14 +99,14 @@ def usage(request):
             "filter_query": query.urlencode(),
             "history_params": [(k, v) for k, v in query.items() if v],
             "chart": chart,
-            "group_label": ledger.CHART_GROUPS[group_by],
+            "group_label": usage_selectors.CHART_GROUPS[group_by],
             "chart_data": chart_json(chart),
-            "periods": ledger.CHART_PERIODS.items(),
-            "groups": ledger.CHART_GROUPS.items(),
+            "periods": usage_selectors.CHART_PERIODS.items(),
+            "groups": usage_selectors.CHART_GROUPS.items(),
             # The costliest runs of the last 30 days, whatever the chart shows:
             # a year of runs is a large sort for one table.
-            "runs": ledger.workflow_run_costs(account_id=account.pk, period="day"),
-            "estimates": ledger.workflow_estimates(account.plan_code),
+            "runs": usage_selectors.workflow_run_costs(account_id=account.pk, period="day"),
+            "estimates": usage_selectors.workflow_estimates(account.plan_code),
         },
     )
 
@@ -150,7 +150,7 @@ def _csv_rows(account_id: int | None, filters):
     yield writer.writerow(CSV_HEADER)
     if account_id is None:
         return
-    for entry in ledger.ledger_export_rows(account_id=account_id, filters=filters):
+    for entry in usage_selectors.ledger_export_rows(account_id=account_id, filters=filters):
         title, note = describe(entry)
         yield writer.writerow([
             entry.created_at.astimezone(dt_timezone.utc).isoformat(),
@@ -171,8 +171,8 @@ def usage_export(request):
     streamed row by row however many there are."""
     org = request.membership.org
     form = HistoryFilterForm(request.GET or None, org=org)
-    filters = form.filters() if form.is_bound else ledger.HistoryFilters()
-    account = ledger.account_for(org.pk)
+    filters = form.filters() if form.is_bound else usage_selectors.HistoryFilters()
+    account = usage_selectors.account_for(org.pk)
     response = StreamingHttpResponse(_csv_rows(account.pk, filters), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="tollgate-{org.slug}-ledger-{stamp}.csv"'
@@ -195,7 +195,7 @@ def send(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            transfer = ledger_services.credits_transfer(
+            transfer = usage_services.credits_transfer(
                 from_org=org,
                 to_org=data["recipient"],
                 amount_micros=data["amount"],
@@ -235,6 +235,6 @@ def send(request):
             "form": form,
             "can_send": can_send,
             "credits": credits,
-            "transfers": ledger.recent_transfers(account_id=credits.account.pk) if credits.account.pk else [],
+            "transfers": usage_selectors.recent_transfers(account_id=credits.account.pk) if credits.account.pk else [],
         },
     )

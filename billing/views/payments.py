@@ -16,11 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing import gateway, money, selectors, services
+from billing import gateway, money, selectors, services, stripe_data
 from billing.forms import CustomTopUpForm
 from billing.models import CheckoutKind, CheckoutStart, CheckoutStatus, Interval, Pack, Purchase
 from billing.services.checkout import RETURN_PAGES
-from billing.views._access import require_billing_role
+from billing.views.access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs.current import membership_required
 
@@ -148,7 +148,7 @@ def invoices(request):
         rows = selectors.invoices_for(org, limit=INVOICE_PAGE + 1, starting_after=after)
     except TollgateError:
         raise Http404("No such invoice.") from None
-    page = [selectors.invoice_row(invoice) for invoice in rows[:INVOICE_PAGE]]
+    page = [stripe_data.invoice_row(invoice) for invoice in rows[:INVOICE_PAGE]]
     return render(request, "billing/invoices.html", {
         "org": org, "invoices": page, "older": page[-1].id if len(rows) > INVOICE_PAGE else None, "after": after,
         "purchases": selectors.purchases_for(org, limit=20),

@@ -10,6 +10,7 @@ narrows a query already limited to the current organization.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -17,11 +18,11 @@ from billing import gateway, selectors, services
 from billing.forms import AlertPreferenceForm, AlertThresholdForm, AutoTopUpForm, ProviderKeyForm
 from billing.models import AlertKind, AlertState
 from billing.money import minor_units_str
-from billing.views._access import require_billing_role
+from billing.views.access import require_billing_role
 from billing_project.errors import TollgateError
 from orgs.current import membership_required
-from usage import selectors as ledger
-from usage import services as ledger_services
+from usage import selectors as usage_selectors
+from usage import services as usage_services
 from usage.units import credits_str, format_credits
 
 
@@ -68,8 +69,8 @@ def auto_topup(request):
 def alerts(request):
     membership = request.membership
     org = membership.org
-    account = ledger.account_for(org.pk)
-    default_line = ledger.low_balance_micros()
+    account = usage_selectors.account_for(org.pk)
+    default_line = usage_selectors.low_balance_micros()
     own = account.low_balance_threshold_micros
     which = request.POST.get("form") if request.method == "POST" else None
     threshold_form = AlertThresholdForm(
@@ -106,7 +107,7 @@ def alerts(request):
     states = {s.kind: s for s in AlertState.objects.filter(org=org)}
     return render(request, "billing/settings_alerts.html", {
         "org": org, "threshold_form": threshold_form, "pref_form": pref_form, "can_edit": membership.can_manage_billing,
-        "line_micros": ledger.low_balance_micros(own), "own_line": own,
+        "line_micros": usage_selectors.low_balance_micros(own), "own_line": own,
         "sent": [(kind, label, states.get(kind)) for kind, label in AlertKind.choices],
         "allowance": selectors.allowance_for(org.pk),
     })
@@ -121,7 +122,7 @@ def provider_keys(request):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                key = ledger_services.provider_key_create(
+                key = usage_services.provider_key_create(
                     org=org, provider=data["provider"], label=data["label"], last_four=data["last_four"],
                     actor=request.user,
                 )
@@ -132,7 +133,7 @@ def provider_keys(request):
                                           "provider_key_id when recording usage made with it.")
                 return redirect("billing:provider_keys")
     return render(request, "billing/settings_provider_keys.html", {
-        "org": org, "form": form, "keys": ledger.provider_keys(org, include_revoked=True).select_related("created_by"),
+        "org": org, "form": form, "keys": usage_selectors.provider_keys(org, include_revoked=True).select_related("created_by"),
         "can_edit": request.membership.can_manage_billing,
     })
 
@@ -143,11 +144,9 @@ def provider_key_revoke(request, key_id: int):
     org = request.membership.org
     require_billing_role(request, "revoke provider keys")
     try:
-        key = ledger_services.provider_key_revoke(org=org, key_id=key_id, actor=request.user)
+        key = usage_services.provider_key_revoke(org=org, key_id=key_id, actor=request.user)
     except TollgateError as error:
         if error.status == 404:
-            from django.http import Http404
-
             raise Http404(error.message) from None
         messages.error(request, error.message)
     else:

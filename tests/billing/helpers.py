@@ -5,7 +5,7 @@ from __future__ import annotations
 from billing import services
 from billing.models import BillingState, CheckoutStart, OveragePrice, Pack, PlanPrice
 from tests.billing import stripe_builders as b
-from usage import services as ledger
+from usage import services as usage_services
 from usage.models import CreditAccount, GrantSource
 
 C = 1_000_000  # one credit in micros
@@ -81,8 +81,8 @@ def state_of(org) -> BillingState:
 
 
 def grant(org, credits, source=GrantSource.PURCHASE, **kw):
-    return ledger.credits_grant(org=org, amount_micros=int(credits * C), source=source, **kw)
+    return usage_services.credits_grant(org=org, amount_micros=int(credits * C), source=source, **kw)
 
 
 def spend(org, credits, key, **kw):
-    return ledger.credits_debit(org=org, amount_micros=int(credits * C), idempotency_key=key, **kw)
+    return usage_services.credits_debit(org=org, amount_micros=int(credits * C), idempotency_key=key, **kw)

@@ -207,7 +207,7 @@ def test_people_choose_their_own_allowance_alerts(on_trial, org, owner, member, 
 
 
 def test_a_new_allowance_period_alerts_again(catalog, org, owner, mailoutbox, sweep):
-    from billing.services.plans import plan_simulate_subscribe
+    from billing.services.subscriptions import plan_simulate_subscribe
     from tests.billing.helpers import plan_price
 
     plan_simulate_subscribe(org=org, plan_price=plan_price("starter"))  # 1,000 credits

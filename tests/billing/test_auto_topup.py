@@ -11,7 +11,7 @@ from billing.services import topup
 from billing_project.errors import InvalidRequest, PermissionDenied
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, customer_id
-from usage import services as ledger
+from usage import services as usage_services
 from usage.models import CreditAccount, Grant, GrantSource
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,7 @@ def card(stripe_account, fake_stripe, org):
     cus = fake_stripe.get(customer_id(org))
     pm = fake_stripe.put(b.payment_method(customer=cus["id"]))
     cus["invoice_settings"]["default_payment_method"] = pm["id"]
-    ledger.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE, idempotency_key="seed")
+    usage_services.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE, idempotency_key="seed")
     return pm
 
 
@@ -40,7 +40,7 @@ def enabled(card, org, owner):
 
 def spend(org, credits, key, capture):
     with capture(execute=True):  # the trigger runs after commit, as in production
-        ledger.credits_debit(org=org, amount_micros=credits * C, idempotency_key=key)
+        usage_services.credits_debit(org=org, amount_micros=credits * C, idempotency_key=key)
 
 
 def topups(org):
@@ -200,7 +200,7 @@ def test_the_monthly_cap_is_never_exceeded(card, fake_stripe, org, owner, django
 def test_no_saved_card_means_no_charge_and_a_notice(stripe_account, fake_stripe, org, owner,
                                                     django_capture_on_commit_callbacks):
     customer_id(org)
-    ledger.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE, idempotency_key="seed")
+    usage_services.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE, idempotency_key="seed")
     services.auto_topup_configure(org=org, enabled=True, threshold_micros=50 * C, pack_code="pack_500",
                                   monthly_cap_cents=2000, actor=owner)
     spend(org, 60, "usage:1", django_capture_on_commit_callbacks)

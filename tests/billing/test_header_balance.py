@@ -14,7 +14,7 @@ def chip(content: str) -> str:
     return content.split('data-testid="header-balance"')[1].split("</a>")[0]
 
 
-@pytest.mark.parametrize("url", [reverse("billing:overview"), reverse("orgs:members"), reverse("keys:list"), reverse("billing:usage")])
+@pytest.mark.parametrize("url", [reverse("billing:overview"), reverse("billing:members"), reverse("keys:list"), reverse("billing:usage")])
 def test_every_signed_in_page_shows_the_available_balance(client, org, owner, url):
     grant(org, 1234.5)
     services.hold_create(org=org, amount_micros=200 * C)
@@ -27,11 +27,11 @@ def test_every_signed_in_page_shows_the_available_balance(client, org, owner, ur
 def test_it_is_coloured_by_status(client, org, owner, settings):
     settings.LOW_BALANCE_CREDITS = "100"
     client.force_login(owner)
-    assert 'data-status="depleted"' in client.get(reverse("orgs:members")).content.decode()
+    assert 'data-status="depleted"' in client.get(reverse("billing:members")).content.decode()
     grant(org, 99)
-    assert 'data-status="low"' in client.get(reverse("orgs:members")).content.decode()
+    assert 'data-status="low"' in client.get(reverse("billing:members")).content.decode()
     grant(org, 1)
-    assert 'data-status="ok"' in client.get(reverse("orgs:members")).content.decode()
+    assert 'data-status="ok"' in client.get(reverse("billing:members")).content.decode()
 
 
 def test_signed_out_pages_have_no_balance(client):
@@ -50,4 +50,4 @@ def test_it_costs_one_row_read(org, owner):
 def test_it_shows_the_current_org_not_another(client, org, owner, other_org):
     grant(other_org, 777)
     client.force_login(owner)
-    assert "777" not in chip(client.get(reverse("orgs:members")).content.decode())
+    assert "777" not in chip(client.get(reverse("billing:members")).content.decode())

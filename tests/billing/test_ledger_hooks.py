@@ -5,7 +5,7 @@ import pytest
 
 from billing import tasks
 from tests.billing.helpers import C
-from usage import services as ledger
+from usage import services as usage_services
 from usage.models import GrantSource
 
 pytestmark = pytest.mark.django_db
@@ -20,11 +20,11 @@ def queued(monkeypatch):
 
 
 def test_a_debit_crossing_the_threshold_queues_the_top_up_after_commit(org, queued, django_capture_on_commit_callbacks):
-    ledger.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE)
-    ledger.account_set_auto_topup_threshold(org=org, threshold_micros=50 * C)
+    usage_services.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE)
+    usage_services.account_set_auto_topup_threshold(org=org, threshold_micros=50 * C)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        ledger.credits_debit(org=org, amount_micros=60 * C, idempotency_key="u1")
+        usage_services.credits_debit(org=org, amount_micros=60 * C, idempotency_key="u1")
         assert queued == []  # nothing before commit
     for callback in callbacks:
         callback()
@@ -33,29 +33,29 @@ def test_a_debit_crossing_the_threshold_queues_the_top_up_after_commit(org, queu
 
 
 def test_writes_that_do_not_cross_the_threshold_queue_nothing(org, queued, django_capture_on_commit_callbacks):
-    ledger.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE)
+    usage_services.credits_grant(org=org, amount_micros=100 * C, source=GrantSource.PURCHASE)
     with django_capture_on_commit_callbacks(execute=True):
-        ledger.credits_debit(org=org, amount_micros=60 * C, idempotency_key="no-threshold")
-    ledger.account_set_auto_topup_threshold(org=org, threshold_micros=50 * C)
+        usage_services.credits_debit(org=org, amount_micros=60 * C, idempotency_key="no-threshold")
+    usage_services.account_set_auto_topup_threshold(org=org, threshold_micros=50 * C)
     with django_capture_on_commit_callbacks(execute=True):
-        ledger.credits_debit(org=org, amount_micros=5 * C, idempotency_key="already-below")
-        ledger.credits_grant(org=org, amount_micros=5 * C, source=GrantSource.PROMO)
+        usage_services.credits_debit(org=org, amount_micros=5 * C, idempotency_key="already-below")
+        usage_services.credits_grant(org=org, amount_micros=5 * C, source=GrantSource.PROMO)
 
     assert queued == []
 
 
 def test_debt_growing_on_an_overage_account_queues_the_overage_report(org, queued, django_capture_on_commit_callbacks):
-    ledger.account_set_plan(org=org, plan_code="pro", overage_allowed=True)
+    usage_services.account_set_plan(org=org, plan_code="pro", overage_allowed=True)
     with django_capture_on_commit_callbacks(execute=True):
-        ledger.credits_debit(org=org, amount_micros=3 * C, idempotency_key="past-zero")
+        usage_services.credits_debit(org=org, amount_micros=3 * C, idempotency_key="past-zero")
 
     assert queued == [("overage", org.pk)]
 
 
 def test_a_hard_limited_account_never_queues_an_overage_report(org, queued, django_capture_on_commit_callbacks):
-    ledger.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE)
-    hold = ledger.hold_create(org=org, amount_micros=10 * C)
+    usage_services.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE)
+    hold = usage_services.hold_create(org=org, amount_micros=10 * C)
     with django_capture_on_commit_callbacks(execute=True):
-        ledger.hold_capture(org=org, hold_id=hold.pk, amount_micros=15 * C)  # past zero, but no overage plan
+        usage_services.hold_capture(org=org, hold_id=hold.pk, amount_micros=15 * C)  # past zero, but no overage plan
 
     assert queued == []

@@ -4,7 +4,7 @@ from billing import services
 from billing.models import OveragePrice, OverageReport
 from billing.services import overage
 from tests.billing.helpers import C, balance, invoice_for, plan_price, subscription_for
-from usage import services as ledger
+from usage import services as usage_services
 from usage.errors import InsufficientCredits
 from usage.models import CreditAccount, Grant, GrantSource
 
@@ -37,7 +37,7 @@ def test_a_subscription_on_an_overage_plan_includes_the_metered_price(stripe_acc
 def test_usage_past_zero_is_reported_to_the_meter_in_whole_credits_and_settled(on_pro, fake_stripe, org,
                                                                                django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        ledger.credits_debit(org=org, amount_micros=balance(org) + 2_500_000, idempotency_key="usage:big")
+        usage_services.credits_debit(org=org, amount_micros=balance(org) + 2_500_000, idempotency_key="usage:big")
 
     event = next(iter(fake_stripe.meter_events.values()))
     assert event["event_name"] == "tollgate_overage_credits"
@@ -48,12 +48,12 @@ def test_usage_past_zero_is_reported_to_the_meter_in_whole_credits_and_settled(o
     assert (account.debt_micros, account.balance_micros) == (500_000, -500_000)  # the fraction waits
     settled = Grant.objects.get(account=account, source=GrantSource.OVERAGE_INVOICED)
     assert (settled.amount_micros, settled.remaining_micros) == (2_000_000, 0)  # it only paid the debt off
-    assert ledger.ledger_reconcile(org_ids=[org.pk]) == []
+    assert usage_services.ledger_reconcile(org_ids=[org.pk]) == []
 
 
 def test_a_report_killed_after_sending_is_sent_again_with_its_identifier_and_counted_once(
         on_pro, fake_stripe, org, monkeypatch):
-    ledger.credits_debit(org=org, amount_micros=balance(org) + 3 * C, idempotency_key="usage:big")
+    usage_services.credits_debit(org=org, amount_micros=balance(org) + 3 * C, idempotency_key="usage:big")
     real_settle = overage._settle
     monkeypatch.setattr(overage, "_settle", lambda report_id: (_ for _ in ()).throw(WorkerKilled()))
     with pytest.raises(WorkerKilled):
@@ -147,5 +147,5 @@ def test_an_overage_plan_without_the_metered_item_is_held_at_zero(webhooks, fake
     assert (account.plan_code, account.overage_allowed) == ("pro", False)  # the plan applies, overage does not
     assert "price_retired" not in [item["price"]["id"] for item in fake_stripe.get(sub["id"])["items"]["data"]]
     with pytest.raises(InsufficientCredits):
-        ledger.credits_debit(org=org, amount_micros=balance(org) + C, idempotency_key="usage:big")
+        usage_services.credits_debit(org=org, amount_micros=balance(org) + C, idempotency_key="usage:big")
     assert services.overage_report(org_id=org.pk) is None

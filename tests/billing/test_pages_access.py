@@ -9,7 +9,7 @@ from billing import services
 from orgs.models import Role
 from tests.billing.helpers import C, grant
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
-from usage import services as ledger
+from usage import services as usage_services
 from usage.models import GrantSource, Provider
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ BUY_MARKERS = ['data-testid="top-up"', 'data-testid="buy-pack_500"', 'data-testi
 def acme(settings, catalog, org, owner, member):
     settings.BILLING_SIMULATED_PAYMENTS = True  # buttons show only where payments can happen
     grant(org, 1234, GrantSource.PURCHASE, reason="Acme secret grant")
-    ledger.provider_key_create(org=org, provider=Provider.OPENAI, label="acme-prod-key", last_four="AC1E")
+    usage_services.provider_key_create(org=org, provider=Provider.OPENAI, label="acme-prod-key", last_four="AC1E")
     services.auto_topup_configure(org=org, enabled=True, threshold_micros=50 * C, pack_code="pack_2000",
                                   monthly_cap_cents=5000)
     return org
@@ -116,7 +116,7 @@ def test_an_outsider_sees_only_their_own_organization(acme, outsider, path):
 def test_ids_of_another_org_in_a_url_are_404s(acme, other_org, outsider, owner):
     from usage.models import ProviderKey
 
-    theirs = ledger.provider_key_create(org=other_org, provider=Provider.OPENAI, label="globex", last_four="GLBX")
+    theirs = usage_services.provider_key_create(org=other_org, provider=Provider.OPENAI, label="globex", last_four="GLBX")
     their_member = other_org.memberships.get()
     client = as_user(owner)
 

@@ -3,7 +3,7 @@ import pytest
 from billing.models import DisputeRecord, Purchase, RefundRecord
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, paid_session, start_pack_checkout
-from usage import services as ledger
+from usage import services as usage_services
 
 pytestmark = pytest.mark.django_db
 
@@ -31,13 +31,13 @@ def test_a_full_refund_before_spending_claws_back_the_whole_pack(webhooks, bough
     assert before - balance(org) == 2000 * C
     record = RefundRecord.objects.get()
     assert (record.requested_micros, record.clawed_micros, record.shortfall_micros) == (2000 * C, 2000 * C, 0)
-    assert ledger.ledger_reconcile(org_ids=[org.pk]) == []
+    assert usage_services.ledger_reconcile(org_ids=[org.pk]) == []
 
 
 def test_a_refund_claws_back_its_share_never_below_what_is_left_and_records_the_shortfall(webhooks, bought, org):
     purchase, charge = bought
     # Spend everything else first, then 1,500 of the pack's 2,000.
-    ledger.credits_debit(org=org, amount_micros=balance(org) - 500 * C, idempotency_key="usage:spend")
+    usage_services.credits_debit(org=org, amount_micros=balance(org) - 500 * C, idempotency_key="usage:spend")
     assert purchase.grant.__class__.objects.get(pk=purchase.grant_id).remaining_micros == 500 * C
 
     webhooks.send("charge.refunded", refunded(charge, 900))  # half of $18: 1,000 credits
@@ -48,7 +48,7 @@ def test_a_refund_claws_back_its_share_never_below_what_is_left_and_records_the_
     second = RefundRecord.objects.latest("id")
     assert (second.requested_micros, second.clawed_micros, second.shortfall_micros) == (1000 * C, 0, 1000 * C)
     assert balance(org) == 0
-    assert ledger.ledger_reconcile(org_ids=[org.pk]) == []
+    assert usage_services.ledger_reconcile(org_ids=[org.pk]) == []
 
 
 def test_a_replayed_refund_event_claws_back_nothing_more(webhooks, bought, org):

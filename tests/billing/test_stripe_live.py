@@ -13,7 +13,7 @@ from billing import services
 from billing.models import AttemptStatus, TopUpAttempt
 from tests import conftest as root_conftest
 from tests.billing.helpers import C, customer_id
-from usage import services as ledger
+from usage import services as usage_services
 from usage.models import GrantSource
 
 KEY = os.environ.get("STRIPE_TEST_SECRET_KEY", "")
@@ -57,7 +57,7 @@ def test_live_off_session_top_up_charges_once_for_one_attempt(live, org, owner):
     customer = customer_id(org)
     card = stripe.PaymentMethod.attach("pm_card_visa", customer=customer, **gateway.options())
     stripe.Customer.modify(customer, invoice_settings={"default_payment_method": card["id"]}, **gateway.options())
-    ledger.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE, idempotency_key="seed")
+    usage_services.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE, idempotency_key="seed")
     services.auto_topup_configure(org=org, enabled=True, threshold_micros=100 * C, pack_code="pack_500",
                                   monthly_cap_cents=1000, actor=owner)
 

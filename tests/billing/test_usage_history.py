@@ -106,9 +106,9 @@ def test_an_unknown_kind_or_member_is_a_form_error_not_a_crash(client, org, owne
 
 
 def test_pages_walk_back_and_forth_without_gaps_or_repeats(client, org, owner, settings, monkeypatch):
-    from usage import selectors
+    from usage.selectors import history
 
-    monkeypatch.setattr(selectors, "HISTORY_PAGE_SIZE", 4)
+    monkeypatch.setattr(history, "HISTORY_PAGE_SIZE", 4)
     grant(org, 100, reason="g")
     with time_machine.travel(timezone.now(), tick=False):  # identical timestamps: the id breaks ties
         for i in range(9):

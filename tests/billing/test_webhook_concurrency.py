@@ -13,7 +13,7 @@ from billing import services
 from billing.models import Purchase
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, paid_session, start_pack_checkout
-from usage import services as ledger
+from usage import services as usage_services
 from usage.models import Grant, GrantSource
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,7 +66,7 @@ def test_the_same_webhook_delivered_twice_concurrently_grants_once(webhooks, fak
     assert Purchase.objects.count() == 1
     assert Grant.objects.filter(account__org=org, source=GrantSource.PURCHASE).count() == 1
     assert djstripe_models.Event.objects.filter(id=event["id"]).count() == 1
-    assert ledger.ledger_reconcile(org_ids=[org.pk]) == []
+    assert usage_services.ledger_reconcile(org_ids=[org.pk]) == []
 
 
 def test_completed_and_async_succeeded_racing_grant_once(webhooks, fake_stripe, org, owner, slow_fulfilment):

@@ -132,9 +132,9 @@ def test_a_member_without_billing_rights_sees_no_buy_or_send_buttons(open_sessio
 
 
 def test_ledger_filters_pages_and_csv(open_session, org, owner, member, tmp_path, monkeypatch):
-    from usage import selectors
+    from usage.selectors import history
 
-    monkeypatch.setattr(selectors, "HISTORY_PAGE_SIZE", 10)
+    monkeypatch.setattr(history, "HISTORY_PAGE_SIZE", 10)
     grant(org, 1000, GrantSource.PURCHASE, reason="Pack of 1,000")
     for i in range(12):
         spend(org, 2.5, f"m{i}", member=member, reason=f"Medium action #{i}")

@@ -40,7 +40,7 @@ def test_removing_a_member_of_another_org_by_url_is_a_404(client, owner, other_o
 
 def test_the_members_page_lists_only_the_current_org(client, owner, member, outsider):
     client.force_login(owner)
-    content = client.get(reverse("orgs:members")).content.decode()
+    content = client.get(reverse("billing:members")).content.decode()
     assert "member@acme.test" in content
     assert outsider.email not in content
 

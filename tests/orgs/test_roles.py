@@ -20,10 +20,10 @@ def test_a_member_cannot_invite(org, owner, member):
 
 def test_a_member_sees_no_invite_form_and_a_post_is_refused(client, org, owner, member, mailoutbox):
     client.force_login(member)
-    page = client.get(reverse("orgs:members"))
+    page = client.get(reverse("billing:members"))
     assert b"Send invitation" not in page.content
 
-    response = client.post(reverse("orgs:members"), {"email": "new@acme.test", "role": "member"}, follow=True)
+    response = client.post(reverse("billing:members"), {"email": "new@acme.test", "role": "member"}, follow=True)
     assert "Only owners and admins can invite people." in response.content.decode()
     assert mailoutbox == []
 
@@ -31,7 +31,7 @@ def test_a_member_sees_no_invite_form_and_a_post_is_refused(client, org, owner, 
 def test_the_members_page_reads_the_memberships_once(client, org, owner, member):
     client.force_login(owner)
     with CaptureQueriesContext(connection) as queries:
-        page = client.get(reverse("orgs:members"))
+        page = client.get(reverse("billing:members"))
     assert page.status_code == 200 and "member@acme.test" in page.content.decode()
     listed = [q for q in queries.captured_queries if q["sql"].startswith('SELECT "orgs_membership"')
               and 'ORDER BY "orgs_membership"."created_at"' in q["sql"]]

@@ -315,12 +315,21 @@ def test_reconcile_names_an_account_whose_cache_drifted(org, other_org):
     ]
 
 
-def test_every_org_gets_an_account_at_creation(org):
+def test_a_new_org_reads_as_empty_and_gets_its_account_on_the_first_write(org):
+    # orgs sits below usage, so creating an organization no longer opens its
+    # credit account: the ledger opens it on the first write.
     from orgs.services import org_create
     from tests.factories import UserFactory
+    from usage import selectors
 
     new = org_create(name="Fresh", owner=UserFactory())
-    assert CreditAccount.objects.filter(org=new).exists()
+    assert not CreditAccount.objects.filter(org=new).exists()
+    summary = selectors.balance_summary(new)
+    assert (summary.balance_micros, summary.available_micros, summary.grants) == (0, 0, [])
+    with pytest.raises(InsufficientCredits):
+        debit(new, 1, "usage:first")
+    grant(new, 2)
+    assert account(new).balance_micros == 2 * C
 
 
 def test_an_overage_plan_lets_usage_run_past_zero_as_debt(org):

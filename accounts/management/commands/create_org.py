@@ -1,13 +1,16 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import User, normalize_email
-from accounts.services import user_signup
+from accounts import services as account_services
+from accounts.models import User
 from billing_project.errors import TollgateError
 from billing_project.request_context import acting_as
-from orgs import services
+from orgs import services as org_services
+from orgs.models import normalize_email
 
 
+# Here, not in orgs, because a missing owner is signed up like anyone else
+# (personal organization and trial included), and sign-up is accounts'.
 class Command(BaseCommand):
     help = "Create a team organization owned by EMAIL (the user is created if missing)."
 
@@ -23,9 +26,9 @@ class Command(BaseCommand):
                 user = User.objects.filter(email=email).first()
                 if user is None:
                     # No password: the owner sets one through "forgot password".
-                    user = user_signup(email=email, password=None)
+                    user = account_services.user_signup(email=email, password=None)
                     self.stdout.write(f"Created user {email} (set a password via the password-reset page).")
-                org = services.org_create(name=name or slug, owner=user, slug=slug)
+                org = org_services.org_create(name=name or slug, owner=user, slug=slug)
             except TollgateError as error:
                 raise CommandError(error.message) from None
         self.stdout.write(self.style.SUCCESS(f"Created organization {org.slug} ({org.name}) owned by {email}."))

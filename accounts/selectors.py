@@ -1,0 +1,31 @@
+"""Reads about users and API keys."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from accounts.models import OrgAPIKey
+from orgs.models import Organization
+
+_KEY_COLUMNS = ["id", "prefix", "hashed_key", "name", "revoked", "expiry_date", "org_id", "scopes", "last_used_at"]
+_ORG_COLUMNS = ["id", "name", "slug", "is_personal", "created_at"]
+_KEY_SQL = (
+    "SELECT " + ", ".join(f"k.{c}" for c in _KEY_COLUMNS) + ", " + ", ".join(f"o.{c}" for c in _ORG_COLUMNS)
+    + " FROM accounts_orgapikey k JOIN orgs_organization o ON o.id = k.org_id WHERE k.prefix = %s"
+)
+
+
+def api_key_with_org(prefix: str) -> OrgAPIKey | None:
+    """The key with this prefix and its organization, in one written-out query.
+
+    Every API call runs this; building the equivalent select_related() query
+    cost about 1 ms of CPU per request in Django's SQL compiler (profiled), more
+    than the query itself. The key's other columns load on access."""
+    with connection.cursor() as cursor:
+        cursor.execute(_KEY_SQL, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    key = OrgAPIKey.from_db("default", _KEY_COLUMNS, row[: len(_KEY_COLUMNS)])
+    key.org = Organization.from_db("default", _ORG_COLUMNS, row[len(_KEY_COLUMNS):])
+    return key

@@ -1,0 +1,74 @@
+"""Reads of credits and usage, for the API, the pages and billing. Everything is
+scoped to one organization or its account; nothing here writes or locks.
+
+One module per concern: `balances` (credits, grants, transfers, and billing's
+reads of them), `history` (the ledger, keyset-paginated), `charts` (usage over
+time, workflow runs' costs), `estimates`, `members` (spend, caps, provider
+keys). Callers import from here.
+"""
+
+from usage.balance_changes import low_balance_micros  # noqa: F401
+from usage.selectors.balances import (  # noqa: F401
+    ALLOWANCE_SOURCES,
+    AvailableBalance,
+    BalanceStatus,
+    BalanceSummary,
+    GrantBalance,
+    account_for,
+    allowances_mostly_used,
+    available_balance,
+    balance_micros_for,
+    balance_status,
+    balance_summary,
+    grant_latest_unexpired,
+    grants_unspent,
+    live_grants,
+    low_balances,
+    org_ids_in_overage,
+    overage_debt_micros,
+    recent_transfers,
+    sendable_micros,
+)
+from usage.selectors.charts import (  # noqa: F401
+    CHART_GROUPS,
+    CHART_PERIODS,
+    CHART_TOP,
+    ChartSeries,
+    GROUPS,
+    GroupBy,
+    PERIODS,
+    Period,
+    RunCost,
+    RunCosts,
+    UsageChart,
+    UsageRow,
+    chart_buckets,
+    chart_labels,
+    usage_chart,
+    usage_series,
+    workflow_run_costs,
+)
+from usage.selectors.estimates import (  # noqa: F401
+    Estimate,
+    EstimateLine,
+    WorkflowEstimate,
+    estimate,
+    workflow_estimates,
+    workflows,
+)
+from usage.selectors.history import (  # noqa: F401
+    HISTORY_PAGE_SIZE,
+    HistoryFilters,
+    HistoryPage,
+    cursor_for,
+    cursor_parse,
+    history_entries,
+    ledger_entries,
+    ledger_export_rows,
+    ledger_page,
+)
+from usage.selectors.members import (  # noqa: F401
+    MemberSpendRow,
+    member_spend,
+    provider_keys,
+)
