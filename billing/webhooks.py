@@ -8,6 +8,11 @@ Stripe and syncs its own tables, then sends the event's signal. The receivers
 below run after dj-stripe's own (billing is installed after djstripe), inside
 the same transaction: if one raises, nothing is kept and Stripe retries.
 
+Before any of that runs, `trigger_process` (dj-stripe's
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK) drops events whose mode differs from the
+secret key's: a test-mode event signed with the endpoint's secret must never
+grant credits on a live deployment, nor a live one on a test deployment.
+
 Each receiver is thin: it reads the object as dj-stripe just synced it from
 Stripe (the latest state, not the possibly stale payload) and calls one
 billing service. Services are idempotent on the Stripe object, so different
@@ -22,12 +27,31 @@ import logging
 from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
 
-from billing import services
+from billing import gateway, services
 from billing.models import CheckoutStatus
 from billing.stripe_data import invoice_facts, metadata, stripe_id
 from billing_project.request_context import acting_as
 
 logger = logging.getLogger(__name__)
+
+
+def trigger_process(trigger: djstripe_models.WebhookEventTrigger, api_key: str) -> None:
+    """Process a delivery whose signature dj-stripe verified, unless its event is
+    of the other mode than the secret key's: then it is logged and acknowledged
+    (200, so Stripe stops sending it) with nothing stored and no handler run."""
+    expected = gateway.livemode()
+    event = trigger.json_body
+    if expected is not None and event.get("livemode") is not expected:
+        logger.warning(
+            "Ignored Stripe event %s (%s): it is a %s event and the secret key is a %s key.",
+            event.get("id"), event.get("type"), _mode(event.get("livemode")), _mode(expected),
+        )
+        return
+    trigger.process(save=False, api_key=api_key)
+
+
+def _mode(livemode) -> str:
+    return "live mode" if livemode is True else "test mode" if livemode is False else f"livemode={livemode!r}"
 
 
 def _latest(model, event) -> dict:
