@@ -8,10 +8,10 @@ Stripe and syncs its own tables, then sends the event's signal. The receivers
 below run after dj-stripe's own (billing is installed after djstripe), inside
 the same transaction: if one raises, nothing is kept and Stripe retries.
 
-Before any of that runs, `trigger_process` (dj-stripe's
-DJSTRIPE_WEBHOOK_EVENT_CALLBACK) drops events whose mode differs from the
-secret key's: a test-mode event signed with the endpoint's secret must never
-grant credits on a live deployment, nor a live one on a test deployment.
+Between verifying and processing, `refuse_other_mode` turns away events whose
+mode differs from the secret key's: a test-mode event signed with the
+endpoint's secret must never grant credits on a live deployment, nor a live
+one on a test deployment.
 
 Each receiver is thin: it reads the object as dj-stripe just synced it from
 Stripe (the latest state, not the possibly stale payload) and calls one
@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import logging
 
+from django.dispatch import receiver
 from djstripe import models as djstripe_models
+from djstripe import signals as djstripe_signals
 from djstripe.event_handlers import djstripe_receiver
 
 from billing import gateway, services
@@ -35,19 +37,19 @@ from billing_project.request_context import acting_as
 logger = logging.getLogger(__name__)
 
 
-def trigger_process(trigger: djstripe_models.WebhookEventTrigger, api_key: str) -> None:
-    """Process a delivery whose signature dj-stripe verified, unless its event is
-    of the other mode than the secret key's: then it is logged and acknowledged
-    (200, so Stripe stops sending it) with nothing stored and no handler run."""
+@receiver(djstripe_signals.webhook_post_validate)
+def refuse_other_mode(sender, instance: djstripe_models.WebhookEventTrigger, valid: bool, **kwargs) -> None:
+    """A delivery dj-stripe verified is processed only when its event is of the
+    secret key's mode. Otherwise it is logged and marked not valid, so dj-stripe
+    stores no event, runs no handler and answers 400."""
     expected = gateway.livemode()
-    event = trigger.json_body
-    if expected is not None and event.get("livemode") is not expected:
+    event = instance.json_body
+    if valid and expected is not None and event.get("livemode") is not expected:
         logger.warning(
             "Ignored Stripe event %s (%s): it is a %s event and the secret key is a %s key.",
             event.get("id"), event.get("type"), _mode(event.get("livemode")), _mode(expected),
         )
-        return
-    trigger.process(save=False, api_key=api_key)
+        instance.valid = False
 
 
 def _mode(livemode) -> str:

@@ -229,8 +229,6 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
-# Drops events of the other mode than STRIPE_SECRET_KEY's before dj-stripe processes them.
-DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "billing.webhooks.trigger_process"
 
 # --- Billing: plans, packs, trials, grace, auto top-up, overage --------------
 # The embedded demo (no DATABASE_URL) simulates payments when there are no

@@ -88,9 +88,10 @@ def test_an_event_from_the_other_mode_than_the_key_is_ignored_and_logged(webhook
     with caplog.at_level("WARNING", logger="billing.webhooks"):
         response = webhooks.post(paid_event)
 
-    assert response.status_code == 200  # acknowledged, so Stripe does not retry it
+    assert response.status_code == 400
     assert_nothing_happened(org, before)
-    assert djstripe_models.WebhookEventTrigger.objects.get().processed is False
+    trigger = djstripe_models.WebhookEventTrigger.objects.get()
+    assert (trigger.valid, trigger.processed) == (False, False)
     assert any(paid_event["id"] in r.getMessage() and "test mode" in r.getMessage() for r in caplog.records)
 
 
@@ -98,7 +99,7 @@ def test_a_live_event_is_ignored_with_a_test_key(webhooks, paid_event, org):
     before = balance(org)
     response = webhooks.post({**paid_event, "livemode": True})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert_nothing_happened(org, before)
 
 
