@@ -16,6 +16,8 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from djstripe.exceptions import InvalidStripeAPIKey
+from djstripe.models.api import get_api_key_details_by_prefix
 from djstripe.settings import djstripe_settings
 
 from billing.errors import PaymentProviderError, StripeNotConfigured
@@ -25,6 +27,17 @@ logger = logging.getLogger(__name__)
 
 def configured() -> bool:
     return bool(settings.STRIPE_SECRET_KEY)
+
+
+def livemode() -> bool | None:
+    """Whether the secret key is a live one (`sk_live_`, `rk_live_`) or a test
+    one; None without a key of a known form."""
+    if not configured():
+        return None
+    try:
+        return get_api_key_details_by_prefix(settings.STRIPE_SECRET_KEY)[1]
+    except InvalidStripeAPIKey:
+        return None
 
 
 def simulated() -> bool:

@@ -8,6 +8,11 @@ Stripe and syncs its own tables, then sends the event's signal. The receivers
 below run after dj-stripe's own (billing is installed after djstripe), inside
 the same transaction: if one raises, nothing is kept and Stripe retries.
 
+Between verifying and processing, `refuse_other_mode` turns away events whose
+mode differs from the secret key's: a test-mode event signed with the
+endpoint's secret must never grant credits on a live deployment, nor a live
+one on a test deployment.
+
 Each receiver is thin: it reads the object as dj-stripe just synced it from
 Stripe (the latest state, not the possibly stale payload) and calls one
 billing service. Services are idempotent on the Stripe object, so different
@@ -19,15 +24,36 @@ from __future__ import annotations
 
 import logging
 
+from django.dispatch import receiver
 from djstripe import models as djstripe_models
+from djstripe import signals as djstripe_signals
 from djstripe.event_handlers import djstripe_receiver
 
-from billing import services
+from billing import gateway, services
 from billing.models import CheckoutStatus
 from billing.stripe_data import invoice_facts, metadata, stripe_id
 from billing_project.request_context import acting_as
 
 logger = logging.getLogger(__name__)
+
+
+@receiver(djstripe_signals.webhook_post_validate)
+def refuse_other_mode(sender, instance: djstripe_models.WebhookEventTrigger, valid: bool, **kwargs) -> None:
+    """A delivery dj-stripe verified is processed only when its event is of the
+    secret key's mode. Otherwise it is logged and marked not valid, so dj-stripe
+    stores no event, runs no handler and answers 400."""
+    expected = gateway.livemode()
+    event = instance.json_body
+    if valid and expected is not None and event.get("livemode") is not expected:
+        logger.warning(
+            "Ignored Stripe event %s (%s): it is a %s event and the secret key is a %s key.",
+            event.get("id"), event.get("type"), _mode(event.get("livemode")), _mode(expected),
+        )
+        instance.valid = False
+
+
+def _mode(livemode) -> str:
+    return "live mode" if livemode is True else "test mode" if livemode is False else f"livemode={livemode!r}"
 
 
 def _latest(model, event) -> dict:

@@ -180,11 +180,13 @@ class HoldCreateView(UsageAPIView):
 class HoldCaptureView(UsageAPIView):
     @extend_schema(
         summary="Capture a hold: debit what the run used and free the rest",
-        description="Send `credits` (the amount used) or `events` (the usage events the run was made of). Never "
-                    "refused for lack of credits: past zero the balance goes negative and blocks new holds. "
-                    "Capturing again with the same amount answers the first capture; another amount is 409.",
+        description="Send `credits` (the amount used) or `events` (the usage events the run was made of). The "
+                    "held amount is always capturable; the part above it must fit in the available credits "
+                    "besides this hold and in the member's monthly cap (unless the plan allows overage), else "
+                    "402, nothing is recorded and the hold stays open. Capturing again with the same amount "
+                    "answers the first capture; another amount is 409.",
         request=serializers.HoldCaptureSerializer,
-        responses={200: serializers.HoldCaptureResponseSerializer, **ERRORS, **NOT_FOUND, **CONFLICT},
+        responses={200: serializers.HoldCaptureResponseSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
         examples=[OpenApiExample("By amount", request_only=True, value={"credits": "37.25"}),
                   OpenApiExample("By events", request_only=True, value={"events": [EVENT_EXAMPLE]})],
     )

@@ -168,13 +168,21 @@ def _price(lookup_key: str, *, product_id: str, wanted: dict[str, Any], report: 
     return price
 
 
-def _meter(report: SyncReport) -> dict:
-    event_name = settings.BILLING_OVERAGE_METER_EVENT
+def overage_meter_find() -> dict | None:
+    """The active Stripe Billing Meter overage is reported to (by its event name), if any."""
     meters = stripe.billing.Meter.list(status="active", limit=100, **gateway.options())
     for meter in meters.auto_paging_iter():
-        if meter["event_name"] == event_name:
-            report.note(f"meter {event_name}", "unchanged")
+        if meter["event_name"] == settings.BILLING_OVERAGE_METER_EVENT:
             return gateway.to_dict(meter)
+    return None
+
+
+def _meter(report: SyncReport) -> dict:
+    event_name = settings.BILLING_OVERAGE_METER_EVENT
+    meter = overage_meter_find()
+    if meter is not None:
+        report.note(f"meter {event_name}", "unchanged")
+        return meter
     meter = stripe.billing.Meter.create(
         display_name="Tollgate overage (credits)", event_name=event_name,
         default_aggregation={"formula": "sum"},

@@ -8,13 +8,19 @@ the same usage a second time. Fractions of a credit wait for the next report.
 
 A report is stored (committed) before it is sent; its identifier goes to
 Stripe, which counts a re-sent event once, so a killed task re-sends safely.
+Stripe dedupes identifiers (and idempotency keys) only for about 24 hours, so
+a report still unsent after that is first looked up in what the meter counted
+for the customer (its event summaries over the minutes the report's event can
+carry); if it is there, the report is settled without sending it again.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
 
 import stripe
 from django.conf import settings
@@ -23,6 +29,7 @@ from django.utils import timezone
 
 from billing import gateway
 from billing.models import BillingStatus, OverageReport
+from billing.services.catalog import overage_meter_find
 from billing.services.state import lock_state
 from orgs.services import audit_record
 from usage import selectors as usage_selectors
@@ -34,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 # Stripe accepts meter events up to 35 days old.
 MAX_EVENT_AGE = timedelta(days=34)
+# Stripe dedupes meter event identifiers for at least 24 hours; past that, ask the meter before re-sending.
+IDENTIFIER_WINDOW = timedelta(hours=23)
 
 
 def overage_report(*, org_id: int) -> OverageReport | None:
@@ -56,14 +65,51 @@ def overage_report(*, org_id: int) -> OverageReport | None:
                 org_id=org_id, identifier=f"tollgate-overage-{uuid.uuid4().hex}", credits=whole_credits,
                 customer_id=state.customer_id,
             )
-    moment = max(report.created_at, timezone.now() - MAX_EVENT_AGE)
+    now = timezone.now()
+    if now - report.created_at > IDENTIFIER_WINDOW and _counted(report, now):
+        logger.info("Overage report %s was counted by Stripe already; settling it without re-sending.",
+                    report.identifier)
+        return _settle(report.pk)
     stripe.billing.MeterEvent.create(
         event_name=settings.BILLING_OVERAGE_METER_EVENT,
         payload={"stripe_customer_id": report.customer_id, "value": str(report.credits)},
-        identifier=report.identifier, timestamp=int(moment.timestamp()),
+        identifier=report.identifier, timestamp=int(_event_time(report, now).timestamp()),
         **gateway.options(idempotency_key=report.identifier),
     )
     return _settle(report.pk)
+
+
+def _event_time(report: OverageReport, sent_at: datetime) -> datetime:
+    """The timestamp a report's meter event carries when sent at `sent_at`."""
+    return max(report.created_at, sent_at - MAX_EVENT_AGE)
+
+
+def _minute(moment: datetime) -> int:
+    return int(moment.timestamp()) // 60 * 60
+
+
+def _counted(report: OverageReport, now: datetime) -> bool:
+    """Whether the meter already counted this report, from its event summaries
+    for the customer over every minute the report's event can carry (from its
+    creation to the latest time a send until now would have stamped). Sent
+    reports of the customer made in those minutes are counted there too, so
+    they are taken off first."""
+    meter = overage_meter_find()
+    if meter is None:
+        return False
+    start = _minute(report.created_at)
+    end = _minute(_event_time(report, now)) + 60
+    summaries = stripe.billing.Meter.list_event_summaries(
+        meter["id"], customer=report.customer_id, start_time=start, end_time=end, **gateway.options(),
+    )
+    # A float in Stripe's JSON; the values summed are whole credits, so it is exact.
+    counted = sum((Decimal(str(summary["aggregated_value"])) for summary in summaries.auto_paging_iter()), Decimal(0))
+    others = sum(
+        OverageReport.objects.filter(customer_id=report.customer_id, sent_at__isnull=False,
+                                     created_at__gte=datetime.fromtimestamp(start, tz=dt_timezone.utc))
+        .exclude(pk=report.pk).values_list("credits", flat=True)
+    )
+    return counted >= others + report.credits
 
 
 @transaction.atomic

@@ -79,7 +79,9 @@ class FakeStripe:
         self.objects: dict[str, dict] = {}
         self.calls: list[tuple[str, str, dict]] = []
         self.idempotent: dict[str, tuple[int, str]] = {}
+        # Meter events Stripe still dedupes by identifier (within its window), and every event it counted.
         self.meter_events: dict[str, dict] = {}
+        self.meter_events_counted: list[dict] = []
         self.created: dict[str, list[dict]] = defaultdict(list)
         self.account = b.account()
         # What the next off-session PaymentIntent does: succeeded, card_declined, authentication_required, processing.
@@ -100,6 +102,18 @@ class FakeStripe:
 
     def get(self, object_id: str) -> dict:
         return self.objects[object_id]
+
+    def forget_keys(self) -> None:
+        """A day has passed: Stripe no longer dedupes these idempotency keys and
+        meter event identifiers (it keeps them for about 24 hours)."""
+        with self.lock:
+            self.idempotent.clear()
+            self.meter_events.clear()
+
+    def metered(self, customer: str) -> int:
+        """What the meter counted for a customer: the sum of its events' values."""
+        return sum(int(e["payload"]["value"]) for e in self.meter_events_counted
+                   if e["payload"].get("stripe_customer_id") == customer)
 
     def count(self, method: str, path_prefix: str) -> int:
         return sum(1 for m, p, _ in self.calls if m == method and p.startswith(path_prefix))
@@ -128,12 +142,29 @@ class FakeStripe:
                     return self._json(200, self._list(kind, params, prefix))
                 if url.path.startswith(prefix + "/"):
                     object_id, _, sub = url.path[len(prefix) + 1:].partition("/")
+                    if kind == "billing.meter" and sub == "event_summaries":
+                        return self._meter_event_summaries(object_id, params, url.path)
                     if sub:  # a sub-list such as /v1/products/<id>/features: empty here
                         return self._json(200, b.stripe_list([], url.path))
                     if object_id in self.objects:
                         return self._json(200, self.objects[object_id])
                     return self._missing(object_id, kind)
         return self._missing(url.path)
+
+    def _meter_event_summaries(self, meter_id: str, params: dict, path: str):
+        meter = self.objects.get(meter_id)
+        if meter is None:
+            return self._missing(meter_id, "billing.meter")
+        start, end = int(params["start_time"]), int(params["end_time"])
+        if start % 60 or end % 60 or not params.get("customer"):
+            return self._json(400, {"error": {"type": "invalid_request_error",
+                                              "message": "start_time and end_time must be aligned with minute boundaries."}})
+        value = sum(int(e["payload"]["value"]) for e in self.meter_events_counted
+                    if e["event_name"] == meter["event_name"] and start <= e["timestamp"] < end
+                    and e["payload"].get("stripe_customer_id") == params["customer"])
+        summary = {"id": b.new_id("mtrusg"), "object": "billing.meter_event_summary", "aggregated_value": value,
+                   "start_time": start, "end_time": end, "livemode": False, "meter": meter_id}
+        return self._json(200, b.stripe_list([summary], path))
 
     def _list(self, kind: str, params: dict, prefix: str) -> dict:
         items = [o for o in self.objects.values() if o.get("object") == kind]
@@ -239,6 +270,7 @@ class FakeStripe:
         event = b.meter_event(event_name=p["event_name"], identifier=identifier, payload=p.get("payload") or {},
                               timestamp=int(p.get("timestamp") or b.now()))
         self.meter_events[identifier] = event
+        self.meter_events_counted.append(event)
         return self._json(200, event)
 
     def _create_webhook_endpoint(self, p: dict):

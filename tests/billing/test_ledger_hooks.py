@@ -1,12 +1,16 @@
 """The ledger's one hook for billing (usage.services._after_write): which writes
 queue billing's tasks, and that they are queued only after commit."""
 
+from datetime import timedelta
+
 import pytest
+import time_machine
+from django.utils import timezone
 
 from billing import tasks
 from tests.billing.helpers import C
 from usage import services as usage_services
-from usage.models import GrantSource
+from usage.models import CreditAccount, GrantSource
 
 pytestmark = pytest.mark.django_db
 
@@ -54,8 +58,13 @@ def test_debt_growing_on_an_overage_account_queues_the_overage_report(org, queue
 
 def test_a_hard_limited_account_never_queues_an_overage_report(org, queued, django_capture_on_commit_callbacks):
     usage_services.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE)
-    hold = usage_services.hold_create(org=org, amount_micros=10 * C)
+    hold = usage_services.hold_create(org=org, amount_micros=10 * C, expires_in=timedelta(minutes=15))
+    with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+        usage_services.holds_expire()
+    usage_services.credits_debit(org=org, amount_micros=10 * C, idempotency_key="usage:meanwhile")
     with django_capture_on_commit_callbacks(execute=True):
-        usage_services.hold_capture(org=org, hold_id=hold.pk, amount_micros=15 * C)  # past zero, but no overage plan
+        # The held amount is still owed for the work done: past zero, but no overage plan.
+        usage_services.hold_capture(org=org, hold_id=hold.pk, amount_micros=10 * C)
 
+    assert CreditAccount.objects.get(org=org).debt_micros == 10 * C
     assert queued == []

@@ -1,4 +1,9 @@
+from datetime import timedelta
+
 import pytest
+import stripe
+import time_machine
+from django.utils import timezone
 
 from billing import services
 from billing.models import OveragePrice, OverageReport
@@ -54,11 +59,7 @@ def test_usage_past_zero_is_reported_to_the_meter_in_whole_credits_and_settled(o
 def test_a_report_killed_after_sending_is_sent_again_with_its_identifier_and_counted_once(
         on_pro, fake_stripe, org, monkeypatch):
     usage_services.credits_debit(org=org, amount_micros=balance(org) + 3 * C, idempotency_key="usage:big")
-    real_settle = overage._settle
-    monkeypatch.setattr(overage, "_settle", lambda report_id: (_ for _ in ()).throw(WorkerKilled()))
-    with pytest.raises(WorkerKilled):
-        services.overage_report(org_id=org.pk)
-    monkeypatch.setattr(overage, "_settle", real_settle)
+    _killed_after_sending(org, monkeypatch)
 
     services.overage_report(org_id=org.pk)
     services.overage_report(org_id=org.pk)  # nothing left to report
@@ -67,6 +68,68 @@ def test_a_report_killed_after_sending_is_sent_again_with_its_identifier_and_cou
     assert len(fake_stripe.meter_events) == 1
     assert OverageReport.objects.get().credits == 3
     assert CreditAccount.objects.get(org=org).debt_micros == 0
+
+
+def _killed_after_sending(org, monkeypatch):
+    real_settle = overage._settle
+    monkeypatch.setattr(overage, "_settle", lambda report_id: (_ for _ in ()).throw(WorkerKilled()))
+    with pytest.raises(WorkerKilled):
+        services.overage_report(org_id=org.pk)
+    monkeypatch.setattr(overage, "_settle", real_settle)
+
+
+def _unreachable(**params):
+    raise stripe.APIConnectionError("Stripe could not be reached")
+
+
+def test_a_report_stripe_counted_is_not_sent_again_past_the_identifier_window(on_pro, fake_stripe, org,
+                                                                               monkeypatch):
+    usage_services.credits_debit(org=org, amount_micros=balance(org) + 3 * C, idempotency_key="usage:big")
+    _killed_after_sending(org, monkeypatch)
+    assert fake_stripe.metered(on_pro["customer"]) == 3
+
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        fake_stripe.forget_keys()  # the identifier no longer protects a re-send
+        services.overage_report(org_id=org.pk)
+
+    assert fake_stripe.metered(on_pro["customer"]) == 3  # billed once
+    assert fake_stripe.count("POST", "/v1/billing/meter_events") == 1
+    assert fake_stripe.count("GET", "/v1/billing/meters/") == 1  # the event summaries
+    assert OverageReport.objects.get().sent_at is not None
+    assert CreditAccount.objects.get(org=org).debt_micros == 0
+
+
+def test_a_report_stripe_never_got_is_sent_past_the_identifier_window(on_pro, fake_stripe, org, monkeypatch):
+    usage_services.credits_debit(org=org, amount_micros=balance(org) + 3 * C, idempotency_key="usage:big")
+    with monkeypatch.context() as patched, pytest.raises(stripe.APIConnectionError):
+        patched.setattr(stripe.billing.MeterEvent, "create", _unreachable)
+        services.overage_report(org_id=org.pk)
+    assert fake_stripe.metered(on_pro["customer"]) == 0
+
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        services.overage_report(org_id=org.pk)
+        services.overage_report(org_id=org.pk)  # nothing left to report
+
+    assert fake_stripe.metered(on_pro["customer"]) == 3
+    assert OverageReport.objects.get().sent_at is not None
+    assert CreditAccount.objects.get(org=org).debt_micros == 0
+
+
+def test_an_earlier_report_in_the_same_minute_is_not_taken_for_this_one(on_pro, fake_stripe, org, monkeypatch):
+    with time_machine.travel(timezone.now().replace(second=5), tick=False):
+        usage_services.credits_debit(org=org, amount_micros=balance(org) + 2 * C, idempotency_key="usage:a")
+        services.overage_report(org_id=org.pk)  # 2, sent and settled
+        usage_services.credits_debit(org=org, amount_micros=2 * C, idempotency_key="usage:b")
+        with monkeypatch.context() as patched, pytest.raises(stripe.APIConnectionError):
+            patched.setattr(stripe.billing.MeterEvent, "create", _unreachable)
+            services.overage_report(org_id=org.pk)
+
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        fake_stripe.forget_keys()
+        services.overage_report(org_id=org.pk)
+
+    assert fake_stripe.metered(on_pro["customer"]) == 4
+    assert not OverageReport.objects.filter(sent_at__isnull=True).exists()
 
 
 def test_a_hard_limited_plan_reports_nothing(stripe_account, fake_stripe, org):

@@ -74,3 +74,38 @@ def test_an_unknown_event_type_is_accepted_and_ignored(webhooks, org):
 
     assert response.status_code == 200
     assert balance(org) == before and LedgerEntry.objects.count() == entries
+
+
+LIVE_KEY = "sk_live_T0llgateLiveSecretKey0123456789"
+
+
+def test_an_event_from_the_other_mode_than_the_key_is_ignored_and_logged(webhooks, paid_event, org, settings,
+                                                                         caplog):
+    settings.STRIPE_SECRET_KEY = LIVE_KEY  # a live deployment; the event was made in test mode
+    before = balance(org)
+    assert paid_event["livemode"] is False
+
+    with caplog.at_level("WARNING", logger="billing.webhooks"):
+        response = webhooks.post(paid_event)
+
+    assert response.status_code == 400
+    assert_nothing_happened(org, before)
+    trigger = djstripe_models.WebhookEventTrigger.objects.get()
+    assert (trigger.valid, trigger.processed) == (False, False)
+    assert any(paid_event["id"] in r.getMessage() and "test mode" in r.getMessage() for r in caplog.records)
+
+
+def test_a_live_event_is_ignored_with_a_test_key(webhooks, paid_event, org):
+    before = balance(org)
+    response = webhooks.post({**paid_event, "livemode": True})
+
+    assert response.status_code == 400
+    assert_nothing_happened(org, before)
+
+
+def test_an_event_of_the_keys_mode_is_processed(webhooks, paid_event, org):
+    before = balance(org)
+    response = webhooks.post(paid_event)
+
+    assert response.status_code == 200
+    assert balance(org) > before and Purchase.objects.count() == 1

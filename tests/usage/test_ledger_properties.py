@@ -22,6 +22,7 @@ from usage.models import (
     CreditAccount,
     Grant,
     GrantSource,
+    Hold,
     HoldStatus,
     LedgerAllocation,
     LedgerEntry,
@@ -100,10 +101,22 @@ class LedgerMachine(RuleBasedStateMachine):
     def capture(self, hold_id, amount):
         if hold_id is None:
             return
+        before = Hold.objects.get(pk=hold_id)
+        held_before = self.account().held_micros
         try:
             services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=amount)
         except Conflict:
-            pass  # released before: refusing is the rule
+            return  # released before: refusing is the rule
+        except InsufficientCredits:
+            # only the part above the hold is ever refused, and a refusal changes nothing
+            assert amount > before.amount_micros
+            after = Hold.objects.get(pk=hold_id)
+            assert (after.status, after.captured_micros) == (before.status, before.captured_micros)
+            assert self.account().held_micros == held_before
+            return
+        if amount > before.amount_micros and before.status != HoldStatus.CAPTURED:
+            # what went past the hold was covered by available credits
+            assert self.account().available_micros >= 0
 
     @rule(hold_id=consumes(holds))
     def release(self, hold_id):
@@ -141,7 +154,8 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not Grant.objects.filter(account=account, remaining_micros__lt=0).exists()
         open_holds = account.holds.filter(status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
         assert account.held_micros == open_holds >= 0
-        # debt only ever comes from captures past zero, and then no grant has credits left
+        # debt only ever comes from capturing an expired hold's amount after its credits
+        # were spent (overage is not in this machine), and then no grant has credits left
         if account.debt_micros:
             assert not Grant.objects.filter(account=account, remaining_micros__gt=0).exists()
 

@@ -325,7 +325,8 @@ def hold_capture_events(
     *, org: Organization, hold_id: int, events: list[UsageInput], actor: Actor = None
 ) -> tuple[Hold, list[UsageEvent]]:
     """Capture a hold with the usage events the run was made of: their total is
-    debited (never refused: the hold gated the work) and each event is kept,
+    debited as `hold_capture` debits an amount (the held part always, the rest
+    only if it can be covered, else 402 and nothing kept) and each event is kept,
     linked to the hold and the capture entry. Capturing again with the same
     events returns the first capture; with other events, 409."""
     if not events or len(events) > MAX_BATCH:

@@ -97,11 +97,13 @@ def hold_capture(
 ) -> tuple[Hold, LedgerEntry | None]:
     """Debit the real usage of a held run and free the reservation.
 
-    Never refused for lack of credits: the hold gated the work. What exceeds
-    the balance leaves it negative (debt), which blocks new holds until paid.
+    The held amount is always capturable: the hold gated the work, even when it
+    expired before its capture. What goes past it is a new debit, checked like
+    one once the held part is taken: available credits (unless the plan allows
+    overage) and the member's monthly cap. When that part cannot be covered the
+    capture is refused with 402, records nothing and leaves the hold as it was.
     Capturing twice returns the first capture; capturing a released hold is a
-    conflict. A hold that expired before its capture still records the usage:
-    the work was done.
+    conflict.
     """
     require_non_negative(amount_micros, "The captured amount must be zero or more micro-credits.", "invalid_amount")
     account, hold = hold_lock(org, hold_id)
@@ -122,17 +124,24 @@ def hold_capture_locked(
     if hold.status == HoldStatus.RELEASED:
         raise Conflict("This hold was released; record the usage without it.", code="hold_released")
     writer = Writer(account, timezone.now())
-    writer.load(entries=1 if amount_micros else 0, events=events)
-    if hold.status == HoldStatus.OPEN:
-        account.held_micros -= hold.amount_micros
-    entry = None
     member = member or hold.member
+    member_id = member.pk if member is not None else None
+    beyond = amount_micros - hold.amount_micros
+    writer.load(entries=1 if amount_micros else 0, events=events,
+                member_ids=[member_id] if beyond > 0 and member_id is not None else None, month=month_start(writer.now))
+    if hold.status == HoldStatus.OPEN:
+        writer.release(hold)
+    if beyond > 0:
+        writer.live_grants()  # what expired is not available
+        # Raised before anything is written; the caller's transaction rolls back the rest.
+        require_affordable(writer, beyond, member_id, taken_micros=hold.amount_micros)
+    entry = None
     if amount_micros:
         entry = writer.write(
             EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member, hold=hold,
             reason=reason, idempotency_key=key, metadata=metadata or {},
         )
-        writer.spend(member.pk if member is not None else None, amount_micros)
+        writer.spend(member_id, amount_micros)
     if queue_events is not None:
         queue_events(writer, entry)
     hold.status = HoldStatus.CAPTURED
@@ -152,7 +161,7 @@ def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: date
     """Free an open hold's reservation. Through the writer, like every change of
     the account's figures, so it is announced as one (available credits grow)."""
     writer = Writer(account, timezone.now())
-    account.held_micros -= hold.amount_micros
+    writer.release(hold)
     hold.status = status
     hold.closed_at = closed_at
     hold.save(update_fields=["status", "closed_at"])

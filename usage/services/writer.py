@@ -26,7 +26,7 @@ from billing_project.errors import InvalidRequest
 from orgs.services import audit_fields, audit_record
 from usage import balance_changes
 from usage.errors import InsufficientCredits, SpendLimitReached
-from usage.models import CreditAccount, EntryKind, Grant, LedgerEntry
+from usage.models import CreditAccount, EntryKind, Grant, Hold, LedgerEntry
 from usage.services import store
 from usage.units import credits_str
 
@@ -226,6 +226,14 @@ class Writer:
             key = (member_id, month_start(self.now))
             self._spend[key] = self._spend.get(key, 0) + amount_micros
 
+    def release(self, hold: Hold) -> None:
+        """Free an open hold's reservation in the figures this writer decides on:
+        the account's held credits and, when its cap was loaded, its member's."""
+        self.account.held_micros -= hold.amount_micros
+        cap = self.loaded.members.get(hold.member_id) if self.loaded is not None and hold.member_id else None
+        if cap is not None:
+            cap["held"] -= hold.amount_micros
+
     def pending_spend(self, member_id: int) -> int:
         return self._spend.get((member_id, month_start(self.now)), 0)
 
@@ -287,22 +295,30 @@ class Writer:
         )
 
 
-def require_affordable(writer: Writer, amount_micros: int, member_id: int | None, *, strict: bool | None = None) -> None:
+def require_affordable(
+    writer: Writer, amount_micros: int, member_id: int | None, *, strict: bool | None = None, taken_micros: int = 0,
+) -> None:
     """Refuse with 402 what the account or the member's monthly cap cannot cover.
 
     `strict` defaults to the plan: accounts allowed overage may go past zero
     (into debt); holds pass strict=True, since a negative balance blocks new work.
+    `taken_micros` is what the same write takes first, unchecked (the held part
+    of a capture): `amount_micros` must fit in what is left after it. The 402
+    names the whole of it.
     """
     account = writer.account
     if strict is None:
         strict = not account.overage_allowed
-    if strict and amount_micros > account.available_micros:
+    available = account.available_micros - taken_micros
+    if strict and amount_micros > available:
         raise InsufficientCredits(
-            balance_micros=account.balance_micros, available_micros=account.available_micros,
-            required_micros=amount_micros,
+            balance_micros=account.balance_micros, available_micros=available + taken_micros,
+            required_micros=amount_micros + taken_micros,
         )
     cap = writer.loaded.members.get(member_id) if member_id is not None and writer.loaded else None
     if cap is not None:
         committed = cap["spent"] + cap["held"] + writer.pending_spend(member_id)
-        if committed + amount_micros > cap["limit"]:
-            raise SpendLimitReached(limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros)
+        if committed + taken_micros + amount_micros > cap["limit"]:
+            raise SpendLimitReached(
+                limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros + taken_micros,
+            )
