@@ -2,12 +2,12 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
 from accounts import services
 from accounts.forms import APIKeyForm, LoginForm, SignupForm
-from accounts.models import OrgAPIKey
+from accounts.models import OrgAPIKey, Scope
 from billing_project.errors import TollgateError
 from orgs import services as org_services
 from orgs.current import membership_required, switch_to
@@ -79,14 +79,14 @@ def api_keys(request):
     org = request.membership.org
     can_manage = request.membership.can_manage_api_keys
     form = APIKeyForm(request.POST or None)
-    new_secret = None
+    new_secret = new_key = None
     if request.method == "POST":
         if not can_manage:
             messages.error(request, "Only owners and admins can create API keys.")
             return redirect("keys:list")
         if form.is_valid():
             try:
-                key, new_secret = services.api_key_create(
+                new_key, new_secret = services.api_key_create(
                     org=org, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user
                 )
             except TollgateError as error:
@@ -97,7 +97,10 @@ def api_keys(request):
     return render(
         request,
         "accounts/api_keys.html",
-        {"form": form, "keys": keys, "new_secret": new_secret, "can_manage": can_manage},
+        {"form": form, "keys": keys, "new_secret": new_secret, "can_manage": can_manage,
+         # The example request goes to this deployment, at the address the page was opened on.
+         "example_url": request.build_absolute_uri(reverse("api:balance")),
+         "new_key_reads": new_key is not None and Scope.READ in new_key.scopes},
     )
 
 

@@ -202,3 +202,50 @@ def invoice_row(invoice: djstripe_models.Invoice) -> InvoiceRow:
         period_end=timestamp(data.get("period_end")), description=description,
         hosted_url=data.get("hosted_invoice_url") or "", pdf_url=data.get("invoice_pdf") or "",
     )
+
+
+# --- the saved card ------------------------------------------------------------------
+
+# Stripe's `brand` and `display_brand` values, as people know the networks.
+CARD_BRANDS = {
+    "amex": "American Express", "american_express": "American Express", "cartes_bancaires": "Cartes Bancaires",
+    "diners": "Diners Club", "diners_club": "Diners Club", "discover": "Discover", "eftpos_au": "eftpos",
+    "eftpos_australia": "eftpos", "interac": "Interac", "jcb": "JCB", "link": "Link", "mastercard": "Mastercard",
+    "unionpay": "UnionPay", "union_pay": "UnionPay", "visa": "Visa",
+}
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    brand: str  # as people read it: "Visa", "American Express"
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
+
+    @property
+    def expires(self) -> str:
+        return f"{self.exp_month:02d}/{self.exp_year}" if self.exp_month and self.exp_year else ""
+
+
+def saved_card_for(customer_id: str) -> SavedCard | None:
+    """The card auto top-up charges, as dj-stripe synced it from the webhooks
+    (`customer.updated`, `payment_method.attached|detached`): the customer's
+    default card, else the newest card saved to it, the rule
+    `billing.services.topup` applies when it charges. Reads rows; never calls Stripe."""
+    if not customer_id:
+        return None
+    customer = djstripe_models.Customer.objects.filter(id=customer_id).first()
+    settings_data = ((customer.stripe_data or {}) if customer else {}).get("invoice_settings") or {}
+    default = stripe_id(settings_data.get("default_payment_method"))
+    cards = djstripe_models.PaymentMethod.objects.filter(customer__id=customer_id, stripe_data__type="card")
+    method = cards.filter(id=default).first() if default else None
+    if method is None:
+        method = cards.order_by("-created", "-djstripe_id").first()
+    if method is None:
+        return None
+    data = method.stripe_data.get("card") or {}
+    code = data.get("display_brand") or data.get("brand") or ""
+    return SavedCard(
+        brand=CARD_BRANDS.get(code, code.replace("_", " ").title() or "Card"), last4=data.get("last4") or "",
+        exp_month=data.get("exp_month"), exp_year=data.get("exp_year"),
+    )

@@ -25,6 +25,7 @@ urlpatterns = [
     path("members/<int:member_id>/limit/", views.member_limit, name="member_limit"),
     path("settings/", views.settings_home, name="settings"),
     path("settings/auto-top-up/", views.auto_topup, name="auto_topup"),
+    path("settings/card/", views.card_change, name="card_change"),
     path("settings/alerts/", views.alerts, name="alerts"),
     path("settings/provider-keys/", views.provider_keys, name="provider_keys"),
     path("settings/provider-keys/<int:key_id>/revoke/", views.provider_key_revoke, name="provider_key_revoke"),

@@ -29,6 +29,14 @@ MANAGE_MEMBERS = frozenset({Role.OWNER, Role.ADMIN})
 MANAGE_BILLING = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING})
 MANAGE_API_KEYS = MANAGE_MEMBERS
 
+# What each role may do, in the words the invite form shows beside each choice.
+ROLE_DESCRIPTIONS = {
+    Role.OWNER: "Everything an admin can do, and makes or removes owners. An organization always keeps one.",
+    Role.ADMIN: "Invites and removes people, manages API keys and members' caps, and buys credits.",
+    Role.BILLING: "Buys credits, changes the plan and auto top-up, and sets the low-balance line.",
+    Role.MEMBER: "Uses the organization's credits through the API and reads its billing pages.",
+}
+
 
 class OrganizationQuerySet(models.QuerySet):
     """Scoping organizations to a user happens in orgs.selectors."""

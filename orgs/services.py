@@ -192,6 +192,9 @@ def membership_remove(*, org: Organization, actor: User, membership: Membership)
         if membership.role == Role.OWNER and acting.role != Role.OWNER:
             raise PermissionDenied("Only an owner can remove an owner.", code="owner_required")
     if membership.role == Role.OWNER and _owner_count(org) == 1:
+        if membership.user_id == actor.pk:
+            raise Conflict(f"You are the only owner of {org.name}, so you cannot leave it. "
+                           "Make another member an owner first.", code="last_owner")
         raise Conflict("An organization must keep at least one owner.", code="last_owner")
     if org.is_personal and membership.user_id == actor.pk:
         raise Conflict("You cannot leave your personal organization.", code="personal_org")

@@ -52,6 +52,7 @@ RETURN_PAGES = {
     "top_up": "/billing/top-up/",
     "plans": "/billing/plans/",
     "invoices": "/billing/invoices/",
+    "auto_topup": "/billing/settings/auto-top-up/",
     "checkout": "/billing/checkout/",  # the old buy page; it redirects to top up
 }
 

@@ -15,7 +15,7 @@ from orgs import selectors as org_selectors
 from orgs import services as org_services
 from orgs.current import membership_required
 from orgs.forms import InviteForm, RoleForm
-from orgs.models import Membership
+from orgs.models import Membership, Role
 from usage import selectors as usage_selectors
 from usage import services as usage_services
 from usage.units import format_credits
@@ -54,6 +54,8 @@ def members(request):
             "invitations": org_selectors.open_invitations(org) if membership.can_manage_members else [],
             "invite_form": invite_form,
             "role_form": RoleForm(),
+            # The last owner is not offered "Leave": the service would refuse it.
+            "sole_owner": membership.role == Role.OWNER and sum(m.role == Role.OWNER for m in members) == 1,
         },
     )
 

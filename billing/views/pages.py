@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import uuid
+from collections.abc import Mapping
 from datetime import timezone as dt_timezone
 
 from django.contrib import messages
@@ -27,8 +28,9 @@ from orgs.current import membership_required
 from usage import selectors as usage_selectors
 from usage import services as usage_services
 from usage.errors import IdempotencyConflict, InsufficientCredits
-from usage.models import EntryKind, LedgerEntry
+from usage.models import EntryKind, LedgerEntry, Meter
 from usage.units import credits_str, format_credits
+from usage.wording import reason_readable
 
 
 @membership_required
@@ -55,15 +57,16 @@ def overview(request):
 # --- usage: the ledger history ------------------------------------------------
 
 
-def describe(entry: LedgerEntry) -> tuple[str, str]:
+def describe(entry: LedgerEntry, meters: Mapping[str, Meter]) -> tuple[str, str]:
     """What a history line says about an entry: a title and the sender's note.
-    Transfers name the other side; the receiver sees who sent it and why."""
+    Transfers name the other side; the receiver sees who sent it and why.
+    Usage recorded before its reasons were worded well reads like new usage."""
     transfer = entry.transfer
     if transfer is not None and entry.kind == EntryKind.TRANSFER_IN:
         return f"From {transfer.from_account.org.name}", transfer.note
     if transfer is not None and entry.kind == EntryKind.TRANSFER_OUT:
         return f"To {transfer.to_account.org.name}", transfer.note
-    return entry.reason or entry.get_kind_display(), ""
+    return reason_readable(entry.reason, meters) or entry.get_kind_display(), ""
 
 
 @membership_required
@@ -80,8 +83,9 @@ def usage(request):
             older_than=request.GET.get("older") or None,
             newer_than=request.GET.get("newer") or None,
         )
+        meters = usage_selectors.meters_by_code()
         for entry in page.entries:
-            entry.title, entry.note = describe(entry)
+            entry.title, entry.note = describe(entry, meters)
     query = request.GET.copy()
     for key in ("older", "newer", "chart", "by"):
         query.pop(key, None)
@@ -150,8 +154,9 @@ def _csv_rows(account_id: int | None, filters):
     yield writer.writerow(CSV_HEADER)
     if account_id is None:
         return
+    meters = usage_selectors.meters_by_code()
     for entry in usage_selectors.ledger_export_rows(account_id=account_id, filters=filters):
-        title, note = describe(entry)
+        title, note = describe(entry, meters)
         yield writer.writerow([
             entry.created_at.astimezone(dt_timezone.utc).isoformat(),
             entry.kind,

@@ -10,11 +10,11 @@ narrows a query already limited to the current organization.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from billing import gateway, selectors, services
+from billing import gateway, selectors, services, stripe_data
 from billing.forms import AlertPreferenceForm, AlertThresholdForm, AutoTopUpForm, ProviderKeyForm
 from billing.models import AlertKind, AlertState
 from billing.money import minor_units_str
@@ -58,11 +58,28 @@ def auto_topup(request):
             else:
                 messages.success(request, "Auto top-up is on." if data["enabled"] else "Auto top-up settings saved; it is off.")
                 return redirect("billing:auto_topup")
+    configured = gateway.configured()
     return render(request, "billing/settings_auto_topup.html", {
         "org": org, "form": form, "status": status, "attempts": selectors.topup_attempts_for(org, limit=10),
-        "can_edit": request.membership.can_manage_billing, "stripe_configured": gateway.configured(),
+        "can_edit": request.membership.can_manage_billing, "stripe_configured": configured,
         "simulated": gateway.simulated(),
+        "card": stripe_data.saved_card_for(selectors.billing_state_of(org).customer_id) if configured else None,
     })
+
+
+@require_POST
+@membership_required
+def card_change(request):
+    """Stripe's portal, straight on its "update payment method" screen; the card
+    saved there becomes the customer's default, which auto top-up charges."""
+    require_billing_role(request, "change the card")
+    try:
+        url = services.portal_start(org=request.membership.org, actor=request.user, return_to="auto_topup",
+                                    flow={"type": "payment_method_update"})
+    except TollgateError as error:
+        messages.error(request, error.message)
+        return redirect("billing:auto_topup")
+    return HttpResponseRedirect(url, status=303)
 
 
 @membership_required

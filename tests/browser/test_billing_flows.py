@@ -46,7 +46,7 @@ def test_a_simulated_top_up_raises_the_balance(simulated, open_session, org, own
     # A custom amount outside the limits is explained next to the field.
     page.get_by_label("Credits").fill("20")
     page.get_by_role("button", name="Continue to payment (simulated)").click()
-    expect(page.get_by_text("Buy between 500 and 100,000 credits at a time.")).to_be_visible()
+    expect(page.get_by_test_id("custom-form").get_by_text("Buy between 500 and 100,000 credits at a time.")).to_be_visible()
     s.snap("top-up-errors")
 
     page.get_by_label("Credits").fill("1,500")

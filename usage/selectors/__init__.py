@@ -66,6 +66,7 @@ from usage.selectors.history import (  # noqa: F401
     ledger_entries,
     ledger_export_rows,
     ledger_page,
+    meters_by_code,
 )
 from usage.selectors.members import (  # noqa: F401
     MemberSpendRow,

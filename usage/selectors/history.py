@@ -20,7 +20,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from billing_project.errors import InvalidRequest
-from usage.models import EntryKind, LedgerEntry
+from usage.models import EntryKind, LedgerEntry, Meter
 
 if TYPE_CHECKING:
     pass
@@ -161,3 +161,9 @@ def ledger_export_rows(*, account_id: int, filters: HistoryFilters = HistoryFilt
     """Every matching entry, streamed from a server-side cursor in chunks, so
     an export of a million rows never holds them all in memory."""
     return history_entries(account_id=account_id, filters=filters).iterator(chunk_size=2000)
+
+
+def meters_by_code() -> dict[str, Meter]:
+    """Every meter by its code, to word the history's usage entries (a few
+    dozen rows, read once per page or export)."""
+    return {meter.code: meter for meter in Meter.objects.all()}

@@ -33,6 +33,7 @@ from usage.services.holds import hold_capture_locked, hold_lock
 from usage.services.pricing import MAX_BATCH, Prepared, UsageInput, prepare, price_all, price_event
 from usage.services.writer import Writer, month_start, require_affordable
 from usage.units import credits_str
+from usage.wording import usage_phrase
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -220,8 +221,9 @@ def _record(
 
 
 def _reason(quantity: Decimal, meter: Meter) -> str:
-    """The reason on the entry of one usage event, on both debit paths: "<quantity> <unit> of <meter>"."""
-    return f"{quantity.normalize():f} {meter.unit} of {meter.code}"
+    """The reason on the entry of one usage event, on both debit paths, in the
+    words the history shows: "12,400 AI output tokens"."""
+    return usage_phrase(quantity, meter)
 
 
 # The plan an org was last seen on, to price a single event before the lock;
