@@ -279,7 +279,7 @@ CELERY_BEAT_SCHEDULE.update({
     "usage-rollup": {"task": "usage.usage_rollup", "schedule": 60},
 })
 
-# --- Security: HTTPS, failed sign-ins (docs/operations.md) --------------------
+# --- Security: HTTPS, failed sign-ins, look-up limits (docs/operations.md) ----
 # Off by default so the embedded default works over plain HTTP; production
 # turns them on (docs/operations.md shows an environment `check --deploy` passes).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
@@ -308,3 +308,5 @@ LOGIN_IP_FAILURE_LIMIT = env.int("LOGIN_IP_FAILURE_LIMIT", default=50)
 # (the cache counts them: Redis in production).
 PASSWORD_RESET_ADDRESS_LIMIT = env.int("PASSWORD_RESET_ADDRESS_LIMIT", default=3)
 PASSWORD_RESET_CLIENT_LIMIT = env.int("PASSWORD_RESET_CLIENT_LIMIT", default=20)
+# Send credits: recipients one signed-in user may look up per hour.
+TRANSFER_LOOKUP_LIMIT = env.int("TRANSFER_LOOKUP_LIMIT", default=30)
