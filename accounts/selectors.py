@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from axes.models import AccessAttempt
+from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
+from django.utils import timezone
 
 from accounts.models import OrgAPIKey
 from orgs.models import Organization
@@ -29,3 +33,13 @@ def api_key_with_org(prefix: str) -> OrgAPIKey | None:
     key = OrgAPIKey.from_db("default", _KEY_COLUMNS, row[: len(_KEY_COLUMNS)])
     key.org = Organization.from_db("default", _ORG_COLUMNS, row[len(_KEY_COLUMNS):])
     return key
+
+
+def login_failures_from(ip_address: str) -> int:
+    """Failed sign-ins from one client address, over every account, within the
+    cool-off: django-axes keeps one row per (account, address)."""
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    total = AccessAttempt.objects.filter(ip_address=ip_address, attempt_time__gte=since).aggregate(
+        n=Sum("failures_since_start")
+    )["n"]
+    return total or 0

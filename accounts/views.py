@@ -1,3 +1,5 @@
+from axes.helpers import get_client_ip_address
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -5,9 +7,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
-from accounts import services
+from accounts import selectors, services
 from accounts.forms import APIKeyForm, LoginForm, SignupForm
 from accounts.models import OrgAPIKey, Scope
+from accounts.ratelimit import ratelimit_hit
 from billing_project.errors import TollgateError
 from orgs import services as org_services
 from orgs.current import membership_required, switch_to
@@ -48,10 +51,41 @@ def signup(request):
     return render(request, "accounts/signup.html", {"form": form})
 
 
+def _cooloff_minutes() -> int:
+    return max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
+
+
+def _login_refused(request, message: str):
+    """The sign-in page with `message` at the top, answered 429: a person who
+    typed a wrong password too often sees why and what to do."""
+    form = LoginForm(request, initial={"username": request.POST.get("username", "")})
+    context = {"form": form, "refusal": message, "next": request.POST.get("next", "")}
+    return render(request, "accounts/login.html", context, status=429)
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' lockout answer (AXES_LOCKOUT_CALLABLE): one account from one address."""
+    return _login_refused(
+        request,
+        f"Too many failed sign-ins for this account. Try again in {_cooloff_minutes()} minutes, "
+        "or reset your password.",
+    )
+
+
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        # axes locks an account per address; this looser limit stops one
+        # address guessing across many accounts.
+        if selectors.login_failures_from(get_client_ip_address(request)) >= settings.LOGIN_IP_FAILURE_LIMIT:
+            return _login_refused(
+                request,
+                f"Too many failed sign-ins from your address. Try again in {_cooloff_minutes()} minutes.",
+            )
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
         pending = self.request.session.get(PENDING_INVITATION)
@@ -67,6 +101,24 @@ class PasswordResetView(auth_views.PasswordResetView):
     email_template_name = "emails/password_reset.txt"
     subject_template_name = "emails/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form):
+        # Counted for every address asked, known or not, so the limit tells
+        # nothing about which addresses have accounts.
+        checks = (
+            ("password_reset:address", form.cleaned_data["email"], settings.PASSWORD_RESET_ADDRESS_LIMIT),
+            ("password_reset:client", self.request.META.get("REMOTE_ADDR", ""), settings.PASSWORD_RESET_CLIENT_LIMIT),
+        )
+        for scope, key, limit in checks:
+            verdict = ratelimit_hit(scope=scope, key=key, limit=limit, window_seconds=3600)
+            if not verdict.allowed:
+                form.add_error(
+                    None,
+                    f"Too many reset requests. Try again in {verdict.retry_after_minutes} minutes; "
+                    "a link already sent stays valid.",
+                )
+                return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().form_valid(form)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

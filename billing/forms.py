@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from django import forms
 
+from accounts.ratelimit import Verdict
 from billing.money import MAX_MONEY_CENTS, credits_value, format_money
 from billing.services import custom_amount_price
 from billing_project.errors import TollgateError
@@ -71,9 +73,20 @@ class SendCreditsForm(forms.Form):
     # One per rendered form: submitting the same form twice sends once.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    def __init__(self, *args, sender: Organization, sendable_micros: int | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        sender: Organization,
+        sendable_micros: int | None = None,
+        lookup: Callable[[], Verdict] | None = None,
+        **kwargs,
+    ) -> None:
+        """`lookup` counts one recipient look-up against the sender's limit."""
         super().__init__(*args, **kwargs)
         self.sender = sender
+        self.sendable_micros = sendable_micros
+        self.lookup = lookup
+        self.rate_limited = False
         if sendable_micros is not None:
             self.fields["amount"].help_text = (
                 f"Up to {format_credits(sendable_micros)}. One credit is worth {format_money(credits_value(MICROS_PER_CREDIT))}."
@@ -91,20 +104,41 @@ class SendCreditsForm(forms.Form):
             ) from None
         if micros <= 0:
             raise forms.ValidationError("Send more than zero credits.")
+        # Checked here, beside the other fields, so every error shows at once;
+        # the service checks again under the account lock.
+        if self.sendable_micros is not None and micros > self.sendable_micros:
+            raise forms.ValidationError(sendable_error(self.sendable_micros))
         return micros
 
-    def clean_recipient(self) -> Organization:
+    def clean_recipient(self) -> Organization | None:
         text = self.cleaned_data["recipient"].strip()
+        if self.sendable_micros == 0:
+            # Nothing bought, nothing to send: no look-up, so whether an
+            # address has an account costs a purchase to learn (docs/pages.md).
+            return None
+        if self.lookup is not None:
+            verdict = self.lookup()
+            if not verdict.allowed:
+                self.rate_limited = True
+                raise forms.ValidationError(
+                    f"Too many recipients looked up in a short time. Try again in {verdict.retry_after_minutes} minutes."
+                )
         org = org_selectors.transfer_recipient(text)
         if org is None:
             if "@" in text:
                 raise forms.ValidationError(
-                    "No Tollgate account uses this e-mail. Ask them to sign up first, or check the address."
+                    "We can’t send credits to this e-mail. Check the address: the person needs a Tollgate account."
                 )
-            raise forms.ValidationError("No organization has this ID. Check it on their Organizations page.")
+            raise forms.ValidationError("We can’t send credits to this ID. Check it on their Organizations page.")
         if org.pk == self.sender.pk:
             raise forms.ValidationError("That is the organization you are sending from. Choose someone else.")
         return org
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and cleaned.get("recipient") is None:  # not looked up: nothing to send
+            self.add_error("amount", sendable_error(0))
+        return cleaned
 
     def clean_idempotency_key(self) -> str:
         key = self.cleaned_data["idempotency_key"].strip()
@@ -113,6 +147,13 @@ class SendCreditsForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("This form is out of date. Reload the page and try again.") from None
         return key
+
+
+def sendable_error(sendable_micros: int) -> str:
+    return (
+        f"You can send up to {format_credits(sendable_micros)} credits: only purchased "
+        "credits that are not reserved by running work can be sent."
+    )
 
 
 # --- phase 2: top up, settings ------------------------------------------------

@@ -21,6 +21,7 @@ urlpatterns = [
     path("usage/", views.usage, name="usage"),
     path("usage/export.csv", views.usage_export, name="usage_export"),
     path("send/", views.send, name="send"),
+    path("send/confirm/", views.send_confirm, name="send_confirm"),
     path("members/", views.members, name="members"),
     path("members/<int:member_id>/limit/", views.member_limit, name="member_limit"),
     path("settings/", views.settings_home, name="settings"),

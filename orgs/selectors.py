@@ -45,6 +45,10 @@ def open_invitations(org: Organization):
     )
 
 
+def organization_by_id(org_id: int) -> Organization | None:
+    return Organization.objects.filter(pk=org_id).first()
+
+
 def transfer_recipient(identifier: str) -> Organization | None:
     """The organization credits sent to `identifier` go to: an e-mail names
     that person's personal organization, anything else a team organization's

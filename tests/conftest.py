@@ -2,6 +2,7 @@ import ipaddress
 import socket
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -39,6 +40,19 @@ def _guarded(real):
 
 socket.socket.connect = _guarded(_real_connect)
 socket.socket.connect_ex = _guarded(_real_connect_ex)
+
+
+# --- limits start from zero ------------------------------------------------
+# Rate limits count in the cache (per-process memory in the tests), so one
+# test's password resets or look-ups never lock out the next test. Failed
+# sign-ins count in the database (django-axes), which each test rolls back.
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    cache.clear()
+    yield
+    cache.clear()
 
 
 # --- the cast: an owner, a team member, an outsider ------------------------

@@ -1,4 +1,5 @@
-"""The billing pages people use: overview, usage history, sending credits.
+"""The billing pages people use: overview and usage history (sending credits
+is `send`).
 
 Every view is scoped to the signed-in user's current organization
 (`membership_required`); nothing takes an org or account id from the URL, so
@@ -10,26 +11,20 @@ read-only.
 from __future__ import annotations
 
 import csv
-import uuid
 from collections.abc import Mapping
 from datetime import timezone as dt_timezone
 
-from django.contrib import messages
 from django.http import StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
 
 from billing import selectors
-from billing.forms import HistoryFilterForm, SendCreditsForm
-from billing.views.access import require_billing_role
-from billing_project.errors import TollgateError
+from billing.forms import HistoryFilterForm
 from orgs import selectors as org_selectors
 from orgs.current import membership_required
 from usage import selectors as usage_selectors
-from usage import services as usage_services
-from usage.errors import IdempotencyConflict, InsufficientCredits
 from usage.models import EntryKind, LedgerEntry, Meter
-from usage.units import credits_str, format_credits
+from usage.units import credits_str
 from usage.wording import reason_readable
 
 
@@ -183,63 +178,3 @@ def usage_export(request):
     response["Content-Disposition"] = f'attachment; filename="tollgate-{org.slug}-ledger-{stamp}.csv"'
     response["Cache-Control"] = "no-store"
     return response
-
-
-# --- send credits ----------------------------------------------------------------
-
-
-@membership_required
-def send(request):
-    membership = request.membership
-    org = membership.org
-    can_send = membership.can_manage_billing
-    if request.method == "POST":
-        require_billing_role(request, "send credits")
-    credits = selectors.credits_overview(org.pk)
-    form = SendCreditsForm(request.POST or None, sender=org, sendable_micros=credits.sendable_micros)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            transfer = usage_services.credits_transfer(
-                from_org=org,
-                to_org=data["recipient"],
-                amount_micros=data["amount"],
-                note=data["note"],
-                idempotency_key=f"page:{data['idempotency_key']}",
-                sent_by=request.user,
-                actor=request.user,
-            )
-        except IdempotencyConflict:
-            # The same rendered form already sent something else (back button,
-            # then edited): ask for a deliberate new send with a fresh key.
-            fresh = request.POST.copy()
-            fresh["idempotency_key"] = uuid.uuid4().hex
-            form = SendCreditsForm(fresh, sender=org, sendable_micros=credits.sendable_micros)
-            form.is_valid()
-            form.add_error(None, "This form was already used to send credits. Check the amount and send again.")
-        except InsufficientCredits:
-            credits = selectors.credits_overview(org.pk)  # the figure shown with the form may be out of date
-            form.add_error(
-                "amount",
-                f"You can send up to {format_credits(credits.sendable_micros)} credits: only purchased "
-                "credits that are not reserved by running work can be sent.",
-            )
-        except TollgateError as error:
-            form.add_error(None, error.message)
-        else:
-            messages.success(
-                request,
-                f"Sent {format_credits(transfer.amount_micros)} credits to {data['recipient'].name}.",
-            )
-            return redirect("billing:send")
-    return render(
-        request,
-        "billing/send.html",
-        {
-            "org": org,
-            "form": form,
-            "can_send": can_send,
-            "credits": credits,
-            "transfers": usage_selectors.recent_transfers(account_id=credits.account.pk) if credits.account.pk else [],
-        },
-    )

@@ -3,7 +3,6 @@ from django.test import Client
 
 from billing.models import BillingState, CheckoutStart, Purchase
 from tests.billing.helpers import C, balance
-from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -85,7 +84,7 @@ def test_a_member_without_the_billing_role_cannot_buy(simulated, client, member)
 
 def test_starting_a_checkout_needs_the_csrf_token(simulated, owner):
     client = Client(enforce_csrf_checks=True)
-    client.login(email=owner.email, password=PASSWORD)
+    client.force_login(owner)
 
     response = client.post("/billing/checkout/start/", {"kind": "pack", "code": "pack_500"})
 

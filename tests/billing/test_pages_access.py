@@ -8,7 +8,7 @@ from django.test import Client
 from billing import services
 from orgs.models import Role
 from tests.billing.helpers import C, grant
-from tests.factories import PASSWORD, MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, UserFactory
 from usage import services as usage_services
 from usage.models import GrantSource, Provider
 
@@ -129,7 +129,7 @@ def test_ids_of_another_org_in_a_url_are_404s(acme, other_org, outsider, owner):
 
 def test_every_post_needs_the_csrf_token(acme, owner):
     client = Client(enforce_csrf_checks=True)
-    client.login(email=owner.email, password=PASSWORD)
+    client.force_login(owner)
     for path, data in [
         ("/billing/top-up/", {"credits": "1000"}),
         ("/billing/plans/change/", {"plan": "pro"}),

@@ -14,6 +14,7 @@ from usage.models import CreditAccount, GrantSource, Transfer
 pytestmark = pytest.mark.django_db
 
 URL = reverse("billing:send")
+CONFIRM = reverse("billing:send_confirm")
 
 
 @pytest.fixture
@@ -24,10 +25,19 @@ def friend(db):
     return user_signup(email="friend@example.test", password="correct horse battery", full_name="Fran Friend")
 
 
-def post(client, **data):
+def review(client, **data):
+    """The first step: the form, answered by the confirmation page when it is valid."""
     data.setdefault("idempotency_key", uuid.uuid4().hex)
     data.setdefault("note", "")
     return client.post(URL, data)
+
+
+def post(client, **data):
+    """Both steps, as a person who reads the confirmation and confirms."""
+    response = review(client, **data)
+    if response.status_code == 200 and "pending" in (response.context or {}):
+        return client.post(CONFIRM, {"pending": response.context["pending"]})
+    return response
 
 
 def balance(org) -> int:
@@ -79,8 +89,8 @@ def test_it_sends_to_a_team_organization_by_its_id(client, org, owner, other_org
 @pytest.mark.parametrize(
     "recipient, amount, field, message",
     [
-        ("nobody@example.test", "5", "recipient", "No Tollgate account uses this e-mail."),
-        ("no-such-team", "5", "recipient", "No organization has this ID."),
+        ("nobody@example.test", "5", "recipient", "We can’t send credits to this e-mail."),
+        ("no-such-team", "5", "recipient", "We can’t send credits to this ID."),
         ("acme", "5", "recipient", "That is the organization you are sending from."),
         ("globex", "", "amount", "This field is required."),
         ("globex", "abc", "amount", "Enter an amount of credits, such as 250 or 12.5."),
@@ -220,7 +230,7 @@ def test_a_personal_organization_is_reached_by_email_not_by_its_id(client, org, 
     client.force_login(owner)
     personal = friend.memberships.get().org
     response = post(client, recipient=personal.slug, amount="1")
-    assert "No organization has this ID." in " ".join(response.context["form"].errors["recipient"])
+    assert "We can’t send credits to this ID." in " ".join(response.context["form"].errors["recipient"])
 
 
 def test_amounts_may_carry_thousands_separators(client, org, owner, other_org):

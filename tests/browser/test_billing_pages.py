@@ -94,13 +94,15 @@ def test_send_credits_to_another_user_who_then_sees_them(open_session, org, owne
 
     page.get_by_label("Send to").fill("friend@example.test")
     page.get_by_label("Credits").fill("501")
-    page.get_by_role("button", name="Send credits").click()
+    page.get_by_role("button", name="Review transfer").click()
     expect(page.get_by_text("You can send up to 500 credits")).to_be_visible()
     s.snap("send-errors")
 
     page.get_by_label("Credits").fill("120")
     page.get_by_label("Note (optional)").fill("Thanks for the great demo ☕")
-    page.get_by_role("button", name="Send credits").click()
+    page.get_by_role("button", name="Review transfer").click()
+    expect(page.get_by_test_id("confirm-recipient")).to_contain_text("Fran Friend")
+    page.get_by_role("button", name="Confirm and send 120 credits").click()
     expect(page.get_by_text("Sent 120 credits to Fran Friend.")).to_be_visible()
     expect(page.get_by_test_id("sendable")).to_have_text("380 credits")
     assert header_balance(page)[0] == "480 credits"
@@ -240,6 +242,14 @@ def test_the_header_and_forms_work_by_keyboard(open_session, org, owner):
     page.keyboard.press("Tab")
     page.keyboard.type("By keyboard")
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.textContent") == "Send credits"
+    assert page.evaluate("document.activeElement.textContent") == "Review transfer"
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("send-confirm")).to_be_visible()
+    for _ in range(40):  # the confirm button is reachable by Tab
+        if page.evaluate("document.activeElement.textContent") == "Confirm and send 5 credits":
+            break
+        page.keyboard.press("Tab")
+    else:
+        raise AssertionError("Tab never reached the confirm button")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Sent 5 credits to Globex.")).to_be_visible()
