@@ -11,7 +11,6 @@ import secrets
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -238,7 +237,7 @@ def invitation_create(*, org: Organization, actor: User, email: str, role: str =
         expires_at=timezone.now() + INVITATION_TTL,
     )
     audit_record(org=org, action="member.invited", actor=actor, data={"email": email, "role": role})
-    link = settings.SITE_URL + reverse("orgs:invitation", args=[token])
+    link = request_context.site_url() + reverse("orgs:invitation", args=[token])
     notification_send(
         "invitation", org=org, emails=[email],
         context={"inviter": actor, "link": link, "role": invitation.get_role_display()},

@@ -46,10 +46,10 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "billing_project", "beat", "--loglevel", "INFO",
                      "--pidfile", str(settings.VAR_DIR / "celerybeat.pid")],
         }
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_env(host=host, port=port)
         procs = {name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(
-            f"Tollgate is starting on {settings.SITE_URL if port == 8000 else f'http://{host}:{port}'}  "
+            f"Tollgate is starting on {served_url(host=host, port=port)}  "
             f"(web pid {procs['web'].pid}, worker pid {procs['worker'].pid}, beat pid {procs['beat'].pid}). "
             "Ctrl-C stops everything."
         ))
@@ -80,3 +80,19 @@ class Command(BaseCommand):
                 proc.kill()
         if exit_code:
             sys.exit(exit_code)
+
+
+def served_url(*, host: str, port: int) -> str:
+    """The address a browser on this machine opens: localhost for a loopback or any-address bind."""
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1", "localhost") else host
+    return f"http://{shown}:{port}"
+
+
+def child_env(*, host: str, port: int) -> dict[str, str]:
+    """The environment of web, worker and beat. Without SITE_URL they would link
+    to port 8000 (a worker's e-mails have no request to learn the port from), so
+    they get the address actually served."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not env.get("SITE_URL"):
+        env["SITE_URL"] = served_url(host=host, port=port)
+    return env
