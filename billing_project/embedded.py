@@ -122,7 +122,9 @@ def broker_settings(var_dir: Path) -> tuple[str, dict]:
     folder = var_dir / "broker"
     for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
+    # A host in the URL, though the transport ignores it: without one kombu
+    # warns "No hostname was supplied" at every connection.
+    return "filesystem://localhost/", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
