@@ -34,9 +34,10 @@ def current() -> RequestContext:
 
 
 def site_url() -> str:
-    """The public address for links that leave the service: SITE_URL when set,
-    else the address the current request came to (its host already checked
-    against ALLOWED_HOSTS), else what `manage.py serve` serves, else port 8000."""
+    """The public address for links that leave the service: SITE_URL when set
+    (`manage.py serve` sets it for web, worker and beat to the address it
+    serves), else the address the current request came to (its host already
+    checked against ALLOWED_HOSTS), else port 8000."""
     return settings.SITE_URL or current().site_url or FALLBACK_SITE_URL
 
 
@@ -55,7 +56,7 @@ class acting_as:
         self.source = source
 
     def __enter__(self) -> RequestContext:
-        ctx = RequestContext(request_id=current().request_id, source=self.source)
+        ctx = RequestContext(request_id=current().request_id, source=self.source, site_url=current().site_url)
         self._token = set_current(ctx)
         return ctx
 
