@@ -1,5 +1,4 @@
-from orgs.current import current_membership
-from orgs.selectors import memberships_for_user
+from orgs.current import current_membership, user_memberships
 
 
 def current_org(request):
@@ -7,6 +6,6 @@ def current_org(request):
     return {
         "membership": membership,
         "current_org": membership.org if membership else None,
-        # The header's switcher; a queryset, so pages without the header never run it.
-        "org_memberships": memberships_for_user(request.user) if membership else (),
+        # The header's switcher; read with the current membership, in one query.
+        "org_memberships": user_memberships(request) if membership else (),
     }
