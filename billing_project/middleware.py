@@ -1,6 +1,8 @@
 import re
 import uuid
 
+from django.core.exceptions import DisallowedHost
+
 from billing_project import request_context
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -21,6 +23,7 @@ class RequestContextMiddleware:
             request_id=request_id,
             ip=request.META.get("REMOTE_ADDR") or None,
             source="api" if request.path.startswith("/api/") else "web",
+            site_url=_served_at(request),
         )
         token = request_context.set_current(ctx)
         try:
@@ -29,3 +32,10 @@ class RequestContextMiddleware:
             request_context.reset(token)
         response["X-Request-Id"] = request_id
         return response
+
+
+def _served_at(request) -> str:
+    try:
+        return f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost:  # Django answers 400 further on; no link is made
+        return ""

@@ -11,12 +11,19 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass
 
+from django.conf import settings
+
+# Where links point when SITE_URL is unset and no request says otherwise
+# (a command, a task started outside `manage.py serve`).
+FALLBACK_SITE_URL = "http://localhost:8000"
+
 
 @dataclass(frozen=True)
 class RequestContext:
     request_id: str = ""
     ip: str | None = None
     source: str = ""  # "web", "api", "task:<name>", "command:<name>"
+    site_url: str = ""  # scheme and host the request came to, e.g. "http://localhost:8731"
 
 
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("tollgate_request", default=RequestContext())
@@ -24,6 +31,14 @@ _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("tollg
 
 def current() -> RequestContext:
     return _current.get()
+
+
+def site_url() -> str:
+    """The public address for links that leave the service: SITE_URL when set
+    (`manage.py serve` sets it for web, worker and beat to the address it
+    serves), else the address the current request came to (its host already
+    checked against ALLOWED_HOSTS), else port 8000."""
+    return settings.SITE_URL or current().site_url or FALLBACK_SITE_URL
 
 
 def set_current(ctx: RequestContext) -> contextvars.Token:
@@ -41,7 +56,7 @@ class acting_as:
         self.source = source
 
     def __enter__(self) -> RequestContext:
-        ctx = RequestContext(request_id=current().request_id, source=self.source)
+        ctx = RequestContext(request_id=current().request_id, source=self.source, site_url=current().site_url)
         self._token = set_current(ctx)
         return ctx
 

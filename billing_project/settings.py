@@ -41,8 +41,9 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The public address of this service, used for links that leave it: the
-# top_up_url of a 402, invitation and password-reset e-mails, Stripe return URLs.
-SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# top_up_url of a 402, invitation and alert e-mails, Stripe return URLs. Unset,
+# it is the address being served (request_context.site_url; `serve` passes its own).
+SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -15,13 +15,28 @@ find_python() {
   return 1
 }
 
+say() { echo "tollgate: $*" >&2; }
+
 if [ ! -x .venv/bin/python ]; then
-  "$(find_python)" -m venv .venv
+  python="$(find_python)"
+  say "first run: creating a Python environment in .venv with $python"
+  "$python" -m venv .venv
 fi
 stamp=".venv/.tollgate-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  if [ -f "$stamp" ]; then
+    say "pyproject.toml changed: updating the packages in .venv"
+  else
+    say "installing Tollgate and its dependencies into .venv (a few minutes, once; later starts skip this)"
+  fi
+  started=$SECONDS
+  # setuptools' notice about editable installs is meant for package authors;
+  # nothing in it is for someone starting Tollgate.
+  export PYTHONWARNINGS="ignore:Editable installation"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  unset PYTHONWARNINGS
   echo "$want" > "$stamp"
+  say "installed in $((SECONDS - started)) s"
 fi

@@ -28,7 +28,7 @@ def current_membership(request) -> Membership | None:
     if user is not None and user.is_authenticated and not request.path.startswith("/api/"):
         org_id = request.session.get(SESSION_KEY)
         if org_id:
-            membership = Membership.objects.select_related("org").filter(user=user, org_id=org_id).first()
+            membership = next((m for m in user_memberships(request) if m.org_id == org_id), None)
         if membership is None:
             # No choice yet, or removed from the chosen org: fall back, never error.
             membership = selectors.default_membership(user)
@@ -36,6 +36,15 @@ def current_membership(request) -> Membership | None:
                 request.session[SESSION_KEY] = membership.org_id
     request._current_membership = membership
     return membership
+
+
+def user_memberships(request) -> list[Membership]:
+    """Every membership of the signed-in user, read once per request: the
+    current one is picked from them and the header's switcher lists them."""
+    cached = getattr(request, "_user_memberships", None)
+    if cached is None:
+        cached = request._user_memberships = list(selectors.memberships_for_user(request.user))
+    return cached
 
 
 def switch_to(request, membership: Membership) -> None:

@@ -34,6 +34,7 @@ from django.db import transaction
 from django.template import Context
 from django.template.loader import get_template, render_to_string
 
+from billing_project import request_context
 from orgs.models import Membership, Organization
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def _render(
     recipients: tuple[Recipient, ...],
     context: Mapping[str, Any],
 ) -> Notification:
-    values = {"org": org, "user": user, "site": settings.SITE_URL, **context}
+    values = {"org": org, "user": user, "site": request_context.site_url(), **context}
     subject = "".join(_render_text(spec.template_name("subject.txt"), values).splitlines()).strip()
     return Notification(
         kind=spec,

@@ -31,8 +31,12 @@ def membership_get_or_404(user: User, slug: str) -> Membership:
 
 
 def default_membership(user: User) -> Membership | None:
-    """The org a user lands in: their personal one, else the oldest they joined."""
-    return memberships_for_user(user).first()
+    """The org a user lands in: the team they joined last, else their personal one.
+
+    Someone who belongs to a team came to work in it (the demo login opens
+    Demo Co, an invitee opens the team that invited them); their personal
+    organization is one choice away in the header's switcher."""
+    return Membership.objects.filter(user=user).select_related("org").order_by("org__is_personal", "-created_at").first()
 
 
 def members_of(org: Organization):

@@ -11,7 +11,6 @@ import secrets
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -92,16 +91,19 @@ def audit_fields(
 # --- organizations -------------------------------------------------------
 
 
-def _unique_slug(base: str) -> str:
+def _unique_slug(base: str, *, avoid: str | None = None) -> str:
     stem = (slugify(base) or "org")[:48].strip("-") or "org"
-    if not Organization.objects.filter(slug=stem).exists():
+    if stem != avoid and not Organization.objects.filter(slug=stem).exists():
         return stem
     return f"{stem}-{secrets.token_hex(3)}"
 
 
 @transaction.atomic
-def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str | None = None) -> Organization:
-    """Create an organization with `owner` as its first owner."""
+def org_create(
+    *, name: str, owner: User, is_personal: bool = False, slug: str | None = None, avoid_slug: str | None = None
+) -> Organization:
+    """Create an organization with `owner` as its first owner. Without `slug`,
+    one is made from the name, never `avoid_slug` (a slug about to be taken)."""
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("An organization needs a name.", code="name_required")
@@ -113,7 +115,7 @@ def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str |
         try:
             with transaction.atomic():
                 org = Organization.objects.create(
-                    name=name[:100], slug=slug or _unique_slug(name), is_personal=is_personal
+                    name=name[:100], slug=slug or _unique_slug(name, avoid=avoid_slug), is_personal=is_personal
                 )
             break
         except IntegrityError:
@@ -127,9 +129,9 @@ def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str |
     return org
 
 
-def org_create_personal(*, user: User) -> Organization:
+def org_create_personal(*, user: User, avoid_slug: str | None = None) -> Organization:
     label = user.full_name or user.email.split("@")[0]
-    return org_create(name=label, owner=user, is_personal=True, slug=None)
+    return org_create(name=label, owner=user, is_personal=True, slug=None, avoid_slug=avoid_slug)
 
 
 # --- memberships ---------------------------------------------------------
@@ -238,7 +240,7 @@ def invitation_create(*, org: Organization, actor: User, email: str, role: str =
         expires_at=timezone.now() + INVITATION_TTL,
     )
     audit_record(org=org, action="member.invited", actor=actor, data={"email": email, "role": role})
-    link = settings.SITE_URL + reverse("orgs:invitation", args=[token])
+    link = request_context.site_url() + reverse("orgs:invitation", args=[token])
     notification_send(
         "invitation", org=org, emails=[email],
         context={"inviter": actor, "link": link, "role": invitation.get_role_display()},

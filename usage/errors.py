@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
+from billing_project import request_context
 from billing_project.errors import Conflict, PaymentRequired
 from usage.units import credits_str
 
@@ -12,7 +11,8 @@ BILLING_PATH = "/billing/"
 
 
 def _links() -> dict[str, str]:
-    return {"top_up_url": settings.SITE_URL + TOP_UP_PATH, "billing_url": settings.SITE_URL + BILLING_PATH}
+    site = request_context.site_url()
+    return {"top_up_url": site + TOP_UP_PATH, "billing_url": site + BILLING_PATH}
 
 
 class InsufficientCredits(PaymentRequired):

@@ -36,6 +36,7 @@ from billing.models import (
 from billing.services import plans, subscriptions
 from billing.services.state import customer_for_org
 from billing.stripe_data import price_facts
+from billing_project import request_context
 from billing_project.errors import Conflict, InvalidRequest
 from orgs.models import MANAGE_BILLING, Organization
 from orgs.services import audit_record, role_require
@@ -206,8 +207,8 @@ def checkout_start(
         "tax_id_collection": {"enabled": True},
         # Tax needs the customer's address; Checkout collects it onto the customer.
         "customer_update": {"address": "auto", "name": "auto"},
-        "success_url": settings.SITE_URL + reverse("billing:checkout_done") + "?session_id={CHECKOUT_SESSION_ID}&" + query,
-        "cancel_url": settings.SITE_URL + reverse("billing:checkout_canceled") + "?" + query,
+        "success_url": request_context.site_url() + reverse("billing:checkout_done") + "?session_id={CHECKOUT_SESSION_ID}&" + query,
+        "cancel_url": request_context.site_url() + reverse("billing:checkout_canceled") + "?" + query,
         "metadata": meta,
     }
     if item.kind in (CheckoutKind.PACK, CheckoutKind.CREDITS):
@@ -269,10 +270,11 @@ def portal_start(
     if not gateway.configured():
         raise StripeNotConfigured("The billing portal needs Stripe, which is not configured on this Tollgate.")
     customer = customer_for_org(org=org, actor=actor)
-    params = {"customer": customer.id, "return_url": settings.SITE_URL + back}
+    return_url = request_context.site_url() + back
+    params = {"customer": customer.id, "return_url": return_url}
     if flow is not None:
         params["flow_data"] = {
-            **flow, "after_completion": {"type": "redirect", "redirect": {"return_url": settings.SITE_URL + back}},
+            **flow, "after_completion": {"type": "redirect", "redirect": {"return_url": return_url}},
         }
     if settings.STRIPE_PORTAL_CONFIGURATION:
         params["configuration"] = settings.STRIPE_PORTAL_CONFIGURATION

@@ -17,6 +17,7 @@ from djstripe.enums import WebhookEndpointStatus
 from djstripe.settings import djstripe_settings
 
 from billing import gateway
+from billing_project import request_context
 from orgs.services import audit_record
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def stripe_setup(*, base_url: str | None = None, actor: Actor = "command:stripe_
     the endpoint is created (or updated) through the API at SITE_URL.
     """
     key = gateway.api_key()
-    base = (base_url or settings.SITE_URL).rstrip("/")
+    base = (base_url or request_context.site_url()).rstrip("/")
     with gateway.translated_errors("set up the Stripe account"):
         api_key, _ = djstripe_models.APIKey.objects.get_or_create_by_api_key(key)
         if api_key.djstripe_owner_account is None:

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils.text import slugify
 
 from accounts import services as account_services
 from accounts.models import User
@@ -21,12 +22,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, slug, owner, name=None, **options):
         email = normalize_email(owner)
+        slug = slugify(slug)
+        # One transaction: a refused organization leaves no new owner behind.
         with acting_as("command:create_org"), transaction.atomic():
             try:
                 user = User.objects.filter(email=email).first()
                 if user is None:
                     # No password: the owner sets one through "forgot password".
-                    user = account_services.user_signup(email=email, password=None)
+                    user = account_services.user_signup(email=email, password=None, reserved_slug=slug)
                     self.stdout.write(f"Created user {email} (set a password via the password-reset page).")
                 org = org_services.org_create(name=name or slug, owner=user, slug=slug)
             except TollgateError as error:

@@ -3,6 +3,7 @@
 
 It is what `bin/run` calls. Ctrl-C (or SIGTERM) stops all three; if one of
 them dies the others are stopped too, so a broken start never looks healthy.
+Then the embedded PostgreSQL stops too, when this start is what started it.
 """
 
 import os
@@ -15,6 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from billing_project import embedded
+
 
 class Command(BaseCommand):
     help = "Migrate, seed the demo org and run web + worker + beat until interrupted."
@@ -26,6 +29,23 @@ class Command(BaseCommand):
         parser.add_argument("--web-workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
 
     def handle(self, *args, host, port, no_demo, web_workers, **options):
+        # Settings started the embedded server (or found it running) before this runs.
+        try:
+            self.serve(host=host, port=port, no_demo=no_demo, web_workers=web_workers)
+        finally:
+            self.stop_embedded_postgres()
+
+    def stop_embedded_postgres(self) -> None:
+        if embedded.started_here(settings.VAR_DIR):
+            embedded.stop_postgres(settings.VAR_DIR)
+            self.stdout.write("Stopped the embedded PostgreSQL.")
+        elif not os.environ.get("DATABASE_URL") and embedded.is_running(settings.VAR_DIR):
+            self.stdout.write(
+                "The embedded PostgreSQL was running before this start and is left running "
+                "(python manage.py embedded_postgres stop stops it)."
+            )
+
+    def serve(self, *, host, port, no_demo, web_workers):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         if not no_demo:
@@ -46,10 +66,10 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "billing_project", "beat", "--loglevel", "INFO",
                      "--pidfile", str(settings.VAR_DIR / "celerybeat.pid")],
         }
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_env(host=host, port=port)
         procs = {name: subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR) for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(
-            f"Tollgate is starting on {settings.SITE_URL if port == 8000 else f'http://{host}:{port}'}  "
+            f"Tollgate is starting on {served_url(host=host, port=port)}  "
             f"(web pid {procs['web'].pid}, worker pid {procs['worker'].pid}, beat pid {procs['beat'].pid}). "
             "Ctrl-C stops everything."
         ))
@@ -80,3 +100,19 @@ class Command(BaseCommand):
                 proc.kill()
         if exit_code:
             sys.exit(exit_code)
+
+
+def served_url(*, host: str, port: int) -> str:
+    """The address a browser on this machine opens: localhost for a loopback or any-address bind."""
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::", "::1", "localhost") else host
+    return f"http://{shown}:{port}"
+
+
+def child_env(*, host: str, port: int) -> dict[str, str]:
+    """The environment of web, worker and beat. Without SITE_URL they would link
+    to port 8000 (a worker's e-mails have no request to learn the port from), so
+    they get the address actually served."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not env.get("SITE_URL"):
+        env["SITE_URL"] = served_url(host=host, port=port)
+    return env

@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +21,8 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        # bin/test stops this with SIGTERM on Ctrl-C: unwind, so the scratch database is dropped.
+        signal.signal(signal.SIGTERM, _exit)
         db = settings.DATABASES["default"]
         scratch = f"tollgate_verify_migrations_{os.getpid()}"
         params = connection.get_connection_params()
@@ -47,3 +50,7 @@ class Command(BaseCommand):
             f"Migrations apply cleanly to an empty database ({time.monotonic() - started:.0f} s, "
             f"{triggers} append-only triggers installed) on {db['HOST'] or 'localhost'}."
         )
+
+
+def _exit(signum, frame):
+    raise SystemExit(128 + signum)
