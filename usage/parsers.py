@@ -75,8 +75,14 @@ def _refuse_constant(name: str):
 
 
 def _datetime(value: Any, field: str, errors: dict) -> Any:
-    if not isinstance(value, str) or (parsed := parse_datetime(value)) is None:
-        errors[field] = ["Send an ISO 8601 date-time, e.g. 2026-11-21T06:13:14Z."]
+    try:
+        # A well-formed date that cannot exist (minute 60, February 30, offset
+        # +25:00) raises rather than returning None.
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        errors[field] = ["Send an ISO 8601 date-time that exists, e.g. 2026-11-21T06:13:14Z."]
         return None
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=dt_timezone.utc)
