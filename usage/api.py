@@ -276,7 +276,7 @@ class UsageSummaryView(UsageAPIView):
         responses={200: serializers.UsageRowSerializer(many=True), **ERRORS},
         examples=[OpenApiExample("By meter", response_only=True, value={
             "period": "day", "group_by": "meter", "since": "2026-11-01T00:00:00Z", "until": "2026-11-21T00:00:00Z",
-            "rows": [{"period_start": "2026-11-20T00:00:00Z", "key": "ai.output_tokens", "quantity": "124000",
+            "rows": [{"period_start": "2026-11-20T00:00:00Z", "key": "ai.output_tokens", "meter": "ai.output_tokens", "quantity": "124000",
                       "credits": "37.2", "events": 10}]})],
     )
     def get(self, request):

@@ -324,8 +324,10 @@ class UsageSummaryQuerySerializer(serializers.Serializer):
 
 class UsageRowSerializer(serializers.Serializer):
     period_start = serializers.DateTimeField()
-    key = serializers.CharField(allow_null=True)
-    quantity = serializers.SerializerMethodField()
+    key = serializers.CharField(allow_null=True, help_text="The group's meter, model, member e-mail or run id; null when the "
+                                                          "events have none (no member, no run).")
+    meter = serializers.CharField(help_text="The meter the quantity counts: quantities are only added within a meter.")
+    quantity = serializers.SerializerMethodField(help_text="Decimal string, in the meter's unit.")
     credits = CreditsField(source="credits_micros", allow_zero=True)
     events = serializers.IntegerField()
 
