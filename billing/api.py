@@ -177,8 +177,10 @@ class SubscriptionSerializer(serializers.Serializer):
     plan_name = serializers.CharField()
     features = serializers.ListField(child=serializers.CharField())
     status = serializers.ChoiceField(choices=["free", "trialing", "active", "past_due"])
-    interval = serializers.CharField(allow_blank=True)
-    allowance = serializers.CharField(allow_null=True, help_text="Credits per period of the plan in force.")
+    interval = serializers.ChoiceField(choices=Interval.choices, allow_null=True,
+                                       help_text="The billing interval of a paid or Free period; null during a trial.")
+    allowance = serializers.CharField(allow_null=True, help_text="Credits per period of the plan in force; during a trial, "
+                                                                "the trial's allowance.")
     overage_allowed = serializers.BooleanField()
     trial_ends_at = serializers.DateTimeField(allow_null=True)
     trial_days_left = serializers.IntegerField(allow_null=True)
@@ -207,8 +209,9 @@ class SubscriptionView(APIView):
 
         return Response({
             "plan": state.plan_code, "plan_name": sub.plan.name if sub.plan else state.plan_code,
-            "features": sub.plan.features if sub.plan else [], "status": state.status, "interval": state.interval,
-            "allowance": credits_str(sub.price.allowance_micros) if sub.price else None,
+            "features": sub.plan.features if sub.plan else [], "status": state.status,
+            "interval": state.interval if state.interval and state.status != "trialing" else None,
+            "allowance": credits_str(sub.allowance_micros) if sub.allowance_micros is not None else None,
             "overage_allowed": bool(sub.plan and sub.plan.overage_allowed),
             "trial_ends_at": when(state.trial_ends_at if state.status == "trialing" else None),
             "trial_days_left": sub.trial_days_left,
