@@ -12,6 +12,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound as DRFNotFound
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -249,6 +250,13 @@ class LedgerPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request):
+        # A cursor this API did not give is bad input, not a missing object.
+        try:
+            return super().decode_cursor(request)
+        except DRFNotFound:
+            raise ValidationError({"cursor": ["Not a cursor this API gave: follow `next` or `previous`."]}) from None
 
 
 class LedgerView(UsageAPIView, ListAPIView):

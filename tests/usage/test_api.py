@@ -396,3 +396,7 @@ def test_the_usage_summary_never_adds_quantities_of_different_meters(api, org):
     rows = api.get("/api/v1/usage/summary?group_by=workflow_run").json()["rows"]
     assert {(r["key"], r["meter"], r["quantity"], r["credits"]) for r in rows} == {
         ("r1", "ai.output_tokens", "1000", "0.3"), ("r1", "compute.seconds", "30", "0.06")}
+
+
+def test_a_cursor_the_api_did_not_give_is_a_400(api, org):
+    error(api.get("/api/v1/ledger?cursor=%F1%B4%9A%B1"), 400, "invalid_request")
