@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from djstripe import models as djstripe_models
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -93,6 +93,11 @@ class PackagesView(APIView):
 
 # --- checkout and portal -----------------------------------------------------
 
+STRIPE_ERRORS = {
+    502: OpenApiResponse(description="payment_provider_error: Stripe refused or could not be reached"),
+    503: OpenApiResponse(description="stripe_not_configured (no Stripe keys on this Tollgate) or catalog_not_synced"),
+}
+
 
 class CheckoutRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CheckoutKind.choices)
@@ -130,8 +135,14 @@ class CheckoutView(APIView):
 
     write_scope = Scope.BILLING_WRITE
 
-    @extend_schema(request=CheckoutRequestSerializer, responses={201: CheckoutResponseSerializer},
-                   summary="Start a checkout")
+    @extend_schema(
+        request=CheckoutRequestSerializer, summary="Start a checkout",
+        responses={201: CheckoutResponseSerializer, **STRIPE_ERRORS,
+                   400: OpenApiResponse(description="invalid_request, free_plan, invalid_return_to, invalid_interval, "
+                                                    "amount_out_of_range, invalid_amount"),
+                   404: OpenApiResponse(description="unknown_catalog_item"),
+                   409: OpenApiResponse(description="already_subscribed: change plans in the portal")},
+    )
     def post(self, request):
         body = CheckoutRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -151,7 +162,7 @@ class PortalView(APIView):
 
     write_scope = Scope.BILLING_WRITE
 
-    @extend_schema(request=PortalRequestSerializer, responses={201: PortalResponseSerializer},
+    @extend_schema(request=PortalRequestSerializer, responses={201: PortalResponseSerializer, **STRIPE_ERRORS},
                    summary="Open the customer portal")
     def post(self, request):
         body = PortalRequestSerializer(data=request.data)
@@ -276,7 +287,9 @@ class InvoicesView(APIView):
             OpenApiParameter("limit", int, description="1 to 100, default 20."),
             OpenApiParameter("starting_after", str, description="The last invoice id of the previous page."),
         ],
-        responses=InvoiceListSerializer, summary="List invoices",
+        responses={200: InvoiceListSerializer,
+                   404: OpenApiResponse(description="invoice_not_found: `starting_after` names no invoice of this org")},
+        summary="List invoices",
     )
     def get(self, request):
         try:

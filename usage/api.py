@@ -281,7 +281,7 @@ class UsageSummaryView(UsageAPIView):
     @extend_schema(
         summary="Usage totals per day, week or month, grouped by meter, model, member or workflow run",
         parameters=[serializers.UsageSummaryQuerySerializer],
-        responses={200: serializers.UsageRowSerializer(many=True), **ERRORS},
+        responses={200: serializers.UsageSummarySerializer, **ERRORS},
         examples=[OpenApiExample("By meter", response_only=True, value={
             "period": "day", "group_by": "meter", "since": "2026-11-01T00:00:00Z", "until": "2026-11-21T00:00:00Z",
             "rows": [{"period_start": "2026-11-20T00:00:00Z", "key": "ai.output_tokens", "meter": "ai.output_tokens", "quantity": "124000",
