@@ -81,7 +81,7 @@ class JSONParser(parsers.JSONParser):
     json_options: dict[str, Any] = {}
 
     def parse(self, stream, media_type=None, parser_context=None):
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        encoding = parsers.get_encoding(parser_context or {})  # text encodings only, never bz2_codec
         try:
             text = stream.read().decode(encoding)
         except UnicodeDecodeError as exc:

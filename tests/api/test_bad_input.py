@@ -145,3 +145,10 @@ def test_pages_keep_djangos_html_errors():
     response = Client().get("/billing/no-such-page", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("url", ["/api/v1/usage/events", "/api/v1/checkout"])
+def test_a_charset_that_is_no_text_encoding_is_refused(api, org, url):
+    # bz2_codec would decompress a small body past the size limit, checked before.
+    response = api.post(url, data=b"{}", content_type="application/json; charset=bz2_codec")
+    envelope(response, 400, "invalid_json")
