@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.exceptions import RequestDataTooBig
 from django.test import Client, RequestFactory, override_settings
+from django.urls import path
 from rest_framework.test import APIClient
 
 from usage import services
@@ -152,3 +153,16 @@ def test_a_charset_that_is_no_text_encoding_is_refused(api, org, url):
     # bz2_codec would decompress a small body past the size limit, checked before.
     response = api.post(url, data=b"{}", content_type="application/json; charset=bz2_codec")
     envelope(response, 400, "invalid_json")
+
+
+def _crash(request):
+    raise RuntimeError("a bug")
+
+
+urlpatterns = [path("api/v1/crash", _crash)]
+handler500 = "billing_project.api.server_error"
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_a_crash_on_an_api_path_is_a_json_500():
+    envelope(Client(raise_request_exception=False).get("/api/v1/crash"), 500, "server_error")
