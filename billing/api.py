@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from djstripe import models as djstripe_models
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -93,6 +93,11 @@ class PackagesView(APIView):
 
 # --- checkout and portal -----------------------------------------------------
 
+STRIPE_ERRORS = {
+    502: OpenApiResponse(description="payment_provider_error: Stripe refused or could not be reached"),
+    503: OpenApiResponse(description="stripe_not_configured (no Stripe keys on this Tollgate) or catalog_not_synced"),
+}
+
 
 class CheckoutRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CheckoutKind.choices)
@@ -130,8 +135,14 @@ class CheckoutView(APIView):
 
     write_scope = Scope.BILLING_WRITE
 
-    @extend_schema(request=CheckoutRequestSerializer, responses={201: CheckoutResponseSerializer},
-                   summary="Start a checkout")
+    @extend_schema(
+        request=CheckoutRequestSerializer, summary="Start a checkout",
+        responses={201: CheckoutResponseSerializer, **STRIPE_ERRORS,
+                   400: OpenApiResponse(description="invalid_request, free_plan, invalid_return_to, invalid_interval, "
+                                                    "amount_out_of_range, invalid_amount"),
+                   404: OpenApiResponse(description="unknown_catalog_item"),
+                   409: OpenApiResponse(description="already_subscribed: change plans in the portal")},
+    )
     def post(self, request):
         body = CheckoutRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -151,7 +162,7 @@ class PortalView(APIView):
 
     write_scope = Scope.BILLING_WRITE
 
-    @extend_schema(request=PortalRequestSerializer, responses={201: PortalResponseSerializer},
+    @extend_schema(request=PortalRequestSerializer, responses={201: PortalResponseSerializer, **STRIPE_ERRORS},
                    summary="Open the customer portal")
     def post(self, request):
         body = PortalRequestSerializer(data=request.data)
@@ -177,8 +188,10 @@ class SubscriptionSerializer(serializers.Serializer):
     plan_name = serializers.CharField()
     features = serializers.ListField(child=serializers.CharField())
     status = serializers.ChoiceField(choices=["free", "trialing", "active", "past_due"])
-    interval = serializers.CharField(allow_blank=True)
-    allowance = serializers.CharField(allow_null=True, help_text="Credits per period of the plan in force.")
+    interval = serializers.ChoiceField(choices=Interval.choices, allow_null=True,
+                                       help_text="The billing interval of a paid or Free period; null during a trial.")
+    allowance = serializers.CharField(allow_null=True, help_text="Credits per period of the plan in force; during a trial, "
+                                                                "the trial's allowance.")
     overage_allowed = serializers.BooleanField()
     trial_ends_at = serializers.DateTimeField(allow_null=True)
     trial_days_left = serializers.IntegerField(allow_null=True)
@@ -207,8 +220,9 @@ class SubscriptionView(APIView):
 
         return Response({
             "plan": state.plan_code, "plan_name": sub.plan.name if sub.plan else state.plan_code,
-            "features": sub.plan.features if sub.plan else [], "status": state.status, "interval": state.interval,
-            "allowance": credits_str(sub.price.allowance_micros) if sub.price else None,
+            "features": sub.plan.features if sub.plan else [], "status": state.status,
+            "interval": state.interval if state.interval and state.status != "trialing" else None,
+            "allowance": credits_str(sub.allowance_micros) if sub.allowance_micros is not None else None,
             "overage_allowed": bool(sub.plan and sub.plan.overage_allowed),
             "trial_ends_at": when(state.trial_ends_at if state.status == "trialing" else None),
             "trial_days_left": sub.trial_days_left,
@@ -273,7 +287,9 @@ class InvoicesView(APIView):
             OpenApiParameter("limit", int, description="1 to 100, default 20."),
             OpenApiParameter("starting_after", str, description="The last invoice id of the previous page."),
         ],
-        responses=InvoiceListSerializer, summary="List invoices",
+        responses={200: InvoiceListSerializer,
+                   404: OpenApiResponse(description="invoice_not_found: `starting_after` names no invoice of this org")},
+        summary="List invoices",
     )
     def get(self, request):
         try:

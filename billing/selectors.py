@@ -89,6 +89,13 @@ class Subscription:
     stripe_configured: bool
     simulated: bool
 
+    @property
+    def allowance_micros(self) -> int | None:
+        """Credits of the period in force: a trial's are the trial allowance, not the paid price's."""
+        if self.state.status == BillingStatus.TRIALING:
+            return self.plan.trial_allowance_micros if self.plan else None
+        return self.price.allowance_micros if self.price else None
+
 
 def subscription_for(org: Organization, state: BillingState) -> Subscription:
     plan = Plan.objects.filter(code=state.plan_code).first()

@@ -7,14 +7,19 @@ client can branch on `error.code` without parsing prose.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf
+from rest_framework import parsers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from billing_project.errors import TollgateError
@@ -34,6 +39,71 @@ _DRF_CODES: dict[type, tuple[str, str]] = {
     drf.ParseError: ("invalid_request", "invalid_json"),
     drf.ValidationError: ("invalid_request", "invalid_request"),
 }
+
+
+class PayloadTooLarge(TollgateError):
+    status = 413
+    type = "invalid_request"
+    code = "payload_too_large"
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"The request body is larger than the {limit:,} bytes this API accepts.", limit_bytes=limit)
+
+
+# --- reading JSON ---------------------------------------------------------------------
+
+# No request of this API nests deeper than a few levels; metadata may nest a
+# little more. Far deeper JSON is an attack on the parser's recursion, and what
+# parses would still exhaust every recursive step after it (validation, hashing).
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:  # iterative: the point is not to recurse
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser that also refuses, as `invalid_json`, JSON nested deeper
+    than MAX_JSON_DEPTH and JSON so deep that Python's decoder gives up."""
+
+    json_options: dict[str, Any] = {}
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = parsers.get_encoding(parser_context or {})  # text encodings only, never bz2_codec
+        try:
+            text = stream.read().decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise drf.ParseError(f"JSON parse error - {exc}") from None
+        return self.loads(text)
+
+    def loads(self, text: str) -> Any:
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant, **self.json_options)
+        except RecursionError:
+            data = None
+            too_deep = True
+        except ValueError as exc:
+            raise drf.ParseError(f"JSON parse error - {exc}") from None
+        else:
+            too_deep = _too_deep(data, MAX_JSON_DEPTH)
+        if too_deep:
+            raise drf.ParseError(f"JSON may nest at most {MAX_JSON_DEPTH} levels deep.")
+        return data
+
+
+# --- the envelope ---------------------------------------------------------------------
 
 
 def error_body(type_: str, code: str, message: str, **details: Any) -> dict:
@@ -63,6 +133,8 @@ def error_for(exc: Exception) -> tuple[dict[str, Any], int] | None:
     """The envelope's `error` object for `exc` and its HTTP status, or None for an
     exception that is a bug (a 500). The handler below answers with it; a batch
     answers each refused item with it."""
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
     if isinstance(exc, TollgateError):
         return exc.as_dict(), exc.status
     if isinstance(exc, Http404):
@@ -102,25 +174,49 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         headers["WWW-Authenticate"] = exc.auth_header
     if isinstance(exc, drf.Throttled) and exc.wait:
         headers["Retry-After"] = str(int(exc.wait))
+    # Errors are JSON whatever the view renders otherwise (the schema view's YAML).
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
     return Response({"error": error}, status=status, headers=headers)
 
 
-# Django-level fallbacks so /api/ never answers HTML, even for an unknown URL
-# or an unexpected crash. Pages keep Django's templates.
+# Django-level fallbacks so /api/ never answers HTML, even for an unknown URL,
+# a refusal Django makes before any view runs (a disallowed host, a body over
+# DATA_UPLOAD_MAX_MEMORY_SIZE) or an unexpected crash. Pages keep Django's templates.
 
 
-def _is_api(request: HttpRequest) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+def error_response(exc: TollgateError) -> JsonResponse:
+    return JsonResponse({"error": exc.as_dict()}, status=exc.status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None):
+    if is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(PayloadTooLarge())
+        message = "The request was refused." if isinstance(exception, SuspiciousOperation) else "Bad request."
+        return JsonResponse(error_body("invalid_request", "invalid_request", message), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None):
+    if is_api(request):
+        return JsonResponse(error_body("permission_denied", "permission_denied", "You may not do that."), status=403)
+    return defaults.permission_denied(request, exception)
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None):
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(error_body("not_found", "not_found", "No such endpoint."), status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest):
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(
             error_body("server_error", "server_error", "Something went wrong on our side; it has been logged."),
             status=500,

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing_project import views
 
+handler400 = "billing_project.api.bad_request"
+handler403 = "billing_project.api.permission_denied"
 handler404 = "billing_project.api.page_not_found"
 handler500 = "billing_project.api.server_error"
 

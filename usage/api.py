@@ -12,6 +12,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound as DRFNotFound
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
@@ -252,6 +253,13 @@ class LedgerPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def decode_cursor(self, request):
+        # A cursor this API did not give is bad input, not a missing object.
+        try:
+            return super().decode_cursor(request)
+        except DRFNotFound:
+            raise ValidationError({"cursor": ["Not a cursor this API gave: follow `next` or `previous`."]}) from None
+
 
 class LedgerView(UsageAPIView, ListAPIView):
     serializer_class = serializers.LedgerEntrySerializer
@@ -275,10 +283,10 @@ class UsageSummaryView(UsageAPIView):
     @extend_schema(
         summary="Usage totals per day, week or month, grouped by meter, model, member or workflow run",
         parameters=[serializers.UsageSummaryQuerySerializer],
-        responses={200: serializers.UsageRowSerializer(many=True), **ERRORS},
+        responses={200: serializers.UsageSummarySerializer, **ERRORS},
         examples=[OpenApiExample("By meter", response_only=True, value={
             "period": "day", "group_by": "meter", "since": "2026-11-01T00:00:00Z", "until": "2026-11-21T00:00:00Z",
-            "rows": [{"period_start": "2026-11-20T00:00:00Z", "key": "ai.output_tokens", "quantity": "124000",
+            "rows": [{"period_start": "2026-11-20T00:00:00Z", "key": "ai.output_tokens", "meter": "ai.output_tokens", "quantity": "124000",
                       "credits": "37.2", "events": 10}]})],
     )
     def get(self, request):

@@ -14,8 +14,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
 
+from billing_project.api import JSONParser
 from usage.services.pricing import UsageInput
 from usage.units import AmountError, to_decimal
 
@@ -27,13 +27,10 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 class DecimalJSONParser(JSONParser):
     """JSON with every non-integer number parsed as Decimal, never float."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        encoding = (parser_context or {}).get("encoding", "utf-8")
-        try:
-            text = stream.read().decode(encoding)
-            data = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
+    json_options = {"parse_float": Decimal}
+
+    def loads(self, text: str) -> Any:
+        data = super().loads(text)
         # PostgreSQL stores no NUL character, in text or in jsonb: refuse it here,
         # once for every field, rather than fail at the INSERT.
         if "\\u0000" in text and _has_nul(data):
@@ -70,13 +67,15 @@ def request_fingerprint(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def _datetime(value: Any, field: str, errors: dict) -> Any:
-    if not isinstance(value, str) or (parsed := parse_datetime(value)) is None:
-        errors[field] = ["Send an ISO 8601 date-time, e.g. 2026-11-21T06:13:14Z."]
+    try:
+        # A well-formed date that cannot exist (minute 60, February 30, offset
+        # +25:00) raises rather than returning None.
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        errors[field] = ["Send an ISO 8601 date-time that exists, e.g. 2026-11-21T06:13:14Z."]
         return None
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=dt_timezone.utc)

@@ -24,8 +24,9 @@ from usage.units import AmountError, credits_str, credits_to_micros
 # --- fields -------------------------------------------------------------------
 
 
-@extend_schema_field({"type": "string", "format": "decimal", "example": "2.5",
-                      "description": "Credits as a decimal string (at most 6 decimal places)"})
+@extend_schema_field({"type": "string", "format": "decimal", "example": "2.5", "pattern": r"^-?\d{1,13}(\.\d{1,6})?$",
+                      "description": "Credits as a decimal string (at most 6 decimal places, at most 10^12); "
+                                     "requests may also send a JSON number"})
 class CreditsField(serializers.Field):
     """A credit amount: a decimal string (or JSON number) with at most 6 decimals -> micro-credits."""
 
@@ -57,13 +58,17 @@ class UsageEventSerializer(serializers.Serializer):
     idempotency_key = serializers.CharField(max_length=200, help_text="Unique per event; a replay returns the first answer.")
     meter = serializers.CharField(help_text="e.g. ai.output_tokens, compute.seconds, action.medium")
     quantity = serializers.DecimalField(max_digits=30, decimal_places=9, coerce_to_string=True,
-                                        help_text="Units of the meter; a decimal string or JSON number.")
-    model = serializers.CharField(required=False, allow_blank=True, help_text="e.g. gpt-5-mini; required by per-model meters.")
-    member = serializers.EmailField(required=False, help_text="E-mail of the org member the usage is attributed to.")
+                                        help_text="Units of the meter, greater than zero and at most 10^12, at most 9 "
+                                                  "decimal places; a decimal string or JSON number.")
+    model = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                  help_text="e.g. gpt-5-mini; required by per-model meters.")
+    member = serializers.EmailField(required=False, max_length=254,
+                                    help_text="E-mail of a member of the organization the usage is attributed to.")
     provider_key_id = serializers.IntegerField(required=False, help_text="One of the org's provider keys: billed compute-only.")
     workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255)
-    occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to the time it is recorded.")
-    metadata = serializers.DictField(required=False)
+    occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to the time it is recorded; never in "
+                                                                     "the future (5 minutes of clock skew allowed).")
+    metadata = serializers.DictField(required=False, help_text="A JSON object of at most 4 KB.")
 
     def to_internal_value(self, data: Any) -> UsageInput:
         return parse_event(data)
@@ -134,6 +139,8 @@ class ErrorSerializer(serializers.Serializer):
     type = serializers.CharField()
     code = serializers.CharField()
     message = serializers.CharField()
+    status = serializers.IntegerField(help_text="The HTTP status the event would have had alone.")
+    fields = serializers.DictField(required=False, help_text="invalid_request: the messages for each field.")
 
 
 class BatchResultSerializer(serializers.Serializer):
@@ -193,7 +200,7 @@ class HoldCreateSerializer(serializers.Serializer):
     expires_in = serializers.IntegerField(min_value=1, max_value=86400, default=900, help_text="Seconds (default 900).")
     member = serializers.EmailField(required=False)
     workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
-    metadata = serializers.DictField(required=False, default=dict)
+    metadata = serializers.DictField(required=False, default=dict, help_text="A JSON object of at most 4 KB.")
 
     def validate_metadata(self, value: dict) -> dict:
         return clean_metadata(value)
@@ -309,8 +316,9 @@ class LedgerQuerySerializer(serializers.Serializer):
 class UsageSummaryQuerySerializer(serializers.Serializer):
     period = serializers.ChoiceField(choices=["day", "week", "month"], default="day")
     group_by = serializers.ChoiceField(choices=["meter", "model", "member", "workflow_run"], default="meter")
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = serializers.DateTimeField(required=False, help_text="Default: 30 days before `until`; before `until`, "
+                                                                "at most 800 days before it.")
+    until = serializers.DateTimeField(required=False, help_text="Default: now.")
 
     def validate(self, attrs: dict) -> dict:
         since = attrs.get("since") or timezone.now() - timedelta(days=30)
@@ -324,13 +332,25 @@ class UsageSummaryQuerySerializer(serializers.Serializer):
 
 class UsageRowSerializer(serializers.Serializer):
     period_start = serializers.DateTimeField()
-    key = serializers.CharField(allow_null=True)
-    quantity = serializers.SerializerMethodField()
+    key = serializers.CharField(allow_null=True, help_text="The group's meter, model, member e-mail or run id; null when the "
+                                                          "events have none (no member, no run).")
+    meter = serializers.CharField(help_text="The meter the quantity counts: quantities are only added within a meter.")
+    quantity = serializers.SerializerMethodField(help_text="Decimal string, in the meter's unit.")
     credits = CreditsField(source="credits_micros", allow_zero=True)
     events = serializers.IntegerField()
 
     def get_quantity(self, row: UsageRow) -> str:
         return format(row.quantity.normalize(), "f")
+
+
+class UsageSummarySerializer(serializers.Serializer):
+    """Documentation of the summary's answer."""
+
+    period = serializers.ChoiceField(choices=["day", "week", "month"])
+    group_by = serializers.ChoiceField(choices=["meter", "model", "member", "workflow_run"])
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    rows = UsageRowSerializer(many=True)
 
 
 class TransferCreateSerializer(serializers.Serializer):

@@ -76,3 +76,12 @@ def test_the_schema_documents_the_billing_endpoints(client):
     for path in ["/api/v1/plans", "/api/v1/packages", "/api/v1/checkout", "/api/v1/portal",
                  "/api/v1/subscription", "/api/v1/invoices"]:
         assert path in schema["paths"], path
+
+
+def test_a_trial_has_no_interval_and_the_trials_allowance(catalog, org, api):
+    from billing import services
+
+    services.trial_start(org=org)
+    body = api.get("/api/v1/subscription").json()
+
+    assert (body["status"], body["interval"], body["allowance"]) == ("trialing", None, "250")

@@ -299,7 +299,8 @@ def test_the_usage_summary_groups_by_meter_member_and_run(api, org, member):
     by_run = api.get("/api/v1/usage/summary?group_by=workflow_run&period=month").json()["rows"]
     assert {(r["key"], r["credits"]) for r in by_run} == {("r1", "5"), ("r2", "1")}
     by_member = api.get("/api/v1/usage/summary?group_by=member").json()["rows"]
-    assert {(r["key"], r["credits"]) for r in by_member} == {(member.email, "2.5"), (None, "3.5")}
+    assert {(r["key"], r["meter"], r["credits"]) for r in by_member} == {
+        (member.email, "action.medium", "2.5"), (None, "action.medium", "2.5"), (None, "action.small", "1")}
     error(api.get("/api/v1/usage/summary?period=year"), 400, "invalid_request")
     error(api.get("/api/v1/usage/summary?group_by=colour"), 400, "invalid_request")
     error(api.get("/api/v1/usage/summary?since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z"), 400, "invalid_request")
@@ -384,3 +385,18 @@ def test_hold_metadata_keeps_exact_numbers_and_is_capped(api, org):
     assert Hold.objects.get().metadata == {"ratio": "1.5", "n": 2}
     big = {"idempotency_key": "h2", "credits": "1", "metadata": {"blob": "x" * 5000}}
     error(post(api, "/api/v1/holds", big), 400, "invalid_request")
+
+
+def test_the_usage_summary_never_adds_quantities_of_different_meters(api, org):
+    fund(org, 100)
+    post(api, "/api/v1/usage/events/batch", {"events": [
+        event("tokens", meter="ai.output_tokens", model="gpt-5-mini", quantity=1000, workflow_run_id="r1"),
+        event("seconds", meter="compute.seconds", quantity=30, workflow_run_id="r1"),
+    ]})
+    rows = api.get("/api/v1/usage/summary?group_by=workflow_run").json()["rows"]
+    assert {(r["key"], r["meter"], r["quantity"], r["credits"]) for r in rows} == {
+        ("r1", "ai.output_tokens", "1000", "0.3"), ("r1", "compute.seconds", "30", "0.06")}
+
+
+def test_a_cursor_the_api_did_not_give_is_a_400(api, org):
+    error(api.get("/api/v1/ledger?cursor=%F1%B4%9A%B1"), 400, "invalid_request")

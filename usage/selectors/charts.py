@@ -31,6 +31,7 @@ GROUPS: dict[str, str] = {"meter": "meter__code", "model": "model", "member": "m
 class UsageRow:
     period_start: datetime
     key: str | None
+    meter: str
     quantity: Decimal
     credits_micros: int
     events: int
@@ -41,8 +42,8 @@ def usage_series(
     since: datetime | None = None, until: datetime | None = None,
 ) -> list[UsageRow]:
     """Usage totals per day/week/month (UTC), grouped by meter, model, member or
-    workflow run, oldest period first. Quantities of different meters are only
-    summed within a meter; group by meter to chart quantities."""
+    workflow run, oldest period first. A row is one meter's within its group:
+    tokens and seconds are never added into one quantity."""
     if period not in PERIODS:
         raise InvalidRequest("period must be day, week or month.", code="invalid_period")
     if group_by not in GROUPS:
@@ -53,12 +54,13 @@ def usage_series(
     if until:
         events = events.filter(occurred_at__lt=until)
     rows = (
-        events.annotate(period_start=PERIODS[period]("occurred_at"), key=F(GROUPS[group_by]))
-        .values("period_start", "key")
+        events.annotate(period_start=PERIODS[period]("occurred_at"), key=F(GROUPS[group_by]), meter_code=F("meter__code"))
+        .values("period_start", "key", "meter_code")
         .annotate(quantity=Sum("quantity"), credits_micros=Sum("credits_micros"), events=Count("id"))
-        .order_by("period_start", "key")
+        .order_by("period_start", "key", "meter_code")
     )
-    return [UsageRow(r["period_start"], r["key"] or None, r["quantity"], r["credits_micros"], r["events"]) for r in rows]
+    return [UsageRow(r["period_start"], r["key"] or None, r["meter_code"], r["quantity"], r["credits_micros"], r["events"])
+            for r in rows]
 
 
 # --- the usage charts -------------------------------------------------------------
