@@ -1,8 +1,8 @@
 import re
 import uuid
 
-from django.core.exceptions import DisallowedHost
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 
 from billing_project import request_context
 from billing_project.api import PayloadTooLarge, error_response, is_api
