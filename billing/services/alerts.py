@@ -17,7 +17,8 @@ run decides again.
   They go to the people who can pay: owners, admins, billing managers.
 * Allowance alerts fire once per allowance period at 80% and at 95% spent (a
   jump straight past 95% sends only the 95% one), to each member who has them
-  on in their alert preferences (by default those who manage billing).
+  on in their alert preferences (by default those who manage billing). They
+  say the share actually used (98%, 100%), not the line that was crossed.
 
 `billing.receivers.alerts_when_running_low` queues `billing.alerts_check` after
 commit when a ledger write takes the available balance across the low line or
@@ -151,8 +152,10 @@ def _allowance_alerts(org: Organization, states: dict[str, AlertState], now: dat
     if kind is None:
         return []
     states[kind].last_sent_at = now
-    percent = 95 if kind == AlertKind.ALLOWANCE_95 else 80
-    return [Due(kind, {"percent": percent, **context})]
+    # The share really used, rounded down: the 95% alert may go out at 100%
+    # (a jump past the line), and "95%" would then understate it; rounding
+    # down never claims more than is spent (99.96% says 99%, not 100%).
+    return [Due(kind, {"percent": used * 100 // amount, **context})]
 
 
 def alerts_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:
