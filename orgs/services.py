@@ -19,6 +19,7 @@ from django.utils.text import slugify
 
 from billing_project import request_context
 from billing_project.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from orgs import creations
 from orgs.models import (
     MANAGE_MEMBERS,
     AuditedActor,
@@ -101,7 +102,8 @@ def _unique_slug(base: str) -> str:
 
 @transaction.atomic
 def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str | None = None) -> Organization:
-    """Create an organization with `owner` as its first owner."""
+    """Create an organization with `owner` as its first owner, then let the apps
+    above react in this transaction (billing starts it on Free: `orgs.creations`)."""
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("An organization needs a name.", code="name_required")
@@ -124,6 +126,7 @@ def org_create(*, name: str, owner: User, is_personal: bool = False, slug: str |
     # No credit account yet: the ledger opens one on the organization's first write.
     Membership.objects.create(org=org, user=owner, role=Role.OWNER)
     audit_record(org=org, action="org.created", actor=owner, data={"name": org.name, "personal": is_personal})
+    creations.receivers_run(creations.OrgCreated(org=org, owner=owner))
     return org
 
 

@@ -121,7 +121,8 @@ def test_the_cooldown_holds_back_a_second_dip_until_it_is_over(low_line, org, ow
 
 
 def test_running_the_check_twice_sends_once(low_line, org, owner, mailoutbox, check):
-    grant(org, 50)  # low already; no write crossed the line since the grant only raised it
+    grant(org, 60)
+    spend(org, 10, "first-use")  # low already; no write crossed the line since the grant only raised it
 
     assert check(org) == ["low_balance"]
     assert check(org) == []
@@ -131,6 +132,7 @@ def test_running_the_check_twice_sends_once(low_line, org, owner, mailoutbox, ch
 def test_the_orgs_own_line_decides_what_is_low_everywhere(low_line, client, org, owner, mailoutbox, api,
                                                           django_capture_on_commit_callbacks):
     grant(org, 400)
+    spend(org, 1, "first-use")
     assert usage_selectors.balance_summary(org).status == "ok"
 
     with django_capture_on_commit_callbacks(execute=True):
