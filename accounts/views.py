@@ -14,21 +14,23 @@ from accounts.ratelimit import ratelimit_hit
 from billing_project.errors import TollgateError
 from orgs import services as org_services
 from orgs.current import membership_required, switch_to
+from orgs.models import Membership
 from orgs.views import PENDING_INVITATION
 
 
-def _accept_pending_invitation(request) -> None:
-    """An invitation link opened before signing in is accepted right after."""
+def _accept_pending_invitation(request) -> Membership | None:
+    """An invitation link opened before signing in is accepted right after;
+    returns the membership it gave, whose welcome screen comes next."""
     token = request.session.pop(PENDING_INVITATION, None)
     if not token:
-        return
+        return None
     try:
         membership = org_services.invitation_accept(token=token, user=request.user)
     except TollgateError as error:
         messages.error(request, error.message)
-    else:
-        switch_to(request, membership)
-        messages.success(request, f"You joined {membership.org.name}.")
+        return None
+    switch_to(request, membership)
+    return membership
 
 
 def signup(request):
@@ -45,8 +47,10 @@ def signup(request):
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             if pending:
                 request.session[PENDING_INVITATION] = pending  # login() cycles the session
-            _accept_pending_invitation(request)
+            joined = _accept_pending_invitation(request)
             messages.success(request, "Welcome to Tollgate. Your account is ready.")
+            if joined is not None:
+                return redirect("orgs:welcome", slug=joined.org.slug)
             return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})
 
@@ -92,7 +96,9 @@ class LoginView(auth_views.LoginView):
         response = super().form_valid(form)
         if pending:
             self.request.session[PENDING_INVITATION] = pending
-        _accept_pending_invitation(self.request)
+        joined = _accept_pending_invitation(self.request)
+        if joined is not None:
+            return redirect("orgs:welcome", slug=joined.org.slug)
         return response
 
 

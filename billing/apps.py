@@ -19,8 +19,10 @@ class BillingConfig(AppConfig):
         from billing import receivers, tasks, webhooks  # noqa: F401
         from billing import services as billing_services
         from billing.notifications import billing_kinds_register
+        from orgs import creations
 
         billing_kinds_register()
         signups.receiver_add(billing_services.trial_start_for_signup)
+        creations.receiver_add(billing_services.free_start_for_new_org)
         for receiver in receivers.RECEIVERS:
             balance_changes.receiver_register(receiver)

@@ -12,6 +12,7 @@ from billing.services import custom_amount_price
 from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
 from orgs.models import Organization
+from usage import services as usage_services
 from usage.models import EntryKind, Provider
 from usage.selectors import HistoryFilters
 from usage.units import MICROS_PER_CREDIT, AmountError, credits_to_micros, format_credits
@@ -268,25 +269,39 @@ class AlertPreferenceForm(forms.Form):
     allowance_95 = forms.BooleanField(label="When 95% of the allowance is used", required=False)
 
 
+class LastFourField(forms.CharField):
+    """The last four characters of a provider key, typed or pasted whole.
+
+    The browser may send the whole key (a paste; no `maxlength` cuts it to its
+    first four), but only its last four are kept: cleaned, and shown again when
+    the form comes back with an error, so the key is never echoed into a page."""
+
+    def to_python(self, value):
+        text = super().to_python(value)
+        try:
+            return usage_services.provider_key_last_four(text) if text else text
+        except TollgateError as error:
+            raise forms.ValidationError(error.message) from None
+
+    def bound_data(self, data, initial):
+        text = (data or "").strip()
+        return text[-4:] if len(text) > 4 else text
+
+
 class ProviderKeyForm(forms.Form):
     provider = forms.ChoiceField(label="Provider")
     label = forms.CharField(label="Label", max_length=100, help_text="Where it is used, e.g. “production agents”.")
-    last_four = forms.CharField(
-        label="Last four characters", min_length=4, max_length=4,
+    last_four = LastFourField(
+        label="Last four characters",
+        # No maxlength: it would keep the *first* four characters of a pasted key.
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none",
                                       "size": 6}),
-        help_text="Only the last four, to recognise the key. Never paste the key itself: Tollgate does not need it.",
+        help_text="Type the last four characters, or paste the whole key: only its last four are kept.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["provider"].choices = Provider.choices
-
-    def clean_last_four(self) -> str:
-        value = self.cleaned_data["last_four"].strip()
-        if len(value) != 4 or " " in value or not value.isprintable():
-            raise forms.ValidationError("Enter exactly the last four characters of the key.")
-        return value
 
 
 class MemberLimitForm(forms.Form):

@@ -71,3 +71,9 @@ def transfer_recipient(identifier: str) -> Organization | None:
             .first()
         )
     return Organization.objects.filter(slug=identifier.lower(), is_personal=False).first()
+
+
+def invitation_accepted(*, org: Organization, user: User) -> Invitation | None:
+    """The invitation through which `user` joined `org` (the latest they accepted)."""
+    return (Invitation.objects.select_related("invited_by").filter(org=org, accepted_by=user)
+            .order_by("-accepted_at").first())

@@ -18,6 +18,7 @@ from django.utils.text import slugify
 
 from billing_project import request_context
 from billing_project.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from orgs import creations
 from orgs.models import (
     MANAGE_MEMBERS,
     AuditedActor,
@@ -102,8 +103,10 @@ def _unique_slug(base: str, *, avoid: str | None = None) -> str:
 def org_create(
     *, name: str, owner: User, is_personal: bool = False, slug: str | None = None, avoid_slug: str | None = None
 ) -> Organization:
-    """Create an organization with `owner` as its first owner. Without `slug`,
-    one is made from the name, never `avoid_slug` (a slug about to be taken)."""
+    """Create an organization with `owner` as its first owner, then let the apps
+    above react in this transaction (billing starts it on Free: `orgs.creations`).
+    Without `slug`, one is made from the name, never `avoid_slug` (a slug about
+    to be taken)."""
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("An organization needs a name.", code="name_required")
@@ -126,6 +129,7 @@ def org_create(
     # No credit account yet: the ledger opens one on the organization's first write.
     Membership.objects.create(org=org, user=owner, role=Role.OWNER)
     audit_record(org=org, action="org.created", actor=owner, data={"name": org.name, "personal": is_personal})
+    creations.receivers_run(creations.OrgCreated(org=org, owner=owner))
     return org
 
 

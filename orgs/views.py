@@ -110,8 +110,16 @@ def invitation(request, token: str):
         except TollgateError as error:
             return render(request, "orgs/invitation.html", {"invite": invite, "error": error.message}, status=error.status)
         switch_to(request, membership)
-        messages.success(request, f"You joined {membership.org.name}.")
-        return redirect("billing:overview")
+        return redirect("orgs:welcome", slug=membership.org.slug)
     if not request.user.is_authenticated:
         request.session[PENDING_INVITATION] = token
     return render(request, "orgs/invitation.html", {"invite": invite})
+
+
+@login_required
+def welcome(request, slug: str):
+    """The first screen after joining through an invitation: who invited them,
+    to what, as what, and what they can do next."""
+    membership = selectors.membership_get_or_404(request.user, slug)
+    invite = selectors.invitation_accepted(org=membership.org, user=request.user)
+    return render(request, "orgs/welcome.html", {"joined": membership, "invite": invite})

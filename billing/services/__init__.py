@@ -40,6 +40,7 @@ from billing.services.overage import overage_report, overage_report_all
 from billing.services.plans import (
     billing_state_for,
     free_periods_renew,
+    free_start_for_new_org,
     trial_start,
     trial_start_for_signup,
     trials_end,
@@ -67,7 +68,7 @@ __all__ = [
     "alert_preference_for", "alert_preference_set", "alert_threshold_set", "alerts_check", "alerts_sweep",
     "auto_topup_check", "auto_topup_configure", "auto_topup_retry_due", "billing_state_for", "catalog_load",
     "catalog_sync", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",
-    "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew",
+    "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew", "free_start_for_new_org",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
     "pack_fulfil", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
     "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trial_start_for_signup", "trials_end",

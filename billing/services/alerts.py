@@ -17,7 +17,11 @@ run decides again.
   They go to the people who can pay: owners, admins, billing managers.
 * Allowance alerts fire once per allowance period at 80% and at 95% spent (a
   jump straight past 95% sends only the 95% one), to each member who has them
-  on in their alert preferences (by default those who manage billing).
+  on in their alert preferences (by default those who manage billing). They
+  say the share actually used (98%, 100%), not the line that was crossed.
+* No alert of either kind goes to an org that has never used credits (no
+  usage entry in its ledger, nothing held): a new team with its Free 50
+  credits is below the default low line, but nothing is running low.
 
 `billing.receivers.alerts_when_running_low` queues `billing.alerts_check` after
 commit when a ledger write takes the available balance across the low line or
@@ -91,7 +95,13 @@ def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
         if org is None or account.pk is None:
             return []
         states = _lock_states(org_id)
-        due = _balance_alerts(org, account, states, now) + _allowance_alerts(org, states, now)
+        # An org that has used nothing yet (a new team before its first run) is
+        # not running low, whatever its balance, and has spent none of its
+        # allowance, whatever expired unspent: nothing to alarm anyone about.
+        used = usage_selectors.account_has_used(account)
+        due = _balance_alerts(org, account, states, now, used=used)
+        if used:
+            due += _allowance_alerts(org, states, now)
         for state in states.values():
             state.save()
         for alert in due:
@@ -104,11 +114,12 @@ def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
     return [alert.kind for alert in due]
 
 
-def _balance_alerts(org: Organization, account: CreditAccount, states: dict[str, AlertState], now: datetime) -> list[Due]:
+def _balance_alerts(org: Organization, account: CreditAccount, states: dict[str, AlertState], now: datetime,
+                    *, used: bool) -> list[Due]:
     available = account.balance_micros - account.held_micros
     line = usage_selectors.low_balance_micros(account.low_balance_threshold_micros)
     low, empty = states[AlertKind.LOW_BALANCE], states[AlertKind.DEPLETED]
-    is_empty, is_low = available <= 0, available < line
+    is_empty, is_low = used and available <= 0, used and available < line
 
     def due(state: AlertState) -> bool:
         return not state.active and (state.last_sent_at is None or now - state.last_sent_at >= cooldown())
@@ -151,8 +162,10 @@ def _allowance_alerts(org: Organization, states: dict[str, AlertState], now: dat
     if kind is None:
         return []
     states[kind].last_sent_at = now
-    percent = 95 if kind == AlertKind.ALLOWANCE_95 else 80
-    return [Due(kind, {"percent": percent, **context})]
+    # The share really used, rounded down: the 95% alert may go out at 100%
+    # (a jump past the line), and "95%" would then understate it; rounding
+    # down never claims more than is spent (99.96% says 99%, not 100%).
+    return [Due(kind, {"percent": used * 100 // amount, **context})]
 
 
 def alerts_sweep(*, now: datetime | None = None, limit: int = 1000) -> int:

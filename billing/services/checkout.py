@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import stripe
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from accounts.models import User
@@ -219,7 +221,7 @@ def checkout_start(
             payment_intent_data={"metadata": meta, "setup_future_usage": "off_session"},
         )
     else:
-        params.update(mode="subscription", subscription_data={"metadata": meta})
+        params.update(mode="subscription", subscription_data={"metadata": meta, **_trial_end(state)})
         overage = OveragePrice.objects.filter(interval=item.plan_price.interval).exclude(stripe_price_id="").first()
         if item.plan_price.plan.overage_allowed and overage is not None:
             params["line_items"].append({"price": overage.stripe_price_id})  # metered: no quantity
@@ -237,6 +239,23 @@ def checkout_start(
                      data={"kind": item.kind, "item": item.code, "session": session["id"], "return_to": back,
                            **_custom_audit(item)})
     return CheckoutResult(url=session["url"], session_id=session["id"], simulated=False)
+
+
+# Checkout refuses a subscription_data.trial_end less than 48 hours away; a
+# few minutes' margin covers the time between here and Stripe's check.
+TRIAL_END_MIN_AHEAD = timedelta(hours=48, minutes=5)
+
+
+def _trial_end(state) -> dict:
+    """Subscribing during the sign-up trial keeps the trial: Stripe starts
+    billing when it ends (trial_end), as the plans page promises, and the
+    trial's credits stay until then. In its last two days Stripe cannot defer
+    the first charge from Checkout, so billing starts at once (the trial's
+    credits still stay until the trial's end)."""
+    ends = state.trial_ends_at
+    if state.status != BillingStatus.TRIALING or ends is None or ends - timezone.now() < TRIAL_END_MIN_AHEAD:
+        return {}
+    return {"trial_end": int(ends.timestamp())}
 
 
 def _custom_audit(item: CheckoutItem) -> dict:

@@ -29,6 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.signups import SignedUp
+from orgs.creations import OrgCreated
 from billing.models import AllowancePeriod, BillingState, BillingStatus, Interval, Plan, PlanPrice
 from billing.services.state import lock_state, notify_billing_managers
 from orgs.models import Organization
@@ -199,17 +200,34 @@ def trial_start(*, org: Organization, actor: Actor = None) -> BillingState:
     return state
 
 
+def free_start_for_new_org(event: OrgCreated) -> None:
+    """An organization-created receiver (registered in BillingConfig.ready): a
+    team organization starts on Free with this month's allowance at once, not
+    at the hourly renewal's next run. A personal organization is left to the
+    sign-up trial, which follows in the same transaction (one grant, not two)."""
+    if event.org.is_personal:
+        return
+    free_start(org=event.org, actor=event.owner)
+
+
+@transaction.atomic
+def free_start(*, org: Organization, actor: Actor = None) -> BillingState:
+    """Put an organization that has no plan yet on Free, with its first period's
+    allowance; an org that already has one (a period, a trial, a subscription)
+    is left as it is."""
+    state = lock_state(org.pk)
+    if state.current_period_end is None and state.status == BillingStatus.FREE and not state.subscription_id:
+        free_period_start(state, start=timezone.now(), actor=actor)
+        state.save()
+    return state
+
+
 def billing_state_for(org: Organization) -> BillingState:
     """The org's billing state; an org that never had one starts on Free."""
     state = BillingState.objects.filter(org=org).first()
     if state is not None and state.current_period_end is not None:
         return state
-    with transaction.atomic():
-        state = lock_state(org.pk)
-        if state.current_period_end is None and state.status == BillingStatus.FREE and not state.subscription_id:
-            free_period_start(state, start=timezone.now(), actor="system")
-            state.save()
-    return state
+    return free_start(org=org, actor="system")
 
 
 def trials_end(*, now: datetime | None = None, limit: int = 500) -> int:

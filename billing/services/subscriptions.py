@@ -191,6 +191,10 @@ def invoice_paid(*, invoice: InvoiceFacts, actor: Actor = "stripe") -> Allowance
     state = _refresh(state, invoice.subscription_id, actor=actor) or state
     if state.subscription_id != invoice.subscription_id:
         return None
+    if state.status == BillingStatus.TRIALING and state.trial_ends_at and invoice.period_end <= state.trial_ends_at:
+        # The $0 invoice of a subscription's trial days (kept from the sign-up
+        # trial): the trial's own credits are the allowance until it ends.
+        return None
     period = allowance_grant(
         state, subscription_id=invoice.subscription_id, plan_price=invoice.plan_price,
         period_start=invoice.period_start or timezone.now(), period_end=invoice.period_end,

@@ -121,7 +121,8 @@ def test_the_cooldown_holds_back_a_second_dip_until_it_is_over(low_line, org, ow
 
 
 def test_running_the_check_twice_sends_once(low_line, org, owner, mailoutbox, check):
-    grant(org, 50)  # low already; no write crossed the line since the grant only raised it
+    grant(org, 60)
+    spend(org, 10, "first-use")  # low already; no write crossed the line since the grant only raised it
 
     assert check(org) == ["low_balance"]
     assert check(org) == []
@@ -131,6 +132,7 @@ def test_running_the_check_twice_sends_once(low_line, org, owner, mailoutbox, ch
 def test_the_orgs_own_line_decides_what_is_low_everywhere(low_line, client, org, owner, mailoutbox, api,
                                                           django_capture_on_commit_callbacks):
     grant(org, 400)
+    spend(org, 1, "first-use")
     assert usage_selectors.balance_summary(org).status == "ok"
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -190,7 +192,26 @@ def test_a_jump_past_95_percent_sends_only_the_95_percent_alert(on_trial, org, o
     sweep()
     sweep()
 
-    assert subjects(mailoutbox) == ["[Tollgate] Acme: 95% of your starter trial is used"]
+    assert subjects(mailoutbox) == ["[Tollgate] Acme: 98% of your starter trial is used"]
+
+
+def test_the_allowance_alert_says_how_much_is_really_used(on_trial, org, owner, mailoutbox, sweep):
+    spend(org, 250, "all")  # the whole trial, in one go
+
+    sweep()
+
+    assert subjects(mailoutbox) == ["[Tollgate] Acme: 100% of your starter trial is used"]
+    body, html = mailoutbox[0].body, mailoutbox[0].alternatives[0][0]
+    assert "100% of Acme's starter trial is used: 250 of 250 credits, 0 left" in body
+    assert "95%" not in body and "<strong>100%</strong>" in html
+
+
+def test_the_percentage_is_rounded_down_so_it_never_claims_more_than_is_used(on_trial, org, owner, mailoutbox, sweep):
+    spend(org, 249.9, "nearly")  # 99.96%: not all of it
+
+    sweep()
+
+    assert subjects(mailoutbox) == ["[Tollgate] Acme: 99% of your starter trial is used"]
 
 
 def test_people_choose_their_own_allowance_alerts(on_trial, org, owner, member, mailoutbox, sweep):
@@ -213,14 +234,14 @@ def test_a_new_allowance_period_alerts_again(catalog, org, owner, mailoutbox, sw
     plan_simulate_subscribe(org=org, plan_price=plan_price("starter"))  # 1,000 credits
     spend(org, 850, "a")
     sweep()
-    assert subjects(mailoutbox) == ["[Tollgate] Acme: 80% of your starter allowance is used"]
+    assert subjects(mailoutbox) == ["[Tollgate] Acme: 85% of your starter allowance is used"]  # 850 of 1,000
 
     with time_machine.travel(timezone.now() + timedelta(seconds=2)):
         plan_simulate_subscribe(org=org, plan_price=plan_price("pro"))  # a new period, 10,000 credits
         spend(org, 9_600, "b")
         sweep()
 
-    assert subjects(mailoutbox)[1:] == ["[Tollgate] Acme: 95% of your pro allowance is used"]
+    assert subjects(mailoutbox)[1:] == ["[Tollgate] Acme: 96% of your pro allowance is used"]  # 9,600 of 10,000
 
 
 def test_the_sweep_leaves_orgs_with_nothing_due_alone(low_line, on_trial, org, owner, mailoutbox, sweep):

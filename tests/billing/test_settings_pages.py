@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from billing.models import AutoTopUpSettings, TopUpAttempt
-from orgs.models import Membership
+from orgs.models import AuditEvent, Membership
 from tests.billing.helpers import C, grant
 from usage.models import CreditAccount, MemberSpendLimit, ProviderKey
 
@@ -85,15 +85,45 @@ def test_provider_keys_are_registered_by_label_and_last_four_then_revoked(owner_
     assert (key.provider, key.label, key.last_four) == ("anthropic", "Support bot", "x9Q2")
     assert f"Use its id {key.pk} as provider_key_id" in response.content.decode()
 
-    whole_key = owner_client.post("/billing/settings/provider-keys/", {
-        "provider": "openai", "label": "Oops", "last_four": "sk-proj-abcdef"})
-    assert "Ensure this value has at most 4 characters" in whole_key.content.decode()
-    assert ProviderKey.objects.count() == 1
-
     owner_client.post(f"/billing/settings/provider-keys/{key.pk}/revoke/")
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert "revoked" in owner_client.get("/billing/settings/provider-keys/").content.decode()
+
+
+WHOLE_KEY = "sk-proj-T0llgateSecretPart1234567890abcdefZq7w"
+
+
+def test_a_pasted_whole_provider_key_keeps_only_its_last_four(owner_client, org):
+    response = owner_client.post("/billing/settings/provider-keys/", {
+        "provider": "openai", "label": "Production agents", "last_four": f"  {WHOLE_KEY}\n"}, follow=True)
+
+    key = ProviderKey.objects.get(org=org)
+    assert key.last_four == "Zq7w"
+    assert "Registered “Production agents” (…Zq7w)" in response.content.decode()
+    # nothing more than the last four is kept anywhere: not in the audit trail either
+    assert WHOLE_KEY[:-4] not in str(list(AuditEvent.objects.values_list("data", flat=True)))
+
+
+def test_a_pasted_key_is_never_echoed_back_when_the_form_has_another_error(owner_client, org):
+    response = owner_client.post("/billing/settings/provider-keys/", {
+        "provider": "openai", "label": "", "last_four": WHOLE_KEY})
+
+    content = response.content.decode()
+    assert response.status_code == 200 and "This field is required." in content
+    assert WHOLE_KEY[:-4] not in content
+    assert 'value="Zq7w"' in content
+    assert not ProviderKey.objects.exists()
+
+
+@pytest.mark.parametrize("typed", ["Zq7", "ab cd", "sk-proj abc Zq7w", "ab\x00cd"])
+def test_what_cannot_be_a_key_is_refused_next_to_the_field(owner_client, org, typed):
+    response = owner_client.post("/billing/settings/provider-keys/", {
+        "provider": "openai", "label": "x", "last_four": typed})
+
+    assert response.status_code == 200
+    assert "Type the last four characters of the key, or paste the whole key." in response.content.decode()
+    assert not ProviderKey.objects.exists()
 
 
 def test_members_show_their_spend_this_month_and_owners_set_caps(owner_client, org, owner, member):

@@ -8,6 +8,7 @@ from django.utils import timezone
 from billing_project.errors import Conflict, NotFound, PermissionDenied
 from orgs import services
 from orgs.models import Membership, Organization
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +105,36 @@ def test_a_personal_org_takes_no_invitations(client):
 def test_an_existing_member_is_not_invited_again(org, owner, member):
     with pytest.raises(Conflict):
         services.invitation_create(org=org, actor=owner, email="MEMBER@acme.test")
+
+
+def test_accepting_an_invitation_opens_a_welcome_that_says_who_what_and_what_next(client, org, owner):
+    owner.full_name = "Olivia Owner"
+    owner.save()
+    _inv, token = services.invitation_create(org=org, actor=owner, email="bob@person.test", role="billing")
+
+    client.force_login(UserFactory(email="bob@person.test"))
+    response = client.post(reverse("orgs:invitation", args=[token]), follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse("orgs:welcome", args=["acme"])
+    content = response.content.decode()
+    assert "Welcome to Acme" in content and "Olivia Owner" in content
+    assert 'data-testid="welcome-role">billing<' in content
+    assert reverse("billing:top_up") in content  # billing managers can buy
+
+
+def test_an_invitation_accepted_at_sign_up_lands_on_the_welcome(client, org, owner):
+    _inv, token = services.invitation_create(org=org, actor=owner, email="carol@person.test")
+    client.get(reverse("orgs:invitation", args=[token]))
+
+    response = client.post(reverse("accounts:signup"), {"email": "carol@person.test",
+                                                        "password": "a long enough secret"})
+
+    assert response.url == reverse("orgs:welcome", args=["acme"])
+    content = client.get(response.url).content.decode()
+    assert 'data-testid="welcome-role">member<' in content
+    assert "are for the organization's owners, admins and billing managers" in content
+
+
+def test_the_welcome_of_an_org_you_are_not_in_is_a_404(client, org, outsider):
+    client.force_login(outsider)
+    assert client.get(reverse("orgs:welcome", args=["acme"])).status_code == 404

@@ -163,6 +163,15 @@ def test_provider_keys_keep_only_the_last_four_and_need_a_billing_role(org, memb
     assert AuditEvent.objects.filter(org=org, action="provider_key.created").exists()
 
 
+def test_a_pasted_provider_key_comes_down_to_its_last_four():
+    assert services.provider_key_last_four("  sk-proj-abcdefghZq7w\n") == "Zq7w"
+    assert services.provider_key_last_four("Zq7w") == "Zq7w"
+    for not_a_key in ("", "Zq7", "ab cd", "sk-proj abcd", "ab\x00cd", "abc\u200bd"):
+        with pytest.raises(InvalidRequest) as refused:
+            services.provider_key_last_four(not_a_key)
+        assert refused.value.code == "invalid_last_four"
+
+
 # --- strictness, replays, grant order -----------------------------------------------
 
 

@@ -15,6 +15,7 @@ from usage.selectors.balances import (  # noqa: F401
     BalanceSummary,
     GrantBalance,
     account_for,
+    account_has_used,
     allowances_mostly_used,
     available_balance,
     balance_micros_for,

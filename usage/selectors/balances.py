@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from usage.balance_changes import low_balance_micros
-from usage.models import CreditAccount, Grant, GrantSource, Transfer
+from usage.models import CreditAccount, EntryKind, Grant, GrantSource, LedgerEntry, Transfer
 from usage.services import transfer_sendable_micros
 
 if TYPE_CHECKING:
@@ -133,15 +133,30 @@ def recent_transfers(*, account_id: int, limit: int = 10) -> list[Transfer]:
 # --- for billing's alert sweep -------------------------------------------------
 
 
+def _has_used() -> Q:
+    """An account that has used credits: a usage entry (served by the
+    entry_account_kind index), or credits held for a run under way."""
+    usage = LedgerEntry.objects.filter(account_id=OuterRef("pk"), kind=EntryKind.USAGE)
+    return Q(held_micros__gt=0) | Q(Exists(usage))
+
+
+def account_has_used(account: CreditAccount) -> bool:
+    """Whether the organization has ever used credits (or holds some for a run)."""
+    return account.held_micros > 0 or LedgerEntry.objects.filter(account=account, kind=EntryKind.USAGE).exists()
+
+
 def low_balances(*, limit: int) -> dict[int, int]:
-    """Organizations whose available credits (balance less holds) are under their
-    low-balance line, with those credits: {org_id: available_micros}, at most `limit`."""
+    """Organizations that have used credits and whose available credits (balance
+    less holds) are under their low-balance line, with those credits:
+    {org_id: available_micros}, at most `limit`. One that never used anything
+    is not running low, however small its balance."""
     return dict(
         CreditAccount.objects.annotate(
             available=F("balance_micros") - F("held_micros"),
             line=Coalesce("low_balance_threshold_micros", Value(low_balance_micros())),
         )
         .filter(available__lt=F("line"))
+        .filter(_has_used())
         .values_list("org_id", "available")[:limit]
     )
 

@@ -35,7 +35,7 @@ from usage.services.holds import (  # noqa: F401
     hold_release,
     holds_expire,
 )
-from usage.services.keys import provider_key_create, provider_key_revoke  # noqa: F401
+from usage.services.keys import provider_key_create, provider_key_last_four, provider_key_revoke  # noqa: F401
 from usage.services.limits import member_limit_set  # noqa: F401
 from usage.services.pricing import UsageInput  # noqa: F401
 from usage.services.rates import rate_card_load, rate_set  # noqa: F401

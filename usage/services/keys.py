@@ -1,8 +1,10 @@
 """Provider keys an organization brings (billing mode "own key").
 
-Tollgate never receives the secret: the org tells it the provider, a label
-and the last four characters, which is enough for people to recognise the key
-and for the server to decide the billing mode of usage that names it.
+Tollgate keeps no secret: the org tells it the provider, a label and the last
+four characters, which is enough for people to recognise the key and for the
+server to decide the billing mode of usage that names it. The API takes the
+last four only; the settings page also takes a pasted key, which
+`provider_key_last_four` cuts down to its last four before anything is kept.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ if TYPE_CHECKING:
 def _require(org: Organization, actor) -> None:
     if isinstance(actor, User):
         role_require(org=org, user=actor, roles=MANAGE_BILLING, action="manage provider keys")
+
+
+NOT_A_KEY = "Type the last four characters of the key, or paste the whole key."
+
+
+def provider_key_last_four(text: str) -> str:
+    """The last four characters of a key typed or pasted whole (surrounding
+    whitespace and a trailing newline from the clipboard are dropped).
+
+    A key is one run of printable characters: text with spaces inside, or
+    fewer than four characters, is not one and is refused."""
+    text = (text or "").strip()
+    if len(text) < 4 or not text.isprintable() or any(char.isspace() for char in text):
+        raise InvalidRequest(NOT_A_KEY, code="invalid_last_four")
+    return text[-4:]
 
 
 @transaction.atomic
