@@ -188,6 +188,9 @@ def trial_start(*, org: Organization, actor: Actor = None) -> BillingState:
     state.current_period_start, state.current_period_end = now, ends
     plan_apply(state, plan.code, actor)
     state.save()
+    # A team organization starts on Free with its allowance; the trial takes
+    # Free's place, so that allowance ends rather than being spent beside it.
+    allowances_expire(state, reason="Replaced by the trial", actor=actor)
     if plan.trial_allowance_micros:
         usage_services.credits_grant(
             org=org, amount_micros=plan.trial_allowance_micros, source=GrantSource.TRIAL,

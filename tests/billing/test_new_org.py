@@ -86,3 +86,15 @@ def test_once_it_has_used_credits_the_balance_alerts_apply(catalog, mailoutbox, 
     sweep()
 
     assert [m.subject for m in mailoutbox] == ["[Tollgate] Team: your balance is running low"]
+
+
+def test_a_trial_started_on_a_team_org_replaces_its_free_allowance(catalog):
+    team = org_services.org_create(name="Team", owner=UserFactory())
+    free_grant = AllowancePeriod.objects.get(org=team).grant
+
+    services.trial_start(org=team, actor="test")
+
+    free_grant.refresh_from_db()
+    assert free_grant.remaining_micros == 0
+    assert state_of(team).status == BillingStatus.TRIALING
+    assert balance(team) == 250 * C

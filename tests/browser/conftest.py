@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 # Stripe at the HTTP edge and signed webhooks, as the billing tests have them.
 from tests.billing.conftest import catalog, fake_stripe, stripe_account, stripe_keys, webhooks  # noqa: F401
@@ -87,6 +88,7 @@ class Session:
         slug = re.sub(r"[^a-z0-9-]+", "-", name.lower())
         for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
             self.page.set_viewport_size(size)
+            self._settle()
             self.page.screenshot(path=str(ARTIFACTS / f"{slug}-{label}.png"), full_page=True)
             assert_accessible(self.page, f"{name} ({label})")
             overflow = self.page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -94,6 +96,16 @@ class Session:
                 culprits = self.page.evaluate(_WIDE_ELEMENTS, size["width"])
                 raise AssertionError(f"{name} ({label}) scrolls sideways by {overflow}px; widest: {culprits}")
         self.page.set_viewport_size(DESKTOP)
+
+    def _settle(self) -> None:
+        """Give scripts that follow the window's size (Chart.js redraws its
+        canvas on resize) a moment to catch up before the page is judged:
+        up to a second for nothing to be wider than the window."""
+        try:
+            self.page.wait_for_function(
+                "document.documentElement.scrollWidth <= document.documentElement.clientWidth", timeout=1000)
+        except PlaywrightTimeoutError:
+            pass  # still too wide: the overflow check below names the culprit
 
     def close(self) -> None:
         self.context.close()
