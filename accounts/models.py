@@ -93,6 +93,9 @@ class OrgAPIKey(AbstractAPIKey):
     )
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Paused by the runaway breaker (usage.services.runaway) until an owner or admin resumes it.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
 
     objects = OrgAPIKeyManager()
 

@@ -226,7 +226,12 @@ CELERY_BEAT_SCHEDULE = {
     "holds-expire": {"task": "usage.holds_expire", "schedule": 30},
     "grants-expire": {"task": "usage.grants_expire", "schedule": 60},
     "ledger-reconcile": {"task": "usage.ledger_reconcile", "schedule": crontab(hour=3, minute=17)},
+    "usage-runaway-check": {"task": "usage.runaway_check", "schedule": 5 * 60},
 }
+# The runaway breaker (usage.services.runaway): last hour's spend above RUNAWAY_MULTIPLE times
+# the hourly baseline trips it, once that spend is at least RUNAWAY_MIN_CREDITS credits.
+RUNAWAY_MULTIPLE = env.int("RUNAWAY_MULTIPLE", default=10)
+RUNAWAY_MIN_CREDITS = env.int("RUNAWAY_MIN_CREDITS", default=500)
 
 # --- Stripe (dj-stripe) ----------------------------------------------------
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)

@@ -55,6 +55,9 @@ class Organization(models.Model):
         default=False, help_text="Created at sign-up for one person; cannot take invitations."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    pause_on_runaway = models.BooleanField(
+        default=False, help_text="Pause an API key whose hourly spend runs far above its usual rate."
+    )
 
     objects = OrganizationQuerySet.as_manager()
 

@@ -44,6 +44,26 @@ class SpendLimitReached(PaymentRequired):
         )
 
 
+API_KEYS_PATH = "/billing/api-keys/"
+
+
+class UsagePaused(PaymentRequired):
+    """The calling API key was paused by the runaway breaker until an owner or admin resumes it."""
+
+    code = "usage_paused"
+
+    def __init__(self, *, prefix: str, paused_at, reason: str) -> None:
+        site = request_context.site_url()
+        super().__init__(
+            f"API key {prefix} is paused: {reason} An owner or admin can resume it.",
+            key_prefix=prefix,
+            paused_at=paused_at.isoformat(),
+            reason=reason,
+            resume_url=site + API_KEYS_PATH,
+            **_links(),
+        )
+
+
 class IdempotencyConflict(Conflict):
     code = "idempotency_key_reused"
     default_message = "This idempotency key was already used for a different request."

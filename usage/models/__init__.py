@@ -29,3 +29,4 @@ from usage.models.metering import (  # noqa: F401
     UsageRollup,
     UsageRunRollup,
 )
+from usage.models.runaway import RunawayOccurrence  # noqa: F401,E402

@@ -128,6 +128,9 @@ class UsageEvent(models.Model):
     request_fingerprint = models.CharField(max_length=64)
     ledger_entry = models.ForeignKey(LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events", db_index=False)
     hold = models.ForeignKey(Hold, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events", db_index=False)
+    # The API key that recorded it (its prefix: keys are never deleted, only revoked); null when
+    # recorded by a person or the system. What the runaway breaker attributes spend to.
+    api_key_prefix = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -144,6 +147,12 @@ class UsageEvent(models.Model):
             # autosummarize: autovacuum summarises each range soon after it
             # fills; an unsummarised range always matches, costing a scan.
             BrinIndex(fields=["created_at"], name="usage_event_created_brin", pages_per_range=16, autosummarize=True),
+            # The runaway breaker: an account's and a key's spend by the time it was debited.
+            models.Index(fields=["account", "created_at"], name="usage_event_account_created"),
+            models.Index(
+                fields=["api_key_prefix", "created_at"], name="usage_event_key_created",
+                condition=Q(api_key_prefix__isnull=False),
+            ),
         ]
         triggers = [APPEND_ONLY]
 

@@ -30,6 +30,7 @@ from usage.errors import IdempotencyConflict, InsufficientCredits
 from usage.models import CreditAccount, EntryKind, Hold, Meter, UsageEvent
 from usage.services import credits
 from usage.services.holds import hold_capture_locked, hold_lock
+from usage.services.pause import api_key_prefix_of, key_require_unpaused
 from usage.services.pricing import MAX_BATCH, Prepared, UsageInput, prepare, price_all, price_event
 from usage.services.writer import Writer, month_start, require_affordable
 from usage.units import credits_str
@@ -128,6 +129,7 @@ def _record(
     `prepare(org, inputs)` already returned, when the caller has it."""
     if prepared is None:
         prepared = prepare(org, inputs)
+    _attribute(prepared, actor)
     now = timezone.now()
     price_all(prepared, _plan_hint(org.pk), now)
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
@@ -220,6 +222,12 @@ def _record(
     return results
 
 
+def _attribute(prepared: list[Prepared], actor: Actor) -> None:
+    prefix = api_key_prefix_of(actor)
+    for p in prepared:
+        p.api_key_prefix = prefix
+
+
 def _reason(quantity: Decimal, meter: Meter) -> str:
     """The reason on the entry of one usage event, on both debit paths, in the
     words the history shows: "12,400 AI output tokens"."""
@@ -257,6 +265,7 @@ def _record_one_in_database(org: Organization, p: Prepared, actor: Actor) -> Rec
         "provider_key_id": p.provider_key.pk if p.provider_key is not None else None,
         "workflow_run_id": item.workflow_run_id, "occurred_at": item.occurred_at, "metadata": item.metadata,
         "idempotency_key": item.idempotency_key, "request_fingerprint": p.fingerprint,
+        "api_key_prefix": api_key_prefix_of(actor),
     }
     result = credits.server_debit(
         org.pk, charge, now=now, entry_key=f"usage:{item.idempotency_key}" if charge else None, member_id=member_id,
@@ -282,7 +291,7 @@ def _record_one_in_database(org: Organization, p: Prepared, actor: Actor) -> Rec
         balance_after_micros=result["balance_after"], billing_mode=mode, provider_key=p.provider_key,
         workflow_run_id=item.workflow_run_id, occurred_at=item.occurred_at or now, created_at=now,
         metadata=item.metadata, idempotency_key=item.idempotency_key, request_fingerprint=p.fingerprint,
-        ledger_entry_id=result["entry_id"],
+        ledger_entry_id=result["entry_id"], api_key_prefix=row["api_key_prefix"],
     )
     event._state.adding, event._state.db = False, "default"
     writer.save()
@@ -293,6 +302,7 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
     """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing.
 
     Like credits_debit, outside a transaction the common case is one statement."""
+    key_require_unpaused(actor)
     prepared = None
     if credits.SERVER_DEBIT:
         prepared = prepare(org, [event])
@@ -314,7 +324,9 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
 
 @transaction.atomic
 def usage_record_batch(*, org: Organization, events: list[UsageInput], actor: Actor = None) -> list[BatchItem]:
-    """Up to 1,000 events in one transaction, each decided (and idempotent) on its own, in order."""
+    """Up to 1,000 events in one transaction, each decided (and idempotent) on its own, in order.
+    A batch from a paused API key is refused whole (402 usage_paused)."""
+    key_require_unpaused(actor)
     if not events:
         raise InvalidRequest("Send at least one event.", code="invalid_request")
     if len(events) > MAX_BATCH:
@@ -333,7 +345,9 @@ def hold_capture_events(
     events returns the first capture; with other events, 409."""
     if not events or len(events) > MAX_BATCH:
         raise InvalidRequest(f"Send 1 to {MAX_BATCH} events.", code="invalid_request")
+    key_require_unpaused(actor)
     prepared = prepare(org, events)
+    _attribute(prepared, actor)
     for p in prepared:
         if p.error is not None:
             raise p.error

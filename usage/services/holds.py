@@ -11,6 +11,7 @@ from django.utils import timezone
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
+from usage.services.pause import key_require_unpaused
 from usage.services.writer import (
     Writer,
     existing_entry,
@@ -44,7 +45,8 @@ def hold_create(
     actor: Actor = None,
 ) -> Hold:
     """Reserve credits before a run. Refused with 402 unless available covers it
-    and the member's monthly cap leaves room for it."""
+    and the member's monthly cap leaves room for it, or 402 usage_paused from a paused API key."""
+    key_require_unpaused(actor)
     require_positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
         raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")

@@ -177,10 +177,11 @@ BEGIN
         v_event_id := nextval(pg_get_serial_sequence('usage_usageevent', 'id'));
         INSERT INTO usage_usageevent (id, account_id, member_id, meter_id, model, quantity, credits_per_unit, credits_micros,
             billing_mode, provider_key_id, workflow_run_id, occurred_at, created_at, metadata, idempotency_key,
-            request_fingerprint, ledger_entry_id, hold_id, balance_after_micros)
+            request_fingerprint, ledger_entry_id, hold_id, balance_after_micros, api_key_prefix)
         SELECT v_event_id, a.id, r.member_id, r.meter_id, r.model, r.quantity, r.credits_per_unit, p_amount,
             r.billing_mode, r.provider_key_id, r.workflow_run_id, coalesce(r.occurred_at, p_now), p_now,
-            coalesce(p_event->'metadata', '{}'::jsonb), r.idempotency_key, r.request_fingerprint, v_entry_id, NULL, v_balance
+            coalesce(p_event->'metadata', '{}'::jsonb), r.idempotency_key, r.request_fingerprint, v_entry_id, NULL, v_balance,
+            r.api_key_prefix
         FROM jsonb_populate_record(NULL::usage_usageevent, p_event) r;
     END IF;
     IF p_audit IS NOT NULL THEN
