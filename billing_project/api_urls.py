@@ -30,4 +30,5 @@ urlpatterns = [
     path("transfers", usage_api.TransferView.as_view(), name="transfers"),
     path("provider-keys", usage_api.ProviderKeysView.as_view(), name="provider-keys"),
     path("provider-keys/<int:key_id>/revoke", usage_api.ProviderKeyRevokeView.as_view(), name="provider-key-revoke"),
+    path("api-keys/<str:prefix>/resume", usage_api.ApiKeyResumeView.as_view(), name="api-key-resume"),
 ]

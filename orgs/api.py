@@ -1,7 +1,10 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from billing_project.errors import InvalidRequest
+from orgs.services import org_pause_on_runaway_set
 
 
 class OrganizationSerializer(serializers.Serializer):
@@ -10,11 +13,43 @@ class OrganizationSerializer(serializers.Serializer):
     name = serializers.CharField()
     is_personal = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+    pause_on_runaway = serializers.BooleanField(
+        help_text="Pause an API key whose last hour of spend runs far above its usual rate (402 usage_paused)."
+    )
+
+
+class OrganizationUpdateSerializer(serializers.Serializer):
+    pause_on_runaway = serializers.BooleanField(required=False)
 
 
 class OrgView(APIView):
     """The organization the API key belongs to."""
 
+    write_scope = "billing:write"
+
     @extend_schema(responses=OrganizationSerializer, summary="The calling key's organization")
     def get(self, request):
         return Response(OrganizationSerializer(request.auth.org).data)
+
+    @extend_schema(
+        summary="Change the organization's settings (pause on runaway). Needs `billing:write`.",
+        request=OrganizationUpdateSerializer,
+        responses={
+            200: OrganizationSerializer,
+            400: OpenApiResponse(description="invalid_request"),
+            401: OpenApiResponse(description="authentication_failed"),
+            403: OpenApiResponse(description="permission_denied: the key lacks the scope"),
+        },
+        examples=[OpenApiExample("Pause runaway keys", request_only=True, value={"pause_on_runaway": True})],
+    )
+    def patch(self, request):
+        serializer = OrganizationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        org = request.auth.org
+        if not serializer.validated_data:
+            raise InvalidRequest("Send a setting to change, such as pause_on_runaway.", code="invalid_request")
+        if "pause_on_runaway" in serializer.validated_data:
+            org = org_pause_on_runaway_set(
+                org=org, enabled=serializer.validated_data["pause_on_runaway"], actor=request.auth
+            )
+        return Response(OrganizationSerializer(org).data)

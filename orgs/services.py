@@ -297,3 +297,21 @@ def invitation_revoke(*, org: Organization, actor: User, invitation: Invitation)
     )
     if updated:
         audit_record(org=org, action="member.invitation_revoked", actor=actor, data={"email": invitation.email})
+
+
+# --- settings -----------------------------------------------------------------
+
+
+@transaction.atomic
+def org_pause_on_runaway_set(*, org: Organization, enabled: bool, user: User | None = None, actor: Actor = None) -> Organization:
+    """Turn "pause on runaway" on or off: the runaway breaker (usage.services.runaway)
+    then pauses an API key spending far above its usual rate. `user`, when a person
+    acts, must be an owner or admin; an API key (`actor`) needs only its scope."""
+    if user is not None:
+        role_require(org=org, user=user, roles=MANAGE_MEMBERS, action="change pause on runaway")
+    org = _locked_org(org)
+    if org.pause_on_runaway != enabled:
+        org.pause_on_runaway = enabled
+        org.save(update_fields=["pause_on_runaway"])
+        audit_record(org=org, action="org.pause_on_runaway", actor=user or actor, data={"enabled": enabled})
+    return org

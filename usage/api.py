@@ -30,7 +30,9 @@ ERRORS = {
     403: OpenApiResponse(description="permission_denied: the key lacks the scope"),
 }
 PAYMENT = {402: OpenApiResponse(description="payment_required: `insufficient_credits` or `spend_limit_reached`, "
-                                            "with balance, required, top_up_url, billing_url")}
+                                            "with balance, required, top_up_url, billing_url; or `usage_paused` "
+                                            "(the calling API key was paused by the runaway breaker), with "
+                                            "key_prefix, paused_at, reason, resume_url")}
 CONFLICT = {409: OpenApiResponse(description="conflict: the idempotency key was used for a different request")}
 NOT_FOUND = {404: OpenApiResponse(description="not_found")}
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -363,3 +365,19 @@ class ProviderKeyRevokeView(UsageAPIView):
     def post(self, request, key_id: int):
         key = services.provider_key_revoke(org=self.org, key_id=key_id, actor=request.auth)
         return Response(serializers.ProviderKeySerializer(key).data)
+
+
+class ApiKeyResumeView(UsageAPIView):
+    write_scope = "billing:write"
+
+    @extend_schema(
+        summary="Resume an API key the runaway breaker paused",
+        description="Call it with another, unpaused key of the organization (a paused key is refused with 402 "
+                    "usage_paused). Another organization's key is 404; a key not paused is answered as it is. "
+                    "Needs `billing:write`.",
+        request=None,
+        responses={200: serializers.PausableApiKeySerializer, **ERRORS, **PAYMENT, **NOT_FOUND},
+    )
+    def post(self, request, prefix: str):
+        key = services.api_key_resume(org=self.org, prefix=prefix, actor=request.auth)
+        return Response(serializers.PausableApiKeySerializer(key).data)

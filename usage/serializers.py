@@ -383,3 +383,16 @@ class ProviderKeySerializer(serializers.Serializer):
     last_four = serializers.CharField()
     created_at = serializers.DateTimeField()
     revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class PausableApiKeySerializer(serializers.Serializer):
+    """An API key as the runaway breaker sees it: paused or not."""
+
+    prefix = serializers.CharField()
+    name = serializers.CharField()
+    paused = serializers.SerializerMethodField()
+    paused_at = serializers.DateTimeField(allow_null=True)
+    paused_reason = serializers.CharField(allow_blank=True)
+
+    def get_paused(self, key) -> bool:
+        return key.paused_at is not None

@@ -36,3 +36,10 @@ def usage_rollup() -> int:
     """Beat, every minute: add settled usage events to the charts' roll-ups."""
     with acting_as("task:usage.usage_rollup"):
         return services.usage_rollup()
+
+
+@shared_task(name="usage.runaway_check")
+def runaway_check() -> int:
+    """Beat, every 5 minutes: spend far above its usual rate raises usage.unusual (and may pause the key)."""
+    with acting_as("task:usage.runaway_check"):
+        return len(services.runaway_check())

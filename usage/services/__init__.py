@@ -42,5 +42,12 @@ from usage.services.rates import rate_card_load, rate_set  # noqa: F401
 from usage.services.reconcile import Mismatch, ledger_reconcile  # noqa: F401
 from usage.services.refunds import Clawback, credits_clawback, credits_freeze, credits_unfreeze  # noqa: F401
 from usage.services.rollup import usage_rollup  # noqa: F401
+from usage.services.runaway import (  # noqa: F401
+    Trip,
+    api_key_resume,
+    occurrence_key,
+    paused_keys,
+    runaway_check,
+)
 from usage.services.transfers import credits_transfer, transfer_sendable_micros, transferable_micros  # noqa: F401
 from usage.services.writer import month_start  # noqa: F401
