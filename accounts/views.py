@@ -152,14 +152,30 @@ def api_keys(request):
             else:
                 form = APIKeyForm()
     keys = OrgAPIKey.objects.filter(org=org).order_by("revoked", "-created")
+    paused = [key for key in keys if key.paused_at is not None and not key.revoked]
     return render(
         request,
         "accounts/api_keys.html",
         {"form": form, "keys": keys, "new_secret": new_secret, "can_manage": can_manage,
          # The example request goes to this deployment, at the address the page was opened on.
          "example_url": request.build_absolute_uri(reverse("api:balance")),
-         "new_key_reads": new_key is not None and Scope.READ in new_key.scopes},
+         "new_key_reads": new_key is not None and Scope.READ in new_key.scopes, "paused_keys": paused},
     )
+
+
+@require_POST
+@membership_required
+def api_keys_pause_on_runaway(request):
+    org = request.membership.org
+    enabled = request.POST.get("enabled") == "1"
+    try:
+        org_services.org_pause_on_runaway_set(org=org, enabled=enabled, user=request.user)
+    except TollgateError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Pause on runaway is on: a key spending far above its usual rate is paused."
+                         if enabled else "Pause on runaway is off: runaway usage is only reported.")
+    return redirect("keys:list")
 
 
 @require_POST

@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("billing/", include("orgs.urls")),
     path("billing/", include("accounts.page_urls")),
+    path("billing/", include("usage.page_urls")),
     path("billing/", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing_project.api_urls")),

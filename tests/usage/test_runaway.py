@@ -277,3 +277,41 @@ def test_two_concurrent_runs_record_announce_and_notify_once(org, owner, staff, 
     assert RunawayOccurrence.objects.count() == 2
     assert sorted(h.type for h in heard) == ["usage.unusual", "usage.unusual"]
     assert len(mailoutbox) == 4  # owner and staff, for the org and for the key
+
+
+# --- the API keys page -----------------------------------------------------------------------
+
+
+def test_the_page_names_the_paused_key_and_an_owner_resumes_it(
+    aged_org, owner, member, other_org, client, heard, django_capture_on_commit_callbacks
+):
+    key, _ = paused_setup(aged_org)
+    check()
+    client.force_login(owner)
+    page = client.get("/billing/api-keys/").content.decode()
+    assert f"({key.prefix}…) is paused" in page and "600 credits in an hour" in page and "Resume" in page
+    other_key, _ = api_key_for(other_org, name="globex")
+    assert client.post(f"/billing/api-keys/{other_key.prefix}/resume/").status_code == 404
+    client.force_login(member)
+    assert "Resume</button>" not in client.get("/billing/api-keys/").content.decode()
+    client.post(f"/billing/api-keys/{key.prefix}/resume/")
+    assert OrgAPIKey.objects.get(pk=key.pk).paused_at is not None  # members cannot
+    client.force_login(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/billing/api-keys/{key.prefix}/resume/", follow=True)
+    assert "is resumed" in response.content.decode()
+    assert OrgAPIKey.objects.get(pk=key.pk).paused_at is None
+    assert [h.type for h in heard if h.type == "usage.resumed"] == ["usage.resumed"]
+    assert AuditEvent.objects.filter(action="api_key.resumed", data__prefix=key.prefix).exists()
+
+
+def test_owners_turn_pause_on_runaway_on_and_off_from_the_page(aged_org, owner, member, client):
+    client.force_login(member)
+    client.post("/billing/api-keys/pause-on-runaway/", {"enabled": "1"})
+    assert not Organization.objects.get(pk=aged_org.pk).pause_on_runaway
+    client.force_login(owner)
+    response = client.post("/billing/api-keys/pause-on-runaway/", {"enabled": "1"}, follow=True)
+    assert "Pause on runaway is <strong>on</strong>" in response.content.decode()
+    assert Organization.objects.get(pk=aged_org.pk).pause_on_runaway
+    client.post("/billing/api-keys/pause-on-runaway/", {"enabled": "0"})
+    assert not Organization.objects.get(pk=aged_org.pk).pause_on_runaway
