@@ -29,7 +29,8 @@ class OrgAPIKeyAdmin(admin.ModelAdmin):
     list_filter = ["revoked", "created"]
     search_fields = ["prefix", "name", "org__slug", "org__name"]
     list_select_related = ["org"]
-    fields = ["prefix", "name", "org", "scopes", "created_by", "created", "last_used_at", "revoked", "revoked_at", "expiry_date"]
+    fields = ["prefix", "name", "org", "scopes", "created_by", "created", "last_used_at", "revoked", "revoked_at", "expiry_date",
+              "paused_at", "paused_reason"]
     readonly_fields = fields
     actions = ["revoke"]
 

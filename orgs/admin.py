@@ -12,8 +12,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "is_personal", "created_at"]
-    list_filter = ["is_personal", "created_at"]
+    list_display = ["name", "slug", "is_personal", "pause_on_runaway", "created_at"]
+    list_filter = ["is_personal", "pause_on_runaway", "created_at"]
     search_fields = ["name", "slug", "memberships__user__email"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]

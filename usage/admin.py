@@ -25,8 +25,10 @@ from usage.models import (
     MemberSpend,
     MemberSpendLimit,
     Meter,
+    PausedApiKey,
     ProviderKey,
     Rate,
+    RunawayOccurrence,
     Transfer,
     UsageEvent,
 )
@@ -236,3 +238,44 @@ class RateAdmin(admin.ModelAdmin):
     list_filter = ["meter", "plan_code", "provider"]
     search_fields = ["meter__code", "model", "plan_code"]
     list_editable = ["credits_per_unit"]
+
+
+@admin.register(RunawayOccurrence)
+class RunawayOccurrenceAdmin(ReadOnlyAdmin):
+    """Each episode of spend far above the usual rate (usage.services.runaway)."""
+
+    list_display = ["created_at", "org", "api_key_prefix", "spend", "baseline", "multiple", "paused"]
+    list_filter = ["paused", "created_at"]
+    search_fields = ["org__slug", "org__name", "api_key_prefix"]
+    list_select_related = ["org"]
+
+    @admin.display(description="spend in the hour")
+    def spend(self, obj: RunawayOccurrence) -> str:
+        return format_credits(obj.spend_micros)
+
+    @admin.display(description="baseline per hour")
+    def baseline(self, obj: RunawayOccurrence) -> str:
+        return format_credits(obj.baseline_micros)
+
+
+@admin.register(PausedApiKey)
+class PausedApiKeyAdmin(ReadOnlyAdmin):
+    """API keys the runaway breaker paused; "Resume" lets their usage in again."""
+
+    list_display = ["prefix", "name", "org", "paused_at", "paused_reason"]
+    search_fields = ["prefix", "name", "org__slug", "org__name"]
+    list_select_related = ["org"]
+    actions = ["resume"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(paused_at__isnull=False, revoked=False)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("accounts.change_orgapikey")  # the action needs it
+
+    @admin.action(description="Resume selected keys", permissions=["change"])
+    def resume(self, request, queryset):
+        with acting_as("admin"):
+            for key in queryset.select_related("org"):
+                services.api_key_resume(org=key.org, prefix=key.prefix, actor=request.user, staff=True)
+        messages.success(request, "Resumed.")

@@ -315,3 +315,21 @@ def test_owners_turn_pause_on_runaway_on_and_off_from_the_page(aged_org, owner, 
     assert Organization.objects.get(pk=aged_org.pk).pause_on_runaway
     client.post("/billing/api-keys/pause-on-runaway/", {"enabled": "0"})
     assert not Organization.objects.get(pk=aged_org.pk).pause_on_runaway
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+def test_staff_see_occurrences_and_resume_paused_keys_in_admin(aged_org, client, heard, django_capture_on_commit_callbacks):
+    key, _ = paused_setup(aged_org)
+    check()
+    admin = UserFactory(email="admin@tollgate.test", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    assert key.prefix in client.get("/admin/usage/runawayoccurrence/").content.decode()
+    assert key.prefix in client.get("/admin/usage/pausedapikey/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/usage/pausedapikey/", {"action": "resume", "_selected_action": [key.pk]})
+    assert response.status_code == 302
+    assert OrgAPIKey.objects.get(pk=key.pk).paused_at is None
+    assert [h.type for h in heard if h.type == "usage.resumed"] == ["usage.resumed"]
+    assert "Acme" in client.get("/admin/orgs/organization/?pause_on_runaway__exact=1").content.decode()

@@ -29,4 +29,4 @@ from usage.models.metering import (  # noqa: F401
     UsageRollup,
     UsageRunRollup,
 )
-from usage.models.runaway import RunawayOccurrence  # noqa: F401,E402
+from usage.models.runaway import PausedApiKey, RunawayOccurrence  # noqa: F401,E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from accounts.models import OrgAPIKey
 from usage.units import format_credits
 
 
@@ -36,3 +37,12 @@ class RunawayOccurrence(models.Model):
     def __str__(self) -> str:
         scope = f"key {self.api_key_prefix}" if self.api_key_prefix else "organization"
         return f"{scope}: {format_credits(self.spend_micros)} credits in an hour"
+
+
+class PausedApiKey(OrgAPIKey):
+    """API keys as the runaway breaker sees them (a proxy: staff resume paused keys in admin)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "paused API key"
+        verbose_name_plural = "paused API keys"

@@ -149,10 +149,11 @@ def _notify(kind: str, org: Organization, data: dict) -> None:
 
 
 @transaction.atomic
-def api_key_resume(*, org: Organization, prefix: str, actor: Actor = None) -> OrgAPIKey:
-    """Resume a paused key of `org` (owners and admins, or another unpaused key of the org).
+def api_key_resume(*, org: Organization, prefix: str, actor: Actor = None, staff: bool = False) -> OrgAPIKey:
+    """Resume a paused key of `org` (owners and admins, or another unpaused key of the org;
+    `staff`: a Django admin action, where the admin site's permissions apply instead).
     Another organization's key is 404; a key not paused is returned as it is."""
-    if isinstance(actor, User):
+    if isinstance(actor, User) and not staff:
         role_require(org=org, user=actor, roles=MANAGE_API_KEYS, action="resume API keys")
     key_require_unpaused(actor)
     key = OrgAPIKey.objects.select_for_update().filter(org=org, prefix=prefix).first()
