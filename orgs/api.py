@@ -1,5 +1,5 @@
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +26,12 @@ class OrgView(APIView):
     """The organization the API key belongs to."""
 
     write_scope = "billing:write"
+
+    def initial(self, request, *args, **kwargs):
+        # A method the view lacks is 405 whatever the key's scopes (permissions run first otherwise).
+        if request.method.lower() not in self.http_method_names or not hasattr(self, request.method.lower()):
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(responses=OrganizationSerializer, summary="The calling key's organization")
     def get(self, request):
