@@ -188,15 +188,19 @@ def test_pause_on_runaway_pauses_the_key_and_its_usage_answers_402_usage_paused(
     assert [m for m in mailoutbox if "paused" in m.subject]
     assert AuditEvent.objects.filter(action="api_key.paused", data__prefix=key.prefix).exists()
     api = client(secret)
+    hold = services.hold_create(org=aged_org, amount_micros=5 * C)
     event = {"idempotency_key": "x1", "meter": "action.small", "quantity": "1"}
     for url, body in [("/api/v1/usage/events", event), ("/api/v1/usage/events/batch", {"events": [event]}),
-                      ("/api/v1/holds", {"credits": "5", "idempotency_key": "h1"})]:
+                      ("/api/v1/holds", {"credits": "5", "idempotency_key": "h1"}),
+                      (f"/api/v1/holds/{hold.pk}/capture", {"credits": "1"}),
+                      (f"/api/v1/holds/{hold.pk}/capture", {"events": [event]})]:
         response = api.post(url, body, format="json")
         assert response.status_code == 402, (url, response.content)
         error = response.json()["error"]
         assert error["type"] == "payment_required" and error["code"] == "usage_paused"
         assert error["key_prefix"] == key.prefix and error["resume_url"].endswith("/billing/api-keys/")
     assert not UsageEvent.objects.filter(idempotency_key="x1").exists()
+    assert api.post(f"/api/v1/holds/{hold.pk}/release").status_code == 200  # giving credits back stays open
 
 
 def test_an_org_level_trip_without_a_key_only_notifies(aged_org, heard, django_capture_on_commit_callbacks):

@@ -107,6 +107,7 @@ def hold_capture(
     Capturing twice returns the first capture; capturing a released hold is a
     conflict.
     """
+    key_require_unpaused(actor)  # a paused key spends nothing; release stays open to it
     require_non_negative(amount_micros, "The captured amount must be zero or more micro-credits.", "invalid_amount")
     account, hold = hold_lock(org, hold_id)
     return hold_capture_locked(account, hold, amount_micros, member=member, reason=reason, metadata=metadata, actor=actor)
