@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.models import OrgAPIKey
@@ -337,3 +338,24 @@ def test_staff_see_occurrences_and_resume_paused_keys_in_admin(aged_org, client,
     assert OrgAPIKey.objects.get(pk=key.pk).paused_at is None
     assert [h.type for h in heard if h.type == "usage.resumed"] == ["usage.resumed"]
     assert "Acme" in client.get("/admin/orgs/organization/?pause_on_runaway__exact=1").content.decode()
+
+
+def test_the_baselines_and_the_last_hour_can_be_read_through_indexes(aged_org):
+    """With sequential scans off, PostgreSQL reads each query through the index made for it."""
+    key, _ = key_made(aged_org, NOW - timedelta(days=10))
+    spend(aged_org, 3, NOW - timedelta(minutes=5), key)
+    account_id = UsageEvent.objects.get(api_key_prefix=key.prefix).account_id
+    with CaptureQueriesContext(connection) as queries:
+        hourly_baseline(account_id=account_id, api_key_prefix=None, since=aged_org.created_at, now=NOW)
+        hourly_baseline(account_id=account_id, api_key_prefix=key.prefix, since=key.created, now=NOW)
+        spend_last_hour(now=NOW)
+    plans = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        for query in queries.captured_queries:
+            cursor.execute("EXPLAIN " + query["sql"])
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    assert "usage_event_account_created" in plans[0]
+    assert "usage_event_key_created" in plans[1]
+    for plan in plans[2:]:  # the last hour: an index on created_at (the BRIN, at production sizes)
+        assert "Seq Scan on usage_usageevent" not in plan and "created_at >=" in plan
