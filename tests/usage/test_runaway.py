@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts.models import OrgAPIKey
 from orgs.models import AuditEvent, Organization
 from tests.factories import UserFactory, api_key_for
-from usage import happenings, services
+from usage import happenings, services, tasks
 from usage.models import GrantSource, RunawayOccurrence, UsageEvent
 from usage.selectors.runaway import hourly_baseline, spend_last_hour
 from usage.services import UsageInput
@@ -359,3 +359,12 @@ def test_the_baselines_and_the_last_hour_can_be_read_through_indexes(aged_org):
     assert "usage_event_key_created" in plans[1]
     for plan in plans[2:]:  # the last hour: an index on created_at (the BRIN, at production sizes)
         assert "Seq Scan on usage_usageevent" not in plan and "created_at >=" in plan
+
+
+def test_beat_runs_the_check_every_five_minutes_as_a_task(aged_org, settings):
+    assert settings.CELERY_BEAT_SCHEDULE["usage-runaway-check"] == {"task": "usage.runaway_check", "schedule": 300}
+    key, _ = key_made(aged_org, NOW - timedelta(days=10))
+    spend(aged_org, 700, NOW - timedelta(minutes=2), key)
+    with time_machine.travel(NOW, tick=False):
+        assert tasks.runaway_check() == 2
+        assert tasks.runaway_check() == 0
