@@ -227,11 +227,17 @@ def notification_preferences(*, user: User, org: Organization) -> dict[tuple[str
     return {(kind, channel): enabled for kind, channel, enabled in rows}
 
 
-def notification_preference_set(*, user: User, org: Organization, kind: str, channel: str, enabled: bool) -> None:
-    """Record a person's choice; an unknown kind or channel is an error of the caller (check it first)."""
+def notification_preference_set(
+    *, user: User, org: Organization, kind: str, channel: str, enabled: bool | None
+) -> None:
+    """Record a person's choice; None forgets it (back to the default for their role, which
+    then follows a change of role). An unknown kind or channel is the caller's error."""
     spec = notification_kind_get(kind)
     if channel not in spec.channels:
         raise NotificationNotRegistered(f"Kind {kind!r} is not sent over {channel!r}.")
+    if enabled is None:
+        NotificationPreference.objects.filter(user=user, org=org, kind=kind, channel=channel).delete()
+        return
     NotificationPreference.objects.update_or_create(
         user=user, org=org, kind=kind, channel=channel, defaults={"enabled": enabled}
     )
