@@ -38,8 +38,8 @@ PAYMENTS, BALANCE, USAGE = "Payments", "Balance", "Usage"
 
 # Where each kind's one-click link goes: the page that fixes the problem.
 LINKS = {
-    "payment_failed": "/billing/portal/",
-    "grace_ending": "/billing/portal/",
+    "payment_failed": "/billing/invoices/",  # pay the open invoice or open the card portal
+    "grace_ending": "/billing/invoices/",
     "renewal_coming": "/billing/plans/",
     "trial_ending": "/billing/plans/",
     "auto_topup_failed": "/billing/settings/auto-top-up/",
