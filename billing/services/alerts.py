@@ -46,7 +46,7 @@ from django.utils import timezone
 
 from billing import selectors
 from billing.models import AlertKind, AlertPreference, AlertState
-from billing.notifications import alert_notification, allowance_alerts_on_by_default
+from billing.notifications import LINKS, alert_notification, allowance_alerts_on_by_default
 from billing_project.errors import NotFound
 from orgs.models import MANAGE_BILLING, Membership, Organization
 from orgs.notifications import notification_send
@@ -99,7 +99,15 @@ def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
         # not running low, whatever its balance, and has spent none of its
         # allowance, whatever expired unspent: nothing to alarm anyone about.
         used = usage_selectors.account_has_used(account)
+        was_low = states[AlertKind.LOW_BALANCE].active
         due = _balance_alerts(org, account, states, now, used=used)
+        if was_low and not states[AlertKind.LOW_BALANCE].active:
+            # Back above the line. The kind's cooldown keeps a balance that
+            # dips in and out from telling people each time it climbs back.
+            available = account.balance_micros - account.held_micros
+            notification_send("balance_back", org=org, context={
+                "available": format_credits(max(available, 0)), "link": LINKS["balance_back"],
+            })
         if used:
             due += _allowance_alerts(org, states, now)
         for state in states.values():
