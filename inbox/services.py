@@ -29,6 +29,12 @@ def _first_paragraph(text: str) -> str:
     return ""
 
 
+def _title(subject: str, org: Organization) -> str:
+    """The subject without what the inbox already shows: "[Tollgate] Acme: your trial ends" -> "Your trial ends"."""
+    title = subject.removeprefix("[Tollgate]").strip().removeprefix(f"{org.name}:").strip()
+    return (title[:1].upper() + title[1:])[:200] or subject[:200]
+
+
 def _safe_link(link: str) -> str:
     # Only a path on this site: a notification never sends anyone elsewhere.
     return link if link.startswith("/") and url_has_allowed_host_and_scheme(link, allowed_hosts=None) else ""
@@ -40,7 +46,7 @@ def inbox_deliver(notification: Notification) -> None:
         return  # the inbox is per organization; a send to a user alone goes by e-mail
     body, link = _first_paragraph(notification.text), _safe_link(notification.link)
     InboxItem.objects.bulk_create(
-        InboxItem(user=r.user, org=notification.org, kind=notification.kind.name, title=notification.subject[:200],
+        InboxItem(user=r.user, org=notification.org, kind=notification.kind.name, title=_title(notification.subject, notification.org),
                   body=body, link=link)
         for r in notification.recipients
         if r.user is not None
