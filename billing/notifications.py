@@ -78,11 +78,16 @@ KINDS = (
                      group=BALANCE, label="Balance empty"),
     NotificationKind(name="balance_back", roles=MANAGE_BILLING, channels=BOTH, group=BALANCE,
                      label="Balance back", cooldown=balance_cooldown()),
-    # The allowance is 80% / 95% used: any member may opt in or out.
+    # The allowance is 80% / 95% / 100% used: any member may opt in or out. The alerts
+    # page has a choice for 80% and 95%; whoever wants the 95% alert gets the 100% one.
     *(
-        NotificationKind(name=alert_notification(alert), roles=Role.values, wants=_wanted_by_preference(alert),
+        NotificationKind(name=alert_notification(alert), roles=Role.values, wants=_wanted_by_preference(preference),
                          channels=BOTH, group=USAGE, label=f"Allowance {percent} % used")
-        for alert, percent in ((AlertKind.ALLOWANCE_80, 80), (AlertKind.ALLOWANCE_95, 95))
+        for alert, preference, percent in (
+            (AlertKind.ALLOWANCE_80, AlertKind.ALLOWANCE_80, 80),
+            (AlertKind.ALLOWANCE_95, AlertKind.ALLOWANCE_95, 95),
+            (AlertKind.ALLOWANCE_100, AlertKind.ALLOWANCE_95, 100),
+        )
     ),
 )
 

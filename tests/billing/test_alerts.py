@@ -229,6 +229,21 @@ def test_a_jump_past_95_percent_sends_only_the_95_percent_alert(on_trial, org, o
     assert subjects(mailoutbox) == ["[Tollgate] Acme: 98% of your starter trial is used"]
 
 
+def test_all_of_the_allowance_used_after_95_percent_is_told_once_more(on_trial, org, owner, mailoutbox, sweep,
+                                                                     check):
+    spend(org, 240, "a")  # 96%
+    sweep()
+    spend(org, 10, "b")  # 100%
+    sweep()
+    sweep()
+    check(org)
+
+    assert subjects(mailoutbox) == [
+        "[Tollgate] Acme: 96% of your starter trial is used", "[Tollgate] Acme: 100% of your starter trial is used",
+    ]
+    assert AlertState.objects.get(org=org, kind=AlertKind.ALLOWANCE_100).last_sent_at is not None
+
+
 def test_the_allowance_alert_says_how_much_is_really_used(on_trial, org, owner, mailoutbox, sweep):
     spend(org, 250, "all")  # the whole trial, in one go
 
