@@ -4,6 +4,10 @@ templates are under templates/notifications/<name>/."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
+
 from billing.models import AlertKind, AlertPreference
 from orgs.models import MANAGE_BILLING, Membership, Organization, Role
 from orgs.notifications import NotificationKind, Wants, notification_kind_register
@@ -29,16 +33,61 @@ def _wanted_by_preference(alert: str) -> Wants:
     return wants
 
 
+BOTH = ("email", "in_app")
+PAYMENTS, BALANCE, USAGE = "Payments", "Balance", "Usage"
+
+# Where each kind's one-click link goes: the page that fixes the problem.
+LINKS = {
+    "payment_failed": "/billing/invoices/",  # pay the open invoice or open the card portal
+    "grace_ending": "/billing/invoices/",
+    "renewal_coming": "/billing/plans/",
+    "trial_ending": "/billing/plans/",
+    "auto_topup_failed": "/billing/settings/auto-top-up/",
+    "auto_topup_action_required": "/billing/top-up/",
+    "balance_back": "/billing/",
+    "purchase_receipt": "/billing/invoices/",
+}
+
+
+def balance_cooldown() -> timedelta:
+    """How long a flapping balance waits before it is told again (ALERT_COOLDOWN_HOURS)."""
+    return timedelta(hours=settings.ALERT_COOLDOWN_HOURS)
+
+
 KINDS = (
-    # Payment failed, downgraded, auto top-up stopped...: a subject and a message from the caller.
-    NotificationKind(name="billing_notice", roles=MANAGE_BILLING),
-    # The balance ran low or out: the people who can pay.
-    NotificationKind(name=alert_notification(AlertKind.LOW_BALANCE), roles=MANAGE_BILLING),
-    NotificationKind(name=alert_notification(AlertKind.DEPLETED), roles=MANAGE_BILLING),
-    # The allowance is 80% / 95% used: any member may opt in or out.
+    # Downgraded, auto top-up cap reached, refunds...: a subject and a message from the caller.
+    NotificationKind(name="billing_notice", roles=MANAGE_BILLING, channels=BOTH, label="Other billing notices",
+                     group=PAYMENTS),
+    NotificationKind(name="payment_failed", roles=MANAGE_BILLING, channels=BOTH, group=PAYMENTS),
+    NotificationKind(name="grace_ending", roles=MANAGE_BILLING, channels=BOTH, group=PAYMENTS,
+                     label="Grace period ending"),
+    NotificationKind(name="renewal_coming", roles=MANAGE_BILLING, channels=BOTH, group=PAYMENTS,
+                     label="Renewal coming"),
+    NotificationKind(name="trial_ending", roles=MANAGE_BILLING, channels=BOTH, group=PAYMENTS),
+    NotificationKind(name="purchase_receipt", roles=MANAGE_BILLING, channels=("email",), group=PAYMENTS,
+                     label="Receipts for purchases"),
+    NotificationKind(name="auto_topup_failed", roles=MANAGE_BILLING, channels=BOTH, group=BALANCE,
+                     label="Auto top-up failed"),
+    NotificationKind(name="auto_topup_action_required", roles=MANAGE_BILLING, channels=BOTH, group=BALANCE,
+                     label="Auto top-up needs the card holder"),
+    # The balance ran low or out (billing.services.alerts keeps their own cooldown) or came back:
+    # the people who can pay.
+    NotificationKind(name=alert_notification(AlertKind.LOW_BALANCE), roles=MANAGE_BILLING, channels=BOTH,
+                     group=BALANCE, label="Balance low"),
+    NotificationKind(name=alert_notification(AlertKind.DEPLETED), roles=MANAGE_BILLING, channels=BOTH,
+                     group=BALANCE, label="Balance empty"),
+    NotificationKind(name="balance_back", roles=MANAGE_BILLING, channels=BOTH, group=BALANCE,
+                     label="Balance back", cooldown=balance_cooldown()),
+    # The allowance is 80% / 95% / 100% used: any member may opt in or out. The alerts
+    # page has a choice for 80% and 95%; whoever wants the 95% alert gets the 100% one.
     *(
-        NotificationKind(name=alert_notification(alert), roles=Role.values, wants=_wanted_by_preference(alert))
-        for alert in (AlertKind.ALLOWANCE_80, AlertKind.ALLOWANCE_95)
+        NotificationKind(name=alert_notification(alert), roles=Role.values, wants=_wanted_by_preference(preference),
+                         channels=BOTH, group=USAGE, label=f"Allowance {percent} % used")
+        for alert, preference, percent in (
+            (AlertKind.ALLOWANCE_80, AlertKind.ALLOWANCE_80, 80),
+            (AlertKind.ALLOWANCE_95, AlertKind.ALLOWANCE_95, 95),
+            (AlertKind.ALLOWANCE_100, AlertKind.ALLOWANCE_95, 100),
+        )
     ),
 )
 

@@ -64,3 +64,10 @@ def alerts_check(org_id: int) -> list[str]:
 def alerts_sweep() -> int:
     with acting_as("task:billing.alerts_sweep"):
         return services.alerts_sweep()
+
+
+@shared_task(name="billing.reminders_send")
+def reminders_send() -> int:
+    """Beat, every 15 minutes: trials and grace periods ending, renewals coming."""
+    with acting_as("task:billing.reminders_send"):
+        return services.reminders_send()

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "djstripe",
     "accounts",
     "orgs",
+    "inbox",
     "billing",
     "usage",
     "billing_project",  # management commands and service-wide tasks
@@ -96,6 +97,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "orgs.context_processors.current_org",
                 "billing.context_processors.header_balance",
+                "inbox.context_processors.unread_count",
             ],
         },
     },
@@ -254,6 +256,7 @@ STRIPE_PORTAL_CONFIGURATION = env.str("STRIPE_PORTAL_CONFIGURATION", default="")
 CELERY_BEAT_SCHEDULE.update({
     "billing-grace-periods-end": {"task": "billing.grace_periods_end", "schedule": 15 * 60},
     "billing-trials-end": {"task": "billing.trials_end", "schedule": 15 * 60},
+    "billing-reminders-send": {"task": "billing.reminders_send", "schedule": 15 * 60},
     "billing-free-periods-renew": {"task": "billing.free_periods_renew", "schedule": 60 * 60},
     "billing-auto-topup-retry": {"task": "billing.auto_topup_retry", "schedule": 5 * 60},
     "billing-overage-report": {"task": "billing.overage_report_all", "schedule": 15 * 60},

@@ -18,6 +18,7 @@ urlpatterns = [
     path("billing/", include("accounts.page_urls")),
     path("billing/", include("usage.page_urls")),
     path("billing/", include("billing.urls")),
+    path("notifications/", include("inbox.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing_project.api_urls")),
     # Stripe webhooks, through dj-stripe: /stripe/webhook/<endpoint uuid>/

@@ -183,3 +183,41 @@ class AuditEvent(models.Model):
         """Every column but the id, in the table's order: what a bulk insert of
         audit rows writes (the ledger's one-statement flush)."""
         return [f.column for f in cls._meta.concrete_fields if not f.primary_key]
+
+
+class NotificationPreference(models.Model):
+    """One person's choice for one kind of notification over one channel, in one
+    organization. No row: the default for their role (orgs.notifications)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=64)
+    channel = models.CharField(max_length=32)
+    enabled = models.BooleanField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "org", "kind", "channel"], name="notification_preference_unique"),
+        ]
+
+
+class NotificationOccurrence(models.Model):
+    """One occurrence of something worth telling, already told. The unique
+    constraint is what keeps a duplicated task, or two beat processes, from
+    telling it twice: the second insert does nothing and the send stops."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=64)
+    key = models.CharField(max_length=200)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # nulls_distinct=False: a send to a user or to addresses (no org) dedupes too.
+            models.UniqueConstraint(
+                fields=["org", "kind", "key"], name="notification_occurrence_unique", nulls_distinct=False
+            ),
+        ]
+        # The cooldown asks for the latest occurrence of a kind in an org.
+        indexes = [models.Index(fields=["org", "kind", "-created_at"], name="notification_occurrence_recent")]

@@ -112,6 +112,7 @@ class AlertKind(models.TextChoices):
     DEPLETED = "depleted", "Balance empty"
     ALLOWANCE_80 = "allowance_80", "80% of the allowance used"
     ALLOWANCE_95 = "allowance_95", "95% of the allowance used"
+    ALLOWANCE_100 = "allowance_100", "All of the allowance used"
 
 
 class AlertState(models.Model):

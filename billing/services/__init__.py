@@ -46,6 +46,7 @@ from billing.services.plans import (
     trials_end,
 )
 from billing.services.refunds import charge_refunded, dispute_closed, dispute_opened, purchase_refund
+from billing.services.reminders import Reminder, reminder_send, reminders_due, reminders_send
 from billing.services.setup import stripe_setup
 from billing.services.state import customer_for_org
 from billing.services.subscriptions import (
@@ -65,6 +66,7 @@ from billing.services.topup import (
 )
 
 __all__ = [
+    "Reminder", "reminder_send", "reminders_due", "reminders_send",
     "alert_preference_for", "alert_preference_set", "alert_threshold_set", "alerts_check", "alerts_sweep",
     "auto_topup_check", "auto_topup_configure", "auto_topup_retry_due", "billing_state_for", "catalog_load",
     "catalog_sync", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",

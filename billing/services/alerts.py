@@ -46,7 +46,7 @@ from django.utils import timezone
 
 from billing import selectors
 from billing.models import AlertKind, AlertPreference, AlertState
-from billing.notifications import alert_notification, allowance_alerts_on_by_default
+from billing.notifications import LINKS, alert_notification, allowance_alerts_on_by_default
 from billing_project.errors import NotFound
 from orgs.models import MANAGE_BILLING, Membership, Organization
 from orgs.notifications import notification_send
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 ACTOR = "task:billing.alerts"
 BALANCE_ALERTS = (AlertKind.LOW_BALANCE, AlertKind.DEPLETED)
-ALLOWANCE_ALERTS = (AlertKind.ALLOWANCE_80, AlertKind.ALLOWANCE_95)
+ALLOWANCE_ALERTS = (AlertKind.ALLOWANCE_80, AlertKind.ALLOWANCE_95, AlertKind.ALLOWANCE_100)
 
 
 def cooldown() -> timedelta:
@@ -99,7 +99,15 @@ def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
         # not running low, whatever its balance, and has spent none of its
         # allowance, whatever expired unspent: nothing to alarm anyone about.
         used = usage_selectors.account_has_used(account)
+        was_low = states[AlertKind.LOW_BALANCE].active
         due = _balance_alerts(org, account, states, now, used=used)
+        if was_low and not states[AlertKind.LOW_BALANCE].active:
+            # Back above the line. The kind's cooldown keeps a balance that
+            # dips in and out from telling people each time it climbs back.
+            available = account.balance_micros - account.held_micros
+            notification_send("balance_back", org=org, context={
+                "available": format_credits(max(available, 0)), "link": LINKS["balance_back"],
+            })
         if used:
             due += _allowance_alerts(org, states, now)
         for state in states.values():
@@ -149,13 +157,21 @@ def _allowance_alerts(org: Organization, states: dict[str, AlertState], now: dat
         return []
     reference = str(allowance.grant.pk)
     at_80, at_95 = states[AlertKind.ALLOWANCE_80], states[AlertKind.ALLOWANCE_95]
+    at_100 = states[AlertKind.ALLOWANCE_100]
     used, amount = allowance.used_micros, allowance.amount_micros
     context = {"allowance": allowance, "used": format_credits(used), "amount": format_credits(amount),
                "left": format_credits(amount - used)}
     kind = None
-    if used * 100 >= 95 * amount and at_95.reference != reference:
+    if used >= amount and at_100.reference != reference and at_95.reference == reference:
+        # All of it, after the 95% alert went out. A jump from below 95% straight
+        # to 100% is told once, by the 95% alert, which says "100%".
+        kind = AlertKind.ALLOWANCE_100
+        at_100.reference = reference
+    elif used * 100 >= 95 * amount and at_95.reference != reference:
         kind = AlertKind.ALLOWANCE_95
         at_95.reference = at_80.reference = reference  # past 95% the 80% mail would be old news
+        if used >= amount:
+            at_100.reference = reference
     elif used * 100 >= 80 * amount and at_80.reference != reference and at_95.reference != reference:
         kind = AlertKind.ALLOWANCE_80
         at_80.reference = reference
@@ -197,9 +213,12 @@ def _allowance_candidates(now: datetime) -> QuerySet:
     reference = Cast(OuterRef("grant_id"), output_field=AlertState._meta.get_field("reference"))
     sent_95 = AlertState.objects.filter(org_id=OuterRef("org_id"), kind=AlertKind.ALLOWANCE_95, reference=reference)
     sent_80 = AlertState.objects.filter(org_id=OuterRef("org_id"), kind=AlertKind.ALLOWANCE_80, reference=reference)
+    sent_100 = AlertState.objects.filter(org_id=OuterRef("org_id"), kind=AlertKind.ALLOWANCE_100, reference=reference)
     return (
         usage_selectors.allowances_mostly_used(now=now)
-        .exclude(Exists(sent_95))
+        .exclude(Exists(sent_100))
+        # below 100%: nothing to do once the 95% alert went out
+        .exclude(Q(past_100=False) & Exists(sent_95))
         # between 80% and 95%: nothing to do once the 80% alert went out
         .exclude(Q(past_95=False) & Exists(sent_80))
         .values_list("org_id", flat=True)

@@ -21,6 +21,7 @@ from billing.models import (
 )
 from billing.services import subscriptions
 from billing.services.checkout import billing_role_require
+from billing.services.notices import purchase_receipt_send
 from billing.services.state import lock_state, org_for_customer
 from billing.stripe_data import metadata, stripe_id
 from billing_project.errors import InvalidRequest
@@ -67,6 +68,7 @@ def _purchase_fulfil(
         grant=entry.grant, simulated=simulated,
     )
     CheckoutStart.objects.filter(session_id=checkout_session_id).update(status=CheckoutStatus.COMPLETE)
+    purchase_receipt_send(purchase, what=what)
     audit_record(org=org, action="billing.pack_purchased" if pack else "billing.credits_purchased", actor=actor,
                  data={"pack": pack.code if pack else None, "credits": credits_str(credits_micros),
                        "amount_cents": amount_cents, "session": checkout_session_id,

@@ -20,11 +20,11 @@ from djstripe import models as djstripe_models
 from billing import gateway
 from billing.models import AllowancePeriod, BillingState, BillingStatus, Interval, OveragePrice, PlanPrice
 from billing.services.catalog import OVERAGE_PRODUCT_ID
+from billing.services.notices import payment_failed_send
 from billing.services.plans import (
     FREE,
     add_months,
     allowance_grant,
-    day_label,
     grace_period,
     plan_apply,
     plan_fall_to_free,
@@ -137,11 +137,7 @@ def _start_grace(state: BillingState, *, actor: Actor) -> None:
     state.status = BillingStatus.PAST_DUE
     audit_record(org=state.org_id, action="billing.grace_started", actor=actor,
                  data={"ends_at": state.grace_ends_at.isoformat()})
-    notify_billing_managers(
-        state.org, "Your payment failed",
-        f"We could not collect your renewal payment. Your plan stays active until "
-        f"{day_label(state.grace_ends_at)}; update your payment method before then to keep it.",
-    )
+    payment_failed_send(state)
 
 
 def _refresh(state: BillingState, subscription_id: str, *, actor: Actor) -> BillingState | None:

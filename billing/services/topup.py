@@ -41,10 +41,13 @@ from billing.models import (
 )
 from billing.money import MAX_MONEY_CENTS, format_money
 from billing.selectors import cap_month_start, spent_this_month_cents
+from billing.notifications import LINKS
+from billing.services.notices import purchase_receipt_send
 from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
 from billing_project.errors import InvalidRequest
 from orgs.models import MANAGE_BILLING, Organization
+from orgs.notifications import notification_send
 from orgs.services import audit_record, role_require
 from usage import selectors as usage_selectors
 from usage import services as usage_services
@@ -286,6 +289,15 @@ def _close(attempt: TopUpAttempt, status: str, *, code: str, message: str, pause
                  data={"attempt": attempt.pk, "code": code, "retry_at": attempt.retry_at.isoformat() if attempt.retry_at else None})
     if pause and settings_row is not None:
         _pause(settings_row, message)
+    # One message per attempt (its key), whichever of the task and the webhook closes it.
+    context = {"pack_name": attempt.pack.name, "reason": message, "retry_at": attempt.retry_at, "paused": pause}
+    if status == AttemptStatus.ACTION_REQUIRED:
+        notification_send("auto_topup_action_required", org=attempt.org, key=f"attempt:{attempt.pk}",
+                          context={**context, "link": LINKS["auto_topup_action_required"]})
+    elif status == AttemptStatus.FAILED:
+        notification_send("auto_topup_failed", org=attempt.org, key=f"attempt:{attempt.pk}",
+                          context={**context, "link": LINKS["auto_topup_failed"]})
+    elif pause and settings_row is not None:
         notify_billing_managers(attempt.org, "Auto top-up stopped",
                                 f"Auto top-up is paused: {message} Save your auto top-up settings to turn it back on.")
 
@@ -360,6 +372,7 @@ def _fulfil(attempt: TopUpAttempt, intent: dict, *, simulated: bool, actor: Acto
     attempt.finished_at = timezone.now()
     attempt.retry_at = None
     attempt.save(update_fields=["purchase", "status", "finished_at", "retry_at"])
+    purchase_receipt_send(purchase, what=f"{attempt.pack.name} (auto top-up)")
     audit_record(org=attempt.org_id, action="billing.auto_topup_succeeded", actor=actor,
                  data={"attempt": attempt.pk, "credits": credits_str(attempt.credits_micros),
                        "payment_intent": intent.get("id"), "simulated": simulated})

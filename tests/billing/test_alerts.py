@@ -112,12 +112,46 @@ def test_the_cooldown_holds_back_a_second_dip_until_it_is_over(low_line, org, ow
         with django_capture_on_commit_callbacks(execute=True):
             spend(org, 520, "u2")  # 70 left: low again, inside the cooldown
         sweep()
-        assert len(mailoutbox) == 1
+        assert low_mails(mailoutbox) == 1
     with time_machine.travel(start + timedelta(hours=24, minutes=1), tick=False):
         sweep()
         sweep()
 
-    assert subjects(mailoutbox) == ["[Tollgate] Acme: your balance is running low"] * 2
+    assert subjects(mailoutbox) == [
+        "[Tollgate] Acme: your balance is running low",
+        "[Tollgate] Acme: your balance is back",  # once: the second climb is within its cooldown
+        "[Tollgate] Acme: your balance is running low",
+    ]
+
+
+def low_mails(mailoutbox) -> int:
+    return sum("running low" in subject for subject in subjects(mailoutbox))
+
+
+def test_a_balance_back_above_the_line_says_so_once_within_the_cooldown(
+        low_line, org, owner, mailoutbox, django_capture_on_commit_callbacks, sweep):
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        grant(org, 150)
+        with django_capture_on_commit_callbacks(execute=True):
+            spend(org, 60, "u1")  # low
+        grant(org, 500)
+        sweep()  # back
+        with django_capture_on_commit_callbacks(execute=True):
+            spend(org, 520, "u2")  # low again (within the low alert's cooldown: no mail)
+        grant(org, 500)
+        sweep()  # back again, within balance_back's cooldown
+        clock.shift(timedelta(hours=24, minutes=1))
+        with django_capture_on_commit_callbacks(execute=True):
+            spend(org, 560, "u3")
+        sweep()  # low, after the cooldown
+        grant(org, 500)
+        sweep()
+
+    assert [s.rsplit(": ", 1)[1] for s in subjects(mailoutbox)] == [
+        "your balance is running low", "your balance is back",
+        "your balance is running low", "your balance is back",
+    ]
 
 
 def test_running_the_check_twice_sends_once(low_line, org, owner, mailoutbox, check):
@@ -193,6 +227,21 @@ def test_a_jump_past_95_percent_sends_only_the_95_percent_alert(on_trial, org, o
     sweep()
 
     assert subjects(mailoutbox) == ["[Tollgate] Acme: 98% of your starter trial is used"]
+
+
+def test_all_of_the_allowance_used_after_95_percent_is_told_once_more(on_trial, org, owner, mailoutbox, sweep,
+                                                                     check):
+    spend(org, 240, "a")  # 96%
+    sweep()
+    spend(org, 10, "b")  # 100%
+    sweep()
+    sweep()
+    check(org)
+
+    assert subjects(mailoutbox) == [
+        "[Tollgate] Acme: 96% of your starter trial is used", "[Tollgate] Acme: 100% of your starter trial is used",
+    ]
+    assert AlertState.objects.get(org=org, kind=AlertKind.ALLOWANCE_100).last_sent_at is not None
 
 
 def test_the_allowance_alert_says_how_much_is_really_used(on_trial, org, owner, mailoutbox, sweep):

@@ -9,6 +9,7 @@ from billing import services, tasks
 from billing.models import AttemptStatus, AutoTopUpSettings, Purchase, TopUpAttempt
 from billing.services import topup
 from billing_project.errors import InvalidRequest, PermissionDenied
+from inbox.models import InboxItem
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, customer_id
 from usage import services as usage_services
@@ -75,6 +76,20 @@ def test_a_debit_below_the_threshold_charges_the_saved_card_off_session_once(ena
 
     spend(org, 1, "usage:3", django_capture_on_commit_callbacks)  # still above the threshold: nothing more
     assert TopUpAttempt.objects.count() == 1
+    [receipt] = [m for m in mail.outbox if "receipt" in m.subject.lower()]
+    assert "500 credits" in receipt.body and "(auto top-up)" in receipt.subject
+
+
+def test_the_webhook_after_the_task_sends_no_second_receipt(enabled, fake_stripe, org,
+                                                            django_capture_on_commit_callbacks):
+    spend(org, 60, "usage:1", django_capture_on_commit_callbacks)
+    attempt = TopUpAttempt.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        topup.topup_intent_update(intent={"id": attempt.payment_intent_id, "status": "succeeded",
+                                          "metadata": {"tollgate_attempt": str(attempt.pk),
+                                                       "tollgate_org_id": str(org.pk)}})
+
+    assert sum("receipt" in m.subject.lower() for m in mail.outbox) == 1
 
 
 def test_tax_is_added_on_top_of_the_pack_price(enabled, fake_stripe, org, django_capture_on_commit_callbacks):
@@ -174,7 +189,9 @@ def test_a_card_that_needs_3d_secure_stops_top_ups_and_tells_people(enabled, fak
     attempt = TopUpAttempt.objects.get()
     assert (attempt.status, attempt.retry_at) == (AttemptStatus.ACTION_REQUIRED, None)
     assert "3-D Secure" in AutoTopUpSettings.objects.get(org=org).paused_reason
-    assert any("auto top-up stopped" in m.subject.lower() for m in mail.outbox)
+    [told] = [m for m in mail.outbox if "auto top-up" in m.subject.lower()]
+    assert "auto top-up stopped" in told.subject.lower() and "confirm" in told.subject.lower()
+    assert InboxItem.objects.get(org=org, kind="auto_topup_action_required").link == "/billing/top-up/"
 
     spend(org, 1, "usage:2", django_capture_on_commit_callbacks)
     tasks.auto_topup_check.delay(org.pk)

@@ -112,7 +112,10 @@ def test_a_failed_renewal_starts_a_grace_period_and_paying_in_it_restores_everyt
     state = state_of(org)
     assert state.status == BillingStatus.PAST_DUE and state.plan_code == "pro"
     assert state.grace_ends_at - timezone.now() > timedelta(days=6, hours=23)
-    assert any("payment failed" in m.subject.lower() for m in mail.outbox)
+    [failed_mail] = [m for m in mail.outbox if "payment failed" in m.subject.lower()]
+    assert f"stays active until {state.grace_ends_at:%B} {state.grace_ends_at.day}, {state.grace_ends_at.year}" in failed_mail.body
+    webhooks.send("invoice.payment_failed", failed)  # a second failure: the same grace period, no second mail
+    assert sum("payment failed" in m.subject.lower() for m in mail.outbox) == 1
     assert CreditAccount.objects.get(org=org).plan_code == "pro"
 
     # paid within the grace period: active again, the new period's allowance arrives

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from django.core import mail
 from django.db import connection
 from django.test import Client
 from djstripe import models as djstripe_models
@@ -67,6 +68,7 @@ def test_the_same_webhook_delivered_twice_concurrently_grants_once(webhooks, fak
     assert Grant.objects.filter(account__org=org, source=GrantSource.PURCHASE).count() == 1
     assert djstripe_models.Event.objects.filter(id=event["id"]).count() == 1
     assert usage_services.ledger_reconcile(org_ids=[org.pk]) == []
+    assert sum("receipt" in m.subject.lower() for m in mail.outbox) == 1
 
 
 def test_completed_and_async_succeeded_racing_grant_once(webhooks, fake_stripe, org, owner, slow_fulfilment):

@@ -84,8 +84,18 @@ def test_it_sends_a_new_kind_from_its_templates(greeting, org, owner, send):
     [mail] = send(org=org)
 
     assert mail.subject == "[Tollgate] Acme says hello"
-    assert mail.body == "Hello from Acme.\n\n— Tollgate\n"
+    assert mail.body == (
+        "Hello from Acme.\n\n— Tollgate\n\n--\n"
+        "You get this as owner of Acme. Choose what Tollgate tells you: http://testserver/notifications/preferences/\n"
+    )
     assert mail.to == ["owner@acme.test"]
+
+
+def test_it_says_in_the_html_footer_why_they_got_it(greeting, org, owner, send):
+    [mail] = send(org=org)
+
+    [(html, _)] = mail.alternatives
+    assert "You get this as owner of Acme." in html and "/notifications/preferences/" in html
 
 
 def test_it_attaches_the_html_body_beside_the_text(greeting, org, owner, send):

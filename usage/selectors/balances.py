@@ -167,7 +167,7 @@ ALLOWANCE_SOURCES = (GrantSource.PLAN_ALLOWANCE, GrantSource.TRIAL)
 def allowances_mostly_used(*, now: datetime) -> QuerySet:
     """Each account's current allowance grant (plan allowance or trial, live, the
     newest) with 80% or more of it used, as rows of `org_id`, `grant_id` and
-    `past_95` (95% or more used).
+    `past_95` (95% or more used) and `past_100` (all of it used).
 
     A queryset of values rather than a list, so the caller can narrow it in the
     same query (billing leaves out the grants it has already alerted about)."""
@@ -184,8 +184,9 @@ def allowances_mostly_used(*, now: datetime) -> QuerySet:
             org_id=F("account__org_id"),
             grant_id=F("pk"),
             past_95=ExpressionWrapper(Q(remaining_micros__lte=F("amount_micros") / 20), output_field=BooleanField()),
+            past_100=ExpressionWrapper(Q(remaining_micros__lte=0), output_field=BooleanField()),
         )
-        .values("org_id", "grant_id", "past_95")
+        .values("org_id", "grant_id", "past_95", "past_100")
     )
 
 
