@@ -162,6 +162,8 @@ def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: date
     the account's figures, so it is announced as one (available credits grow)."""
     writer = Writer(account, timezone.now())
     writer.release(hold)
+    if status == HoldStatus.EXPIRED:
+        writer.hold_expired(hold)
     hold.status = status
     hold.closed_at = closed_at
     hold.save(update_fields=["status", "closed_at"])
