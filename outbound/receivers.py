@@ -20,8 +20,6 @@ from usage.balance_changes import BalanceChange, Line
 from usage.happenings import Happening
 from usage.units import credits_str
 
-DOWN = {Line.BELOW_LOW, Line.DEPLETED}
-UP = {Line.ABOVE_LOW, Line.ABOVE_ZERO}
 
 
 def balance_events_when_crossing(change: BalanceChange) -> None:
@@ -43,12 +41,11 @@ def balance_events(change: dict[str, Any]) -> int:
     figures = _figures(change)
     key = change["write_id"]
     org_id = change["org_id"]
+    # Falling from above the line to nothing in one write is depleted, not also low.
     if Line.BELOW_LOW in crossed and Line.DEPLETED not in crossed:
         sent += _sent(event_send(org_id=org_id, type="balance.low", data=figures, key=key))
     if Line.DEPLETED in crossed:
         sent += _sent(event_send(org_id=org_id, type="balance.depleted", data=figures, key=key))
-    if crossed & UP:
-        sent += _sent(event_send(org_id=org_id, type="balance.replenished", data=figures, key=key))
     for granted in change["granted"]:
         data = {"grant_id": granted["grant_id"], "amount": credits_str(granted["amount_micros"]),
                 "source": granted["source"], **figures}
@@ -56,6 +53,9 @@ def balance_events(change: dict[str, Any]) -> int:
     for hold in change["holds_expired"]:
         data = {"hold_id": hold["hold_id"], "amount": credits_str(hold["amount_micros"]), **figures}
         sent += _sent(event_send(org_id=org_id, type="hold.expired", data=data, key=f"hold:{hold['hold_id']}"))
+    # After the grants: a platform reading in sequence sees the credits arrive, then the all-clear.
+    if Line.ABOVE_LOW in crossed or (Line.ABOVE_ZERO in crossed and change["low_line_micros"] <= 0):
+        sent += _sent(event_send(org_id=org_id, type="balance.replenished", data=figures, key=key))
     return sent
 
 
