@@ -11,6 +11,7 @@ from django.utils import timezone
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
+from usage.services.limits import limit_refusals_announced
 from usage.services.writer import (
     Writer,
     existing_entry,
@@ -30,6 +31,7 @@ DEFAULT_HOLD_TTL = timedelta(minutes=15)
 MAX_HOLD_TTL = timedelta(hours=24)
 
 
+@limit_refusals_announced()
 @transaction.atomic
 def hold_create(
     *,
@@ -84,6 +86,7 @@ def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
     return account, hold
 
 
+@limit_refusals_announced()
 @transaction.atomic
 def hold_capture(
     *,

@@ -342,4 +342,5 @@ def require_affordable(
         if committed + taken_micros + amount_micros > cap["limit"]:
             raise SpendLimitReached(
                 limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros + taken_micros,
+                org_id=account.org_id, member_id=member_id, month=month_start(writer.now),
             )
