@@ -17,6 +17,7 @@ urlpatterns = [
     path("billing/", include("orgs.urls")),
     path("billing/", include("accounts.page_urls")),
     path("billing/", include("billing.urls")),
+    path("billing/", include("outbound.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing_project.api_urls")),
     # Stripe webhooks, through dj-stripe: /stripe/webhook/<endpoint uuid>/
