@@ -4,7 +4,7 @@ from outbound.services import EVENT_TYPES
 
 
 class EndpointForm(forms.Form):
-    url = forms.CharField(label="URL", max_length=2000, widget=forms.URLInput(attrs={
+    url = forms.CharField(label="URL", max_length=2000, widget=forms.TextInput(attrs={"inputmode": "url", 
         "placeholder": "https://platform.example/tollgate/events", "autocomplete": "off", "spellcheck": "false"}),
         help_text="Where Tollgate POSTs signed events. https only in production.")
     all_events = forms.BooleanField(label="Send every event type (now and future ones)", required=False, initial=True)
