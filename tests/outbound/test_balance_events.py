@@ -95,6 +95,19 @@ def test_a_write_that_crosses_nothing_queues_nothing(org, django_capture_on_comm
     assert queued == []
 
 
+def test_a_write_that_crosses_the_low_line_queues_one_task_and_no_more(org, debit_path,
+                                                                      django_capture_on_commit_callbacks, monkeypatch):
+    """The request path pays one enqueue for a crossing; the events are made by the task."""
+    with django_capture_on_commit_callbacks(execute=True):
+        services.credits_grant(org=org, amount_micros=150 * C, source=GrantSource.PURCHASE)
+    queued = []
+    monkeypatch.setattr(receivers.balance_events, "delay", lambda change: queued.append(change))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.credits_debit(org=org, amount_micros=60 * C, idempotency_key="cross")
+    assert len(queued) == 1 and queued[0]["crossed"] == ["below_low"]
+    assert not Event.objects.filter(type="balance.low").exists()  # not made on the request path
+
+
 @pytest.mark.django_db(transaction=True)
 def test_threads_crossing_the_low_line_together_send_one_balance_low(debit_path):
     org = OrganizationFactory()
