@@ -64,12 +64,15 @@ def event_send(*, org_id: int, type: str, data: Mapping[str, Any], key: str) -> 
                     "org": {"id": org.pk, "slug": org.slug}, "data": dict(data),
                 },
             )
+            # In the same transaction as the event: one commit, and no event without its deliveries.
+            endpoints = [
+                e for e in WebhookEndpoint.objects.filter(org_id=org_id, disabled_at__isnull=True) if e.wants(type)
+            ]
+            deliveries = Delivery.objects.bulk_create(
+                [Delivery(event=event, endpoint=e, created_at=now, next_attempt_at=now) for e in endpoints]
+            )
     except (_AlreadySent, IntegrityError):
         return None
-    endpoints = [e for e in WebhookEndpoint.objects.filter(org_id=org_id, disabled_at__isnull=True) if e.wants(type)]
-    deliveries = Delivery.objects.bulk_create(
-        [Delivery(event=event, endpoint=e, created_at=now, next_attempt_at=now) for e in endpoints]
-    )
     if deliveries:
         ids = [d.pk for d in deliveries]
         transaction.on_commit(lambda: tasks.deliver.delay(ids), robust=True)
