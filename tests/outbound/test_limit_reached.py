@@ -53,3 +53,33 @@ def test_a_hold_refused_by_the_cap_is_told(org, capped, django_capture_on_commit
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(TollgateError):
         services.hold_create(org=org, amount_micros=20 * C, member=capped)
     assert Event.objects.filter(type="usage.limit_reached").count() == 1
+
+
+@pytest.fixture
+def rate_card(db):
+    from usage.services import rates
+
+    rates.clear_cache()
+    rates.load_card_data(rates.read_data_file())
+    yield
+    rates.clear_cache()
+
+
+def test_usage_events_refused_by_the_cap_are_told_single_and_in_a_batch(
+    org, capped, rate_card, debit_path, django_capture_on_commit_callbacks,
+):
+    from decimal import Decimal
+
+    from usage.services import UsageInput
+
+    def event(key):
+        return UsageInput(idempotency_key=key, meter="action.xl", quantity=Decimal(1), member=capped)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        items = services.usage_record_batch(org=org, events=[event(f"b{i}") for i in range(3)])
+    assert any(isinstance(item.error, SpendLimitReached) for item in items)
+    assert Event.objects.filter(type="usage.limit_reached").count() == 1
+    Event.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(SpendLimitReached):
+        services.usage_record(org=org, event=event("single"))
+    assert Event.objects.filter(type="usage.limit_reached").count() == 1
