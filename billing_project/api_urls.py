@@ -4,6 +4,7 @@ from django.urls import path
 
 from billing import api as billing_api
 from orgs.api import OrgView
+from outbound import api as outbound_api
 from usage import api as usage_api
 
 app_name = "api"
@@ -31,4 +32,10 @@ urlpatterns = [
     path("provider-keys", usage_api.ProviderKeysView.as_view(), name="provider-keys"),
     path("provider-keys/<int:key_id>/revoke", usage_api.ProviderKeyRevokeView.as_view(), name="provider-key-revoke"),
     path("api-keys/<str:prefix>/resume", usage_api.ApiKeyResumeView.as_view(), name="api-key-resume"),
+    # --- outbound webhooks (outbound/api.py) ---
+    path("webhook-endpoints", outbound_api.EndpointsView.as_view(), name="webhook-endpoints"),
+    path("webhook-endpoints/<int:endpoint_id>", outbound_api.EndpointView.as_view(), name="webhook-endpoint"),
+    path("webhook-endpoints/<int:endpoint_id>/rotate-secret", outbound_api.EndpointRotateView.as_view(),
+         name="webhook-endpoint-rotate"),
+    path("events", outbound_api.EventsView.as_view(), name="events"),
 ]

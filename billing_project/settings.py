@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "inbox",
     "billing",
     "usage",
+    "outbound",
     "billing_project",  # management commands and service-wide tasks
 ]
 
@@ -260,6 +261,15 @@ CELERY_BEAT_SCHEDULE.update({
     "billing-free-periods-renew": {"task": "billing.free_periods_renew", "schedule": 60 * 60},
     "billing-auto-topup-retry": {"task": "billing.auto_topup_retry", "schedule": 5 * 60},
     "billing-overage-report": {"task": "billing.overage_report_all", "schedule": 15 * 60},
+})
+
+# --- Outbound webhooks (docs/webhooks.md) -----------------------------------
+# Loopback targets and plain http, for local development: on with the embedded
+# database (no DATABASE_URL), off otherwise; production sends to public https only.
+OUTBOUND_WEBHOOKS_ALLOW_LOCAL = env.bool("OUTBOUND_WEBHOOKS_ALLOW_LOCAL", default=not env.str("DATABASE_URL", default=""))
+OUTBOUND_WEBHOOKS_TIMEOUT_SECONDS = env.float("OUTBOUND_WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE.update({
+    "outbound-deliveries-sweep": {"task": "outbound.deliveries_sweep", "schedule": 30},
 })
 
 # --- Logging ----------------------------------------------------------------

@@ -19,6 +19,7 @@ urlpatterns = [
     path("billing/", include("usage.page_urls")),
     path("billing/", include("billing.urls")),
     path("notifications/", include("inbox.urls")),
+    path("billing/", include("outbound.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing_project.api_urls")),
     # Stripe webhooks, through dj-stripe: /stripe/webhook/<endpoint uuid>/

@@ -25,3 +25,6 @@ BILLING_SIGNUP_TRIAL_PLAN = "starter"
 BILLING_GRACE_DAYS = 7
 BILLING_OVERAGE_METER_EVENT = "tollgate_overage_credits"
 BILLING_TAX_AUTO_TOPUP = True
+# Outbound webhooks: the tests' receivers listen on loopback over plain http.
+OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
+OUTBOUND_WEBHOOKS_TIMEOUT_SECONDS = 2.0

@@ -2,7 +2,7 @@
 and every answer (errors included) matches what the schema says.
 
 Bounded and deterministic: a fixed number of cases per operation and mode
-(2 x 50 for each of the 20 operations: 2,000 cases, about a minute of one
+(2 x 50 for each of the 26 operations: 2,600 cases, over a minute of one
 core), derandomized, so a failure reproduces and the run costs the same each time.
 Each operation runs inside one test's transaction (pytest-django), with a
 real API key, so nothing it writes outlives it.

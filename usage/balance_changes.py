@@ -56,6 +56,24 @@ class Figures:
         return self.balance_micros - self.held_micros
 
 
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """Credits one write added as a new grant (a purchase, an allowance, a transfer in, an adjustment)."""
+
+    grant_id: int
+    entry_id: int
+    amount_micros: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredHold:
+    """An open hold the write closed because it passed its expiry, freeing its reservation."""
+
+    hold_id: int
+    amount_micros: int
+
+
 class Line(enum.Enum):
     """The lines of available credits a change can cross."""
 
@@ -75,6 +93,11 @@ class BalanceChange:
     low_line_micros: int
     auto_topup_threshold_micros: int | None
     overage_allowed: bool
+    # Names this write (one `Writer.save()`), so that a receiver can key what it
+    # sends by it: a task that runs twice for the same write sends once.
+    write_id: str = ""
+    granted: tuple[Granted, ...] = ()
+    holds_expired: tuple[ExpiredHold, ...] = ()
 
     @property
     def crossed(self) -> frozenset[Line]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from billing_project import request_context
 from billing_project.errors import Conflict, PaymentRequired
+from usage.happenings import Happening
 from usage.units import credits_str
 
 TOP_UP_PATH = "/billing/top-up/"
@@ -32,7 +35,19 @@ class InsufficientCredits(PaymentRequired):
 class SpendLimitReached(PaymentRequired):
     code = "spend_limit_reached"
 
-    def __init__(self, *, limit_micros: int, spent_micros: int, required_micros: int) -> None:
+    def __init__(
+        self, *, limit_micros: int, spent_micros: int, required_micros: int,
+        org_id: int | None = None, member_id: int | None = None, month: date | None = None,
+    ) -> None:
+        # What platforms are told (usage.limit_reached), announced by whoever
+        # sees the refusal outlive its transaction (usage.services.limits).
+        # Keyed by member and month: a cap reached once in a month is one event.
+        self.happening = None if org_id is None or member_id is None or month is None else Happening(
+            org_id=org_id, type="usage.limit_reached", key=f"member:{member_id}:{month:%Y-%m}",
+            data={"scope": "member", "member_id": member_id, "period": f"{month:%Y-%m}",
+                  "limit": credits_str(limit_micros), "spent": credits_str(spent_micros),
+                  "required": credits_str(required_micros)},
+        )
         super().__init__(
             f"This member's monthly spend limit of {credits_str(limit_micros)} credits is reached "
             f"({credits_str(spent_micros)} spent, {credits_str(required_micros)} more needed). "

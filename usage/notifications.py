@@ -10,9 +10,11 @@ from orgs.notifications import NotificationKind, notification_kind_register
 
 KINDS = (
     # An organization or API key spent far above its usual hourly rate.
-    NotificationKind(name="usage_unusual", roles=MANAGE_BILLING),
+    NotificationKind(name="usage_unusual", roles=MANAGE_BILLING, channels=("email", "in_app"), group="Usage",
+                     label="Unusual usage"),
     # ... and the key was paused until an owner or admin resumes it.
-    NotificationKind(name="usage_paused", roles=MANAGE_BILLING),
+    NotificationKind(name="usage_paused", roles=MANAGE_BILLING, channels=("email", "in_app"), group="Usage",
+                     label="API key paused"),
 )
 
 

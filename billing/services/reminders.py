@@ -20,6 +20,7 @@ from billing.models import BillingState, BillingStatus, Interval
 from billing.notifications import LINKS
 from orgs.models import Organization
 from orgs.notifications import notification_send
+from outbound.services import event_send
 
 DAY = timedelta(days=1)
 TRIAL_MARKS = (3, 1)  # days before a trial ends
@@ -32,6 +33,10 @@ class Reminder:
     kind: str  # a notification kind: trial_ending, grace_ending, renewal_coming
     key: str  # stable per occurrence: "trial_ending:<org>:<trial end ISO>:3d"
     context: dict[str, Any] = field(default_factory=dict)
+    # The platform's signed event for the same occurrence, when it has one
+    # (trial.ending, grace.ending): its type and data, sent with the same key.
+    event: str = ""
+    event_data: dict[str, Any] = field(default_factory=dict)
 
 
 def reminders_due(*, now: datetime | None = None) -> list[Reminder]:
@@ -49,6 +54,8 @@ def reminders_due(*, now: datetime | None = None) -> list[Reminder]:
             key=f"trial_ending:{state.org_id}:{state.trial_ends_at.isoformat()}:{days}d",
             context={"trial_ends_at": state.trial_ends_at, "days_left": days, "plan_name": state.plan_code.title(),
                      "link": LINKS["trial_ending"]},
+            event="trial.ending",
+            event_data={"plan": state.plan_code, "trial_ends_at": state.trial_ends_at.isoformat(), "days_left": days},
         ))
     graces = BillingState.objects.filter(
         status=BillingStatus.PAST_DUE, grace_ends_at__gt=now, grace_ends_at__lte=now + DAY
@@ -58,6 +65,8 @@ def reminders_due(*, now: datetime | None = None) -> list[Reminder]:
             org_id=state.org_id, kind="grace_ending",
             key=f"grace_ending:{state.org_id}:{state.grace_ends_at.isoformat()}:1d",
             context={"grace_ends_at": state.grace_ends_at, "link": LINKS["grace_ending"]},
+            event="grace.ending",
+            event_data={"plan": state.plan_code, "grace_ends_at": state.grace_ends_at.isoformat(), "days_left": 1},
         ))
     for interval, days in RENEWAL_DAYS.items():
         renewals = BillingState.objects.filter(
@@ -75,10 +84,13 @@ def reminders_due(*, now: datetime | None = None) -> list[Reminder]:
 
 
 def reminder_send(reminder: Reminder) -> None:
-    """Tell the org's people, once per key (the seam's occurrence row), in one transaction."""
+    """Tell the org's people and its platform, once per key (the seam's occurrence
+    row, the event's unique key), in one transaction."""
     with transaction.atomic():
         org = Organization.objects.get(pk=reminder.org_id)
         notification_send(reminder.kind, org=org, key=reminder.key, context=reminder.context)
+        if reminder.event:
+            event_send(org_id=reminder.org_id, type=reminder.event, data=reminder.event_data, key=reminder.key)
 
 
 def reminders_send(*, now: datetime | None = None) -> int:

@@ -19,6 +19,7 @@ from djstripe import models as djstripe_models
 
 from billing import gateway
 from billing.models import AllowancePeriod, BillingState, BillingStatus, Interval, OveragePrice, PlanPrice
+from billing.services import platform_events
 from billing.services.catalog import OVERAGE_PRODUCT_ID
 from billing.services.notices import payment_failed_send
 from billing.services.plans import (
@@ -124,9 +125,13 @@ def _apply_subscription(state: BillingState, facts: SubscriptionFacts, *, actor:
         state.grace_ends_at = None
         audit_record(org=state.org_id, action="billing.subscription_ended", actor=actor,
                      data={"subscription": facts.id, "status": facts.status})
-    # Anything else (an incomplete first payment, an old subscription ending
-    # after a newer one started) leaves the org as it is.
+    else:
+        # Anything else (an incomplete first payment, an old subscription ending
+        # after a newer one started) leaves the org as it is.
+        state.save()
+        return state
     state.save()
+    platform_events.subscription_updated(state)
     return state
 
 
@@ -187,6 +192,7 @@ def invoice_paid(*, invoice: InvoiceFacts, actor: Actor = "stripe") -> Allowance
     state = _refresh(state, invoice.subscription_id, actor=actor) or state
     if state.subscription_id != invoice.subscription_id:
         return None
+    platform_events.invoice_paid(org.pk, invoice)
     if state.status == BillingStatus.TRIALING and state.trial_ends_at and invoice.period_end <= state.trial_ends_at:
         # The $0 invoice of a subscription's trial days (kept from the sign-up
         # trial): the trial's own credits are the allowance until it ends.
@@ -213,6 +219,7 @@ def invoice_payment_failed(*, invoice: InvoiceFacts, actor: Actor = "stripe") ->
         return state  # a first payment that failed (no plan yet), or another subscription
     _start_grace(state, actor=actor)
     state.save()
+    platform_events.invoice_payment_failed(org.pk, invoice, state)
     return state
 
 

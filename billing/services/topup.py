@@ -40,8 +40,9 @@ from billing.models import (
     TopUpAttempt,
 )
 from billing.money import MAX_MONEY_CENTS, format_money
-from billing.selectors import cap_month_start, spent_this_month_cents
 from billing.notifications import LINKS
+from billing.selectors import cap_month_start, spent_this_month_cents
+from billing.services import platform_events
 from billing.services.notices import purchase_receipt_send
 from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
@@ -285,6 +286,10 @@ def _close(attempt: TopUpAttempt, status: str, *, code: str, message: str, pause
         pause = True
         message = f"The card was declined {attempt.number} times in a row ({message})."
     attempt.save()
+    if status == AttemptStatus.FAILED:
+        platform_events.auto_topup_outcome(attempt, "auto_topup.failed")
+    elif status == AttemptStatus.ACTION_REQUIRED:
+        platform_events.auto_topup_outcome(attempt, "auto_topup.action_required")
     audit_record(org=attempt.org_id, action=f"billing.auto_topup_{status}", actor="task:billing.auto_topup",
                  data={"attempt": attempt.pk, "code": code, "retry_at": attempt.retry_at.isoformat() if attempt.retry_at else None})
     if pause and settings_row is not None:
@@ -373,6 +378,7 @@ def _fulfil(attempt: TopUpAttempt, intent: dict, *, simulated: bool, actor: Acto
     attempt.retry_at = None
     attempt.save(update_fields=["purchase", "status", "finished_at", "retry_at"])
     purchase_receipt_send(purchase, what=f"{attempt.pack.name} (auto top-up)")
+    platform_events.auto_topup_outcome(attempt, "auto_topup.succeeded")
     audit_record(org=attempt.org_id, action="billing.auto_topup_succeeded", actor=actor,
                  data={"attempt": attempt.pk, "credits": credits_str(attempt.credits_micros),
                        "payment_intent": intent.get("id"), "simulated": simulated})

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('orgs', '0002_notification_preferences_occurrences'),
+        ('orgs', '0003_notification_preferences_occurrences'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

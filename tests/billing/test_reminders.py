@@ -14,6 +14,7 @@ from billing import tasks
 from billing.models import BillingState
 from billing.services import reminders_due, reminders_send
 from inbox.models import InboxItem
+from outbound.models import Event
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 DAY = timedelta(days=1)
@@ -119,3 +120,27 @@ def test_two_beat_processes_at_once_give_one_notice():
     assert errors == []
     assert len(mail.outbox) == 1
     assert InboxItem.objects.filter(user=owner, kind="grace_ending").count() == 1
+
+
+@pytest.mark.django_db
+def test_trial_and_grace_reminders_tell_the_platform_once_with_the_same_key(
+    org, owner, django_capture_on_commit_callbacks
+):
+    ends = timezone.now() + 2 * DAY
+    state_of(org, status="trialing", plan_code="starter", trial_ends_at=ends)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            reminders_send()
+    other = OrganizationFactory(slug="other")
+    MembershipFactory(org=other, user=UserFactory(), role="owner")
+    grace_ends = timezone.now() + DAY - timedelta(minutes=5)
+    state_of(other, status="past_due", plan_code="pro", grace_ends_at=grace_ends)
+    with django_capture_on_commit_callbacks(execute=True):
+        reminders_send()
+
+    trial = Event.objects.get(org=org)
+    assert trial.type == "trial.ending" and trial.key.endswith(":3d")
+    assert trial.payload["data"] == {"plan": "starter", "trial_ends_at": ends.isoformat(), "days_left": 3}
+    grace = Event.objects.get(org=other)
+    assert grace.type == "grace.ending"
+    assert grace.payload["data"] == {"plan": "pro", "grace_ends_at": grace_ends.isoformat(), "days_left": 1}

@@ -36,8 +36,22 @@ def test_a_write_is_announced_once_after_commit_with_its_figures(org, changes, d
         BalanceChange(
             org_id=org.pk, before=Figures(10 * C, 0, 0), after=Figures(6 * C, 0, 0),
             low_line_micros=changes[0].low_line_micros, auto_topup_threshold_micros=None, overage_allowed=False,
+            write_id=changes[0].write_id,
         )
     ]
+
+
+def test_each_write_is_named_and_says_what_it_granted(org, changes, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = services.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.credits_debit(org=org, amount_micros=C, idempotency_key="u1")
+    grant, debit = changes
+    assert grant.write_id and debit.write_id and grant.write_id != debit.write_id
+    assert [(g.grant_id, g.entry_id, g.amount_micros, g.source) for g in grant.granted] == [
+        (entry.grant_id, entry.pk, 10 * C, "purchase")
+    ]
+    assert debit.granted == () and debit.holds_expired == ()
 
 
 def test_nothing_is_announced_when_the_write_rolls_back(org, changes, django_capture_on_commit_callbacks):

@@ -19,6 +19,7 @@ from orgs.services import audit_fields
 from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import DEFAULT_PRIORITY, EntryKind, Grant, GrantSource, LedgerEntry, Transfer
 from usage.services import store
+from usage.services.limits import limit_refusals_announced
 from usage.services.writer import (
     Writer,
     audit,
@@ -60,7 +61,8 @@ def server_debit(
         raise InsufficientCredits(balance_micros=account["balance_micros"], available_micros=available,
                                   required_micros=amount_micros)
     if status == "spend_limit_reached":
-        raise SpendLimitReached(limit_micros=result["limit"], spent_micros=result["spent"], required_micros=amount_micros)
+        raise SpendLimitReached(limit_micros=result["limit"], spent_micros=result["spent"], required_micros=amount_micros,
+                                org_id=org_id, member_id=member_id, month=month_start(now))
     return result
 
 
@@ -122,6 +124,7 @@ def credits_grant(
     return entry
 
 
+@limit_refusals_announced()
 def credits_debit(
     *,
     org: Organization,

@@ -26,11 +26,12 @@ from django.utils import timezone
 
 from billing_project.errors import InvalidRequest, TollgateError
 from orgs.services import audit_fields
-from usage.errors import IdempotencyConflict, InsufficientCredits
+from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import CreditAccount, EntryKind, Hold, Meter, UsageEvent
 from usage.services import credits
 from usage.services.holds import hold_capture_locked, hold_lock
 from usage.services.pause import api_key_prefix_of, key_require_unpaused
+from usage.services.limits import limit_reached_announce, limit_refusals_announced
 from usage.services.pricing import MAX_BATCH, Prepared, UsageInput, prepare, price_all, price_event
 from usage.services.writer import Writer, month_start, require_affordable
 from usage.units import credits_str
@@ -185,6 +186,8 @@ def _record(
                 require_affordable(writer, charge, member_id, strict=False)  # the member's cap
             except TollgateError as error:
                 item.error = error
+                if isinstance(error, SpendLimitReached):
+                    limit_reached_announce(error)  # a batch keeps going and commits: told after that
                 continue
             writer.spend(member_id, charge)
             total += charge
@@ -298,6 +301,7 @@ def _record_one_in_database(org: Organization, p: Prepared, actor: Actor) -> Rec
     return RecordedUsage(event)
 
 
+@limit_refusals_announced()
 def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -> RecordedUsage:
     """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing.
 
@@ -334,6 +338,7 @@ def usage_record_batch(*, org: Organization, events: list[UsageInput], actor: Ac
     return _record(org, events, actor)
 
 
+@limit_refusals_announced()
 @transaction.atomic
 def hold_capture_events(
     *, org: Organization, hold_id: int, events: list[UsageInput], actor: Actor = None

@@ -12,6 +12,7 @@ from billing_project.errors import Conflict, InvalidRequest, NotFound
 from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from usage.services.pause import key_require_unpaused
+from usage.services.limits import limit_refusals_announced
 from usage.services.writer import (
     Writer,
     existing_entry,
@@ -31,6 +32,7 @@ DEFAULT_HOLD_TTL = timedelta(minutes=15)
 MAX_HOLD_TTL = timedelta(hours=24)
 
 
+@limit_refusals_announced()
 @transaction.atomic
 def hold_create(
     *,
@@ -86,6 +88,7 @@ def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
     return account, hold
 
 
+@limit_refusals_announced()
 @transaction.atomic
 def hold_capture(
     *,
@@ -165,6 +168,8 @@ def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: date
     the account's figures, so it is announced as one (available credits grow)."""
     writer = Writer(account, timezone.now())
     writer.release(hold)
+    if status == HoldStatus.EXPIRED:
+        writer.hold_expired(hold)
     hold.status = status
     hold.closed_at = closed_at
     hold.save(update_fields=["status", "closed_at"])

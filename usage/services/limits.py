@@ -8,6 +8,8 @@ indexed row read in the statement that already reads the grants.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -16,12 +18,33 @@ from accounts.models import User
 from billing_project.errors import NotFound
 from orgs.models import MANAGE_MEMBERS, Membership
 from orgs.services import audit_record, role_require
+from usage.errors import SpendLimitReached
+from usage.happenings import happening_announce
 from usage.models import MemberSpendLimit
 from usage.services.writer import lock_account, require_non_negative
 from usage.units import credits_str
 
 if TYPE_CHECKING:
     from orgs.models import Organization
+
+
+def limit_reached_announce(error: SpendLimitReached) -> None:
+    """Tell the happenings seam that a cap refused a debit (usage.limit_reached)."""
+    if error.happening is not None:
+        happening_announce(error.happening)
+
+
+@contextmanager
+def limit_refusals_announced() -> Iterator[None]:
+    """Around a service whose refusal rolls its transaction back: announce a
+    cap's refusal on the way out, after that rollback (its on_commit callbacks
+    are dropped with it), so the refusal is still told. As a decorator, place
+    it above @transaction.atomic."""
+    try:
+        yield
+    except SpendLimitReached as error:
+        limit_reached_announce(error)
+        raise
 
 
 @transaction.atomic

@@ -103,7 +103,7 @@ def _trip(org: Organization, key: OrgAPIKey | None, spend: HourSpend, total: int
             return None  # another run recorded this episode
         data = _data(occurrence)
         happenings.happening_announce(happenings.Happening(org.pk, UNUSUAL, occurrence_key(occurrence), data))
-        _notify(NOTICE_UNUSUAL, org, data)
+        _notify(NOTICE_UNUSUAL, org, data, occurrence_key(occurrence))
         paused = False
         if key is not None and org.pause_on_runaway:
             reason = (f"It spent {data['spend']} credits in an hour, over {multiple} times its usual "
@@ -117,7 +117,7 @@ def _trip(org: Organization, key: OrgAPIKey | None, spend: HourSpend, total: int
                              data={"prefix": key.prefix, "reason": reason, "occurrence": occurrence.pk})
                 paused_data = {**data, "paused_at": now.isoformat(), "reason": reason}
                 happenings.happening_announce(happenings.Happening(org.pk, PAUSED, occurrence_key(occurrence), paused_data))
-                _notify(NOTICE_PAUSED, org, paused_data)
+                _notify(NOTICE_PAUSED, org, paused_data, occurrence_key(occurrence))
     logger.warning("Runaway usage in org %s (key %s): %s credits in an hour, baseline %s/hour%s",
                    org.pk, prefix or "-", data["spend"], data["baseline"], ", key paused" if paused else "")
     return Trip(occurrence, paused)
@@ -136,16 +136,16 @@ def _data(occurrence: RunawayOccurrence) -> dict:
     }
 
 
-def _notify(kind: str, org: Organization, data: dict) -> None:
-    """Those who pay, then staff not among them (by address: the seam takes no key yet, so the
-    occurrence row is what keeps this to once per episode)."""
-    context = {**data, "api_keys_path": API_KEYS_PATH}
-    sent = notification_send(kind, org=org, context=context)
+def _notify(kind: str, org: Organization, data: dict, key: str) -> None:
+    """Those who pay (by their preferences), then staff not among them by address; each
+    send keyed by the episode, so a second run of the check tells nobody twice."""
+    context = {**data, "link": API_KEYS_PATH}
+    sent = notification_send(kind, org=org, context=context, key=key)
     already = {r.email for r in sent.recipients} if sent is not None else set()
     staff = [e for e in User.objects.filter(is_staff=True, is_active=True).exclude(email="")
              .order_by("pk").values_list("email", flat=True) if e not in already]
     if staff:
-        notification_send(kind, org=org, emails=staff, context=context)
+        notification_send(kind, org=org, emails=staff, context=context, key=f"{key}:staff")
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ the balance-change seam (usage.balance_changes).
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,10 @@ from usage.units import credits_str
 
 if TYPE_CHECKING:
     from orgs.services import Actor
+
+
+# Entries that add a new grant, announced as `granted` (credits.granted).
+GRANTING_KINDS = frozenset({EntryKind.GRANT, EntryKind.TRANSFER_IN, EntryKind.ADJUSTMENT})
 
 
 def lock_account(org_id: int) -> CreditAccount:
@@ -111,6 +116,8 @@ class Writer:
         self._events: list[str] = []
         self._audits: list[dict[str, Any]] = []
         self._spend: dict[tuple[int, date], int] = {}
+        self._granted: list[balance_changes.Granted] = []
+        self._holds_expired: list[balance_changes.ExpiredHold] = []
 
     @classmethod
     def locked(cls, org_id: int, now: datetime, **load: Any) -> Writer:
@@ -200,6 +207,11 @@ class Writer:
             **fields,
         )
         self._entries.append(entry)
+        if amount_micros > 0 and kind in GRANTING_KINDS and entry.grant_id is not None:
+            self._granted.append(balance_changes.Granted(
+                grant_id=entry.grant_id, entry_id=entry.pk, amount_micros=amount_micros,
+                source=entry.metadata.get("source", ""),
+            ))
         for grant, part in allocations:
             grant.remaining_micros += part
             self._touched[grant.pk] = grant
@@ -234,6 +246,10 @@ class Writer:
         if cap is not None:
             cap["held"] -= hold.amount_micros
 
+    def hold_expired(self, hold: Hold) -> None:
+        """Note that this write closes `hold` because it expired (announced in the change)."""
+        self._holds_expired.append(balance_changes.ExpiredHold(hold_id=hold.pk, amount_micros=hold.amount_micros))
+
     def pending_spend(self, member_id: int) -> int:
         return self._spend.get((member_id, month_start(self.now)), 0)
 
@@ -256,6 +272,7 @@ class Writer:
         # single-statement debit has already committed.
         balance_changes.announce(self.change())
         self.before = balance_changes.Figures(account.balance_micros, account.held_micros, account.debt_micros)
+        self._granted, self._holds_expired = [], []
 
     def change(self) -> balance_changes.BalanceChange:
         """What this writer has done to the account since it locked it (or last saved)."""
@@ -267,6 +284,10 @@ class Writer:
             low_line_micros=balance_changes.low_balance_micros(account.low_balance_threshold_micros),
             auto_topup_threshold_micros=account.auto_topup_threshold_micros,
             overage_allowed=account.overage_allowed,
+            # Random, not derived from entry ids: some writes (a hold) write no entry.
+            write_id=uuid.uuid4().hex,
+            granted=tuple(self._granted),
+            holds_expired=tuple(self._holds_expired),
         )
 
     def _flush(self) -> None:
@@ -321,4 +342,5 @@ def require_affordable(
         if committed + taken_micros + amount_micros > cap["limit"]:
             raise SpendLimitReached(
                 limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros + taken_micros,
+                org_id=account.org_id, member_id=member_id, month=month_start(writer.now),
             )

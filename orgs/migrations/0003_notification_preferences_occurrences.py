@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orgs', '0001_initial'),
+        ('orgs', '0002_organization_pause_on_runaway'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,40 @@
+"""Outbound's reads, each scoped to one organization (another org's object is a 404)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from billing_project.errors import NotFound
+from outbound.models import Delivery, Event, WebhookEndpoint
+
+RECENT_DELIVERIES = 50
+
+
+def endpoints_for(org_id: int) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(org_id=org_id).order_by("id")
+
+
+def endpoint_get(*, org_id: int, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.filter(org_id=org_id, pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.", code="not_found")
+    return endpoint
+
+
+def deliveries_recent(endpoint: WebhookEndpoint, limit: int = RECENT_DELIVERIES) -> list[Delivery]:
+    return list(
+        endpoint.deliveries.select_related("event").prefetch_related("attempt_log").order_by("-id")[:limit]
+    )
+
+
+def delivery_get(*, org_id: int, delivery_id: int) -> Delivery:
+    delivery = Delivery.objects.select_related("endpoint", "event").filter(
+        endpoint__org_id=org_id, pk=delivery_id
+    ).first()
+    if delivery is None:
+        raise NotFound("No such delivery.", code="not_found")
+    return delivery
+
+
+def events_for(org_id: int) -> QuerySet[Event]:
+    return Event.objects.filter(org_id=org_id)
