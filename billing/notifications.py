@@ -46,6 +46,13 @@ LINKS = {
     "auto_topup_action_required": "/billing/top-up/",
     "balance_back": "/billing/",
     "purchase_receipt": "/billing/invoices/",
+    # The alerts: top up when the balance runs low or out; see the usage or a
+    # larger plan when the allowance runs out.
+    alert_notification(AlertKind.LOW_BALANCE): "/billing/top-up/",
+    alert_notification(AlertKind.DEPLETED): "/billing/top-up/",
+    alert_notification(AlertKind.ALLOWANCE_80): "/billing/usage/",
+    alert_notification(AlertKind.ALLOWANCE_95): "/billing/usage/",
+    alert_notification(AlertKind.ALLOWANCE_100): "/billing/plans/",
 }
 
 

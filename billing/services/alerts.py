@@ -114,8 +114,9 @@ def alerts_check(*, org_id: int, now: datetime | None = None) -> list[str]:
             state.save()
         for alert in due:
             # Rendered now, mailed by the seam after commit: a rollback sends nothing.
-            sent = notification_send(alert_notification(alert.kind), org=org, context={
-                "cooldown_hours": settings.ALERT_COOLDOWN_HOURS, **alert.context,
+            kind = alert_notification(alert.kind)
+            sent = notification_send(kind, org=org, context={
+                "cooldown_hours": settings.ALERT_COOLDOWN_HOURS, "link": LINKS[kind], **alert.context,
             })
             audit_record(org=org, action="billing.alert_sent", actor=ACTOR,
                          data={"alert": alert.kind, "recipients": len(sent.recipients) if sent else 0})

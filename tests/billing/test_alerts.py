@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import AlertKind, AlertState
+from inbox.models import InboxItem
 from orgs.models import AuditEvent, Role
 from tests.billing.helpers import C, grant, spend
 from tests.factories import MembershipFactory, UserFactory
@@ -67,6 +68,8 @@ def test_a_debit_that_crosses_the_low_line_mails_the_people_who_pay(
     assert "90 credits are left to spend, below the 100-credit alert line" in body
     assert "http://testserver/billing/top-up/" in body
     assert AuditEvent.objects.filter(org=org, action="billing.alert_sent", data__alert="low_balance").count() == 1
+    # In the app too, one click from the page that fixes it.
+    assert InboxItem.objects.get(user=owner, kind="alert_low_balance").link == "/billing/top-up/"
 
 
 def test_staying_low_sends_nothing_more_and_running_out_sends_the_empty_alert(
