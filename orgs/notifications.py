@@ -257,6 +257,11 @@ def _recipients(
         # People without an account have no inbox.
         return tuple(Recipient(email=email) for email in emails if email) if channel == "email" else ()
     if user is not None:
+        # One person named by the caller: still theirs to turn off, per channel.
+        if org is not None and spec.preferences and NotificationPreference.objects.filter(
+            org=org, user=user, kind=spec.name, channel=channel, enabled=False
+        ).exists():
+            return ()
         return (Recipient(email=user.email, user=user),) if user.email or channel != "email" else ()
     if org is None:
         raise TypeError("notification_send needs an org, a user or e-mail addresses to send to.")

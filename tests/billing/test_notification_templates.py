@@ -24,7 +24,8 @@ CONTEXT = {
     "available": "12.5", "line": "100", "cooldown_hours": 24, "what": "Pack 10k", "credits": "10,000",
     "amount": "$10.00", "purchased_at": NOW, "simulated": False, "link": "/billing/", "invited_by": "Ann",
     "accept_url": "http://testserver/x", "role": "Member", "allowance": None, "percent": 80,
-    "key_prefix": "3fA9xQ2b", "spend": "612.5", "baseline": "4.2", "multiple": 10,
+    "key_prefix": "3fA9xQ2b", "spend": "612.5", "baseline": "4.2", "multiple": 10, "limit": "10", "spent": "8",
+    "period": "2026-03",
 }
 
 
