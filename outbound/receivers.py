@@ -21,7 +21,6 @@ from usage.happenings import Happening
 from usage.units import credits_str
 
 
-
 def balance_events_when_crossing(change: BalanceChange) -> None:
     """Queue the balance events this write calls for, if any (most writes call for none)."""
     if change.crossed or change.granted or change.holds_expired:
