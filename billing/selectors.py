@@ -98,12 +98,12 @@ FEATURE_LABELS = {
 }
 FEATURE_DESCRIPTIONS = {
     "basic_workflows": "Run the small and medium actions most workflows are made of.",
-    "advanced_workflows": "Long, multi-step runs with holds, quotes and sub-agents.",
+    "advanced_workflows": "Longer, multi-step workflows and agent runs.",
     "api_access": "Call Tollgate from your own services with API keys.",
     "media_generation": "Record usage on the image, text-to-speech and video meters.",
     "team_members": "Invite a team, see each member's spend and cap it monthly.",
     "overage": "Work keeps going when credits run out; the excess is on the next invoice.",
-    "priority_processing": "Your work is processed ahead of the queue.",
+    "priority_processing": "Your platform runs your work ahead of the queue.",
 }
 LIMIT_RESOURCES = (org_entitlements.MEMBERS, org_entitlements.API_KEYS)
 
