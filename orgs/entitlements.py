@@ -96,8 +96,8 @@ class FeatureNotInPlan(PermissionDenied):
             current = PlanOffer(plan_code, plan_code)
         elif org_id is not None and _answers is not None:
             current = _answers.plan_of(org_id)
-        what = f"{meter} needs {label}" if meter else f"{label} is not included"
-        message = f"{what}, which your plan does not include."
+        message = f"{meter} needs {label}, which your plan does not include." if meter else (
+            f"{label} is not included in your plan.")
         if offer is not None:
             message += f" Upgrade to {offer.name} to use it."
         self.offer = offer

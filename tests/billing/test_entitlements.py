@@ -340,6 +340,18 @@ def test_staff_editing_a_plans_features_reaches_its_accounts_at_once(org, catalo
     assert recorded.event.credits_micros > 0
 
 
+def test_reloading_the_catalog_over_staff_edits_writes_the_features_down(org, catalog):
+    on_plan(org, "free")
+    Plan.objects.filter(code="free").update(features=["basic_workflows", "media_generation"])
+    services.plan_features_write_down(Plan.objects.get(code="free"))
+    assert "media_generation" in CreditAccount.objects.get(org=org).features
+
+    services.catalog_load(overwrite=True)  # sync_catalog --reset
+
+    assert Plan.objects.get(code="free").features == ["basic_workflows"]
+    assert CreditAccount.objects.get(org=org).features == ["basic_workflows"]
+
+
 def test_the_plan_admin_writes_edited_features_down(org, catalog, admin_client):
     on_plan(org, "free")
     plan = Plan.objects.get(code="free")
