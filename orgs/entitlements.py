@@ -25,7 +25,7 @@ PLANS_PATH = "/billing/plans/"
 # The counts a plan may cap.
 MEMBERS = "members"
 API_KEYS = "api_keys"
-RESOURCES = {MEMBERS: "members", API_KEYS: "API keys"}
+RESOURCES = {MEMBERS: ("member", "members"), API_KEYS: ("API key", "API keys")}
 
 
 @dataclass(frozen=True)
@@ -115,9 +115,9 @@ class PlanLimitReached(PermissionDenied):
     def __init__(self, *, org_id: int, resource: str, limit: int, count: int) -> None:
         current = _answers.plan_of(org_id) if _answers is not None else None
         offer = _answers.cheapest_allowing(resource, count + 1) if _answers is not None else None
-        noun = RESOURCES.get(resource, resource)
+        one, many = RESOURCES.get(resource, (resource, resource))
         plan_name = current.name if current is not None else "Your plan"
-        message = f"{plan_name} allows {limit} {noun} per organization, and this one has {count}."
+        message = f"{plan_name} allows {limit} {one if limit == 1 else many} per organization, and this one has {count}."
         if offer is not None:
             message += f" Upgrade to {offer.name} for more."
         self.offer = offer
