@@ -291,3 +291,41 @@ def test_the_service_refuses_bad_input_with_a_code(org, django_user_model, kwarg
 
     assert refused.value.code == code and refused.value.status == 400
     assert not Grant.objects.filter(account__org=org, source=GrantSource.PROMO).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_form_sent_twice_at_the_same_moment_grants_once(django_user_model):
+    import threading
+
+    from django.db import connection
+
+    from tests.factories import OrganizationFactory
+
+    org = OrganizationFactory()
+    staff = django_user_model.objects.create_superuser(email="staff@tollgate.test", password="x" * 12)
+    expires = timezone.now() + timedelta(days=7)
+    barrier, results = threading.Barrier(6), []
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            results.append(services.promo_credits_grant(org=org, credits_micros=100 * C, expires_at=expires,
+                                                        reason="Launch week", staff_user=staff,
+                                                        idempotency_key="same-form"))
+        except Exception as error:  # noqa: BLE001 - the test inspects it
+            results.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(results) == 6 and all(isinstance(r, LedgerEntry) for r in results), results
+    assert len({r.pk for r in results}) == 1
+    assert Grant.objects.filter(account__org=org, source=GrantSource.PROMO).count() == 1
+    assert balance(org) == 100 * C + sum(
+        g.remaining_micros for g in Grant.objects.filter(account__org=org).exclude(source=GrantSource.PROMO))
+    assert AuditEvent.objects.filter(org=org, action="billing.promo_granted").count() == 1
