@@ -11,6 +11,7 @@ from django.db import transaction
 
 from billing import gateway
 from billing.errors import StripeNotConfigured, UnknownItem
+from billing.money import format_money
 from billing.models import (
     CheckoutKind,
     CheckoutStart,
@@ -21,7 +22,6 @@ from billing.models import (
 )
 from billing.services import subscriptions
 from billing.services.checkout import billing_role_require
-from billing.money import format_money
 from billing.services.notices import purchase_receipt_send
 from billing.services.promotions import promotion_label
 from billing.services.state import lock_state, org_for_customer
@@ -117,7 +117,7 @@ def pack_fulfil(
     promotion_code: str = "",
 ) -> Purchase:
     """Grant a paid pack's credits, as many as the catalog says, once per checkout
-    session; `amounts` (the session's, after any promotion) is what was paid."""
+    session; `amounts` says what a promotion took off the catalog price."""
     return _purchase_fulfil(
         org=org, kind=PurchaseKind.PACK, pack=pack, credits_micros=pack.credits_micros, amount_cents=pack.amount_cents,
         currency=pack.currency, what=pack.name, checkout_session_id=checkout_session_id,
@@ -155,7 +155,7 @@ def checkout_session_paid(*, session: dict, actor: Actor = "stripe") -> Purchase
     A pack is granted only once the session says paid (or, with a promotion
     code that took the whole price off, that nothing was to pay); a delayed
     payment method (bank debit) completes unpaid and is granted on async
-    success. What was paid is the session's amounts, after any promotion. A
+    success. What was paid is our price less the session's discount. A
     plan's subscription is applied from Stripe's current subscription.
     """
     session_id = session["id"]
