@@ -18,6 +18,10 @@ therefore three statements:
    allocations, usage events and audit rows, updates the touched grants and
    member spend, and updates the account's cached columns.
 
+A write that counts against an API key's monthly limit reads the key's limit,
+spend and holds in one more statement under the lock (`key_budget`); such
+writes never take the one-statement debit, which knows nothing of keys.
+
 Foreign keys are DEFERRABLE INITIALLY DEFERRED (Django's default on
 PostgreSQL), so rows inserted by one statement may reference each other.
 """
