@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import OrgAPIKey
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
-from accounts.models import OrgAPIKey
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_refusals_announced
 from usage.services.writer import (
