@@ -58,7 +58,11 @@ class APIKeyBudgetForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["meters"].choices = [(code, f"{name} ({code})") for code, name in key_budgets.meter_choices()]
+        choices = [(code, f"{name} ({code})") for code, name in key_budgets.meter_choices()]
+        if choices:
+            self.fields["meters"].choices = choices
+        else:
+            del self.fields["meters"]  # no meter to name: the key records every meter
 
     def clean_monthly_limit(self) -> int | None:
         try:

@@ -146,7 +146,7 @@ def api_keys(request):
             try:
                 new_key, new_secret = services.api_key_create(
                     org=org, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user,
-                    monthly_limit_micros=form.cleaned_data["monthly_limit"], meters=form.cleaned_data["meters"],
+                    monthly_limit_micros=form.cleaned_data["monthly_limit"], meters=form.cleaned_data.get("meters", []),
                 )
             except TollgateError as error:
                 form.add_error(None, error.message)

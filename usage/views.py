@@ -42,7 +42,7 @@ def api_key_budget(request, prefix: str):
     try:
         key = services.api_key_budget_set(
             org=request.membership.org, prefix=prefix, monthly_limit_micros=form.cleaned_data["monthly_limit"],
-            meters=form.cleaned_data["meters"], actor=request.user,
+            meters=form.cleaned_data.get("meters", []), actor=request.user,
         )
     except NotFound:
         raise Http404("No such API key in this organization.") from None

@@ -359,6 +359,15 @@ def test_the_keys_page_creates_a_key_with_a_budget_and_changes_it(client, org, o
     assert key.monthly_limit_micros is None
 
 
+def test_the_keys_page_refuses_a_key_with_a_bad_limit_or_meter(client, org, owner):
+    client.force_login(owner)
+    page = client.post("/billing/api-keys/", {"name": "runner", "scopes": ["read"], "monthly_limit": "lots"})
+    assert "must be a number of credits" in page.content.decode()
+    page = client.post("/billing/api-keys/", {"name": "runner", "scopes": ["read"], "meters": ["nope"]})
+    assert "Select a valid choice" in page.content.decode()
+    assert not OrgAPIKey.objects.exists()
+
+
 def test_a_member_cannot_change_a_keys_budget(client, org, member):
     key, _ = limited_key(org)
     client.force_login(member)
