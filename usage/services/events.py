@@ -30,7 +30,7 @@ from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitRea
 from usage.models import CreditAccount, EntryKind, Hold, Meter, UsageEvent
 from usage.services import credits
 from usage.services.holds import hold_capture_locked, hold_lock
-from usage.services.pause import api_key_prefix_of, key_require_unpaused
+from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
 from usage.services.pricing import (
     MAX_BATCH,
@@ -138,7 +138,7 @@ def _record(
     lock is held for the decisions and one statement. `prepared` is what
     `prepare(org, inputs)` already returned, when the caller has it."""
     if prepared is None:
-        prepared = prepare(org, inputs)
+        prepared = prepare(org, inputs, actor=actor)
     _attribute(prepared, actor)
     now = timezone.now()
     price_all(prepared, _plan_hint(org.pk), now)
@@ -149,6 +149,8 @@ def _record(
         month=month_start(now),
     )
     account, loaded = writer.account, writer.loaded
+    if key_limited(actor):
+        writer.load_key(actor.prefix)  # its limit, as it is now, under the lock
     if any(p.plan != account.plan_code for p in prepared if p.error is None):
         _plan_hints.pop(org.pk, None)
         price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
@@ -196,7 +198,7 @@ def _record(
                     raise InsufficientCredits(
                         balance_micros=account.balance_micros - total, available_micros=available, required_micros=charge,
                     )
-                require_affordable(writer, charge, member_id, strict=False)  # the member's cap
+                require_affordable(writer, charge, member_id, strict=False)  # the member's cap, the key's limit
             except TollgateError as error:
                 item.error = error
                 if isinstance(error, SpendLimitReached):
@@ -318,11 +320,14 @@ def _record_one_in_database(org: Organization, p: Prepared, actor: Actor) -> Rec
 def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -> RecordedUsage:
     """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing.
 
-    Like credits_debit, outside a transaction the common case is one statement."""
+    Like credits_debit, outside a transaction the common case is one statement.
+    An API key carrying a monthly limit takes the Python writer instead: the
+    one-statement debit (usage_ledger_debit) knows members' caps but not keys'
+    limits, which the writer checks and counts (KeySpend) under the same lock."""
     key_require_unpaused(actor)
     prepared = None
-    if credits.SERVER_DEBIT:
-        prepared = prepare(org, [event])
+    if credits.SERVER_DEBIT and not key_limited(actor):
+        prepared = prepare(org, [event], actor=actor)
         if prepared[0].error is not None:
             raise prepared[0].error
         # A meter that needs a plan feature is decided by the Python writer,
@@ -367,7 +372,7 @@ def hold_capture_events(
     if not events or len(events) > MAX_BATCH:
         raise InvalidRequest(f"Send 1 to {MAX_BATCH} events.", code="invalid_request")
     key_require_unpaused(actor)
-    prepared = prepare(org, events)
+    prepared = prepare(org, events, actor=actor)
     _attribute(prepared, actor)
     for p in prepared:
         if p.error is not None:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import OrgAPIKey
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
-from usage.services.pause import key_require_unpaused
+from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.pricing import account_features, feature_require
 from usage.services.rates import current_card
 from usage.services.limits import limit_refusals_announced
@@ -50,7 +51,9 @@ def hold_create(
     actor: Actor = None,
 ) -> Hold:
     """Reserve credits before a run. Refused with 402 unless available covers it
-    and the member's monthly cap leaves room for it, or 402 usage_paused from a paused API key.
+    and the member's monthly cap and the API key's monthly limit leave room for
+    it, or 402 usage_paused from a paused API key. The hold remembers the key
+    that made it: while open it counts against that key's limit.
     `meters` names what the run will record: a meter that needs a feature the
     plan lacks refuses the hold (403 feature_not_in_plan), an unknown one is 400."""
     key_require_unpaused(actor)
@@ -78,13 +81,15 @@ def hold_create(
     member_id = member.pk if member is not None else None
     writer = Writer(account, now)
     writer.load(entries=0, member_ids=[member_id] if member_id else None, month=month_start(now))
+    if key_limited(actor):
+        writer.load_key(actor.prefix)
     writer.live_grants()
     # Holds are never covered by overage: a negative balance blocks new work until paid.
     require_affordable(writer, amount_micros, member_id, strict=True)
     hold = Hold.objects.create(
         account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
         idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
-        request_fingerprint=request_fingerprint,
+        request_fingerprint=request_fingerprint, api_key_prefix=api_key_prefix_of(actor),
     )
     account.held_micros += amount_micros
     writer.audit("hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
@@ -147,6 +152,8 @@ def hold_capture_locked(
     beyond = amount_micros - hold.amount_micros
     writer.load(entries=1 if amount_micros else 0, events=events,
                 member_ids=[member_id] if beyond > 0 and member_id is not None else None, month=month_start(writer.now))
+    if _key_counts(hold, actor):
+        writer.load_key(hold.api_key_prefix)
     if hold.status == HoldStatus.OPEN:
         writer.release(hold)
     if beyond > 0:
@@ -172,6 +179,18 @@ def hold_capture_locked(
     )
     writer.save()
     return hold, entry
+
+
+def _key_counts(hold: Hold, actor: Actor) -> bool:
+    """Whether a capture of `hold` may count against a key's monthly limit: the hold's
+    key, whoever captures it (it reserved from that key's limit, and its capture is
+    that key's spend). The key capturing its own hold tells without a query whether
+    it carries a limit."""
+    if hold.api_key_prefix is None:
+        return False
+    if isinstance(actor, OrgAPIKey) and actor.prefix == hold.api_key_prefix:
+        return key_limited(actor)
+    return True
 
 
 def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: datetime, *, action: str,

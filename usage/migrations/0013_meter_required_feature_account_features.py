@@ -17,7 +17,7 @@ def gate_meters(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('usage', '0011_paused_api_key_proxy'),
+        ('usage', '0012_key_spend_and_hold_key'),
     ]
 
     operations = [

@@ -26,8 +26,8 @@ def limits_and_features(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0004_alert_allowance_100'),
-        ('usage', '0012_meter_required_feature_account_features'),
+        ('billing', '0005_purchase_promotion_amounts'),
+        ('usage', '0013_meter_required_feature_account_features'),
     ]
 
     operations = [
