@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
+from accounts import selectors as account_selectors
 from billing import gateway
 from billing.models import (
     OPEN_ATTEMPT_STATUSES,
@@ -28,7 +29,6 @@ from billing.models import (
     Purchase,
     TopUpAttempt,
 )
-from accounts import selectors as account_selectors
 from billing_project.errors import InvalidRequest, NotFound
 from orgs import entitlements as org_entitlements
 from orgs import selectors as org_selectors
@@ -105,7 +105,6 @@ FEATURE_DESCRIPTIONS = {
     "overage": "Work keeps going when credits run out; the excess is on the next invoice.",
     "priority_processing": "Your platform runs your work ahead of the queue.",
 }
-LIMIT_RESOURCES = (org_entitlements.MEMBERS, org_entitlements.API_KEYS)
 
 
 def feature_label(feature: str) -> str:
@@ -500,7 +499,6 @@ def credits_overview(org_id: int) -> CreditsOverview:
 # --- the plans page ------------------------------------------------------------
 
 
-
 @dataclass(frozen=True)
 class FeatureLine:
     code: str
@@ -531,8 +529,8 @@ class PlanCard:
     current: bool
     action: str  # current, subscribe, upgrade, downgrade, switch, cancel, none
     features: list[str]
-    unlocks: list[FeatureLine] = ()  # each feature with what it unlocks
-    limits: list[str] = ()  # "Up to 3 members", "Unlimited API keys"
+    unlocks: tuple[FeatureLine, ...] = ()  # each feature with what it unlocks
+    limits: tuple[str, ...] = ()  # "Up to 3 members", "Unlimited API keys"
 
     @property
     def monthly_cents(self) -> int:
@@ -590,6 +588,6 @@ def plan_cards(*, state: BillingState, interval: str) -> list[PlanCard]:
         cards.append(PlanCard(
             plan=plan, price=price, current=is_current_plan and (same_interval or action == "subscribe"),
             action=action, features=[feature_label(f) for f in plan.features],
-            unlocks=feature_lines(plan.features or []), limits=limit_lines(plan),
+            unlocks=tuple(feature_lines(plan.features or [])), limits=tuple(limit_lines(plan)),
         ))
     return cards

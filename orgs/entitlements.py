@@ -88,14 +88,11 @@ class FeatureNotInPlan(PermissionDenied):
 
     code = "feature_not_in_plan"
 
-    def __init__(self, *, feature: str, org_id: int | None = None, plan_code: str = "", meter: str = "") -> None:
+    def __init__(self, *, feature: str, plan_code: str, meter: str = "") -> None:
         label = _answers.feature_label(feature) if _answers is not None else feature
         offer = _answers.cheapest_with_feature(feature) if _answers is not None else None
-        current = None
-        if plan_code:
-            current = PlanOffer(plan_code, plan_code)
-        elif org_id is not None and _answers is not None:
-            current = _answers.plan_of(org_id)
+        # The plan the caller decided on (the ledger's locked row, billing's state), by code.
+        current = PlanOffer(plan_code, plan_code) if plan_code else None
         message = f"{meter} needs {label}, which your plan does not include." if meter else (
             f"{label} is not included in your plan.")
         if offer is not None:

@@ -274,6 +274,9 @@ def invitation_get(*, token: str) -> Invitation:
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     invitation = invitation_get(token=token)
+    # The org row first, as invitation_create takes it before it touches
+    # invitations: members are counted under it, and the two never wait on each other.
+    _locked_org(invitation.org)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at or invitation.revoked_at:  # lost a race with another accept
         raise NotFound("This invitation link is no longer valid. Ask for a new one.", code="invitation_invalid")
@@ -285,7 +288,6 @@ def invitation_accept(*, token: str, user: User) -> Membership:
     if not Membership.objects.filter(org=invitation.org, user=user).exists():
         # The seat was counted when the invitation was sent; a plan lowered
         # since then lets invitations in while members fit under its cap.
-        _locked_org(invitation.org)
         entitlements.limit_require(
             org_id=invitation.org_id, resource=entitlements.MEMBERS, count=selectors.members_count(invitation.org_id),
         )

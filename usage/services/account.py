@@ -32,7 +32,7 @@ def account_set_plan(
     plan or the new one, never on a mix."""
     account = lock_account(org.pk)
     old_features = CreditAccount.objects.filter(pk=account.pk).values_list("features", flat=True).first() or []
-    new_features = old_features if features is None else sorted(set(features))
+    new_features = sorted(old_features) if features is None else sorted(set(features))
     if (account.plan_code, account.overage_allowed, sorted(old_features)) != (plan_code, overage_allowed, new_features):
         old = account.plan_code
         account.plan_code = plan_code
