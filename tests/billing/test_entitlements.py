@@ -3,9 +3,11 @@ the member and API key caps plans carry (where people meet them: inviting,
 joining, making a key), downgrades taking effect at once for new work, and the
 Plans page saying what each feature unlocks."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -18,11 +20,12 @@ from billing import selectors, services
 from billing.models import BillingState, BillingStatus, Plan
 from billing.services.plans import plan_apply
 from orgs import services as org_services
-from orgs.entitlements import PlanLimitReached
+from orgs.entitlements import FeatureNotInPlan, PlanLimitReached
 from orgs.models import Invitation, Membership
+from tests.billing.helpers import invoice_for, subscription_for
 from tests.factories import MembershipFactory, UserFactory, api_key_for
 from usage import services as usage_services
-from usage.models import CreditAccount, GrantSource
+from usage.models import CreditAccount, GrantSource, UsageEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -317,6 +320,33 @@ def test_the_create_api_key_command_says_why(org, catalog):
 
 
 # --- features written down to the ledger --------------------------------------------------
+
+
+def test_when_grace_ends_the_downgrade_to_free_refuses_gated_usage_and_more_keys_at_once(
+        webhooks, fake_stripe, org, owner):
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        sub = subscription_for(fake_stripe, org, "pro")
+        webhooks.send("customer.subscription.created", sub)
+        webhooks.send("invoice.paid", invoice_for(fake_stripe, sub))
+        image = usage_services.UsageInput(idempotency_key="before", meter="image.generated", model="gpt-image-1",
+                                          quantity=Decimal(1))
+        kept = usage_services.usage_record(org=org, event=image).event
+        keys = [account_services.api_key_create(org=org, name=f"k{i}", actor=owner)[0] for i in range(3)]
+        sub["status"] = "past_due"
+        webhooks.send("invoice.payment_failed", invoice_for(fake_stripe, sub, status="open"))
+
+        clock.move_to(BillingState.objects.get(org=org).grace_ends_at + timedelta(minutes=1))
+        assert services.grace_periods_end() == 1
+
+    assert CreditAccount.objects.get(org=org).features == ["basic_workflows"]
+    with pytest.raises(FeatureNotInPlan):
+        usage_services.usage_record(org=org, event=usage_services.UsageInput(
+            idempotency_key="after", meter="image.generated", model="gpt-image-1", quantity=Decimal(1)))
+    with pytest.raises(PlanLimitReached):
+        account_services.api_key_create(org=org, name="more", actor=owner)
+    # What was there before stays: the event, the three keys.
+    assert UsageEvent.objects.filter(account__org=org).get().pk == kept.pk
+    assert OrgAPIKey.objects.filter(pk__in=[k.pk for k in keys], revoked=False).count() == 3
 
 
 def test_a_plan_change_writes_its_features_down_to_the_account(org, catalog):
