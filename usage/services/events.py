@@ -32,7 +32,16 @@ from usage.services import credits
 from usage.services.holds import hold_capture_locked, hold_lock
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
-from usage.services.pricing import MAX_BATCH, Prepared, UsageInput, prepare, price_all, price_event
+from usage.services.pricing import (
+    MAX_BATCH,
+    Prepared,
+    UsageInput,
+    features_check_all,
+    meter_gated,
+    prepare,
+    price_all,
+    price_event,
+)
 from usage.services.writer import Writer, month_start, require_affordable
 from usage.units import credits_str
 from usage.wording import usage_phrase
@@ -145,6 +154,10 @@ def _record(
     if any(p.plan != account.plan_code for p in prepared if p.error is None):
         _plan_hints.pop(org.pk, None)
         price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
+    # The plan's features, like its prices, are decided on the locked row: a
+    # downgrade refuses a gated meter from the moment it commits. A replay
+    # answers what was recorded, whatever the plan is now.
+    features_check_all([p for p in prepared if p.input.idempotency_key not in loaded.existing_events], account)
     writer.live_grants()
     strict = not account.overage_allowed
     results: list[BatchItem] = []
@@ -317,7 +330,10 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
         prepared = prepare(org, [event], actor=actor)
         if prepared[0].error is not None:
             raise prepared[0].error
-        recorded = _record_one_in_database(org, prepared[0], actor)
+        # A meter that needs a plan feature is decided by the Python writer,
+        # which checks the account's features under its lock; the one-statement
+        # debit knows prices and plans, not features.
+        recorded = None if meter_gated(event.meter) else _record_one_in_database(org, prepared[0], actor)
         if recorded is not None:
             return recorded
     with transaction.atomic():
@@ -364,6 +380,8 @@ def hold_capture_events(
     account, hold = hold_lock(org, hold_id)
     now = timezone.now()
     price_all(prepared, account.plan_code, now)
+    if hold.status != "captured":  # capturing again answers the first capture, whatever the plan is now
+        features_check_all(prepared, account)
     for p in prepared:
         if p.error is not None:
             raise p.error
