@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -43,6 +45,9 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
 PATH = "/mcp"
+# Longer than any tool takes; a request still unanswered then is a bug, not a wait.
+EXCHANGE_TIMEOUT = 120.0
+logger = logging.getLogger(__name__)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 T = TypeVar("T")
 
@@ -191,6 +196,11 @@ def serve(environ: dict, start_response) -> Iterable[bytes]:
             throttle_hit(check)
         except TollgateError as error:
             return _refuse(error, start_response, [("Retry-After", str(error.details.get("retry_after", 1)))])
+        if environ["REQUEST_METHOD"] == "GET":
+            # No server-initiated messages here (stateless): the spec's answer to
+            # the standalone SSE stream is 405, and a held-open stream would tie
+            # up a gunicorn thread for nothing.
+            return _json(405, b"", start_response, [("Allow", "POST, DELETE")])
         status, headers, body = _exchange(environ, _read_body(environ), check)
         start_response(status, headers + [("X-Request-Id", ctx.request_id)])
         return [body]
@@ -230,10 +240,23 @@ def _exchange(environ: dict, body: bytes, check: ApiKeyCheck) -> tuple[str, list
         finally:
             inbox.put((_DONE, None, None))
 
-    asyncio.run_coroutine_threadsafe(asgi(), shared.loop)
+    done = asyncio.run_coroutine_threadsafe(asgi(), shared.loop)
+    deadline = time.monotonic() + EXCHANGE_TIMEOUT
     while True:
-        kind, fn, future = inbox.get()
+        try:
+            kind, fn, future = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            done.cancel()
+            logger.error("MCP request took over %s s; answered 504", EXCHANGE_TIMEOUT)
+            return "504 Gateway Timeout", [("Content-Type", "application/json")], json.dumps({"error": {
+                "type": "server_error", "code": "timeout", "message": "The MCP server did not answer in time."}}).encode()
         if kind == _DONE:
+            try:
+                error = done.exception(timeout=5)  # the coroutine is past its last await
+            except Exception:  # noqa: BLE001  cancelled or still running: nothing more to learn
+                error = None
+            if error is not None:
+                logger.error("MCP request failed", exc_info=error)
             break
         try:
             result = fn()

@@ -227,3 +227,19 @@ def test_the_rest_of_the_site_is_still_django(mcp_server, funded, full_key):
     assert response.status_code == 200
     assert Decimal(response.json()["balance"]) == 1500
     assert httpx2.get(f"{mcp_server}/mcp/other").status_code == 404
+
+
+def test_a_handshake_era_client_is_served_too(mcp_server, funded, full_key):
+    """A client on the initialize handshake (protocol versions before 2026-07-28, as
+    most desktop clients speak today) over the same stateless endpoint; its
+    standalone GET stream is answered 405, as the spec allows."""
+    async def session():
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {full_key}"}, timeout=30)
+        async with http, Client(streamable_http_client(f"{mcp_server}/mcp", http_client=http), mode="legacy") as client:
+            return client.session.protocol_version, await client.call_tool("billing_balance", {})
+
+    version, balance = run(session())
+    assert version < "2026-07-28"
+    assert balance.structured_content["balance"] == "1500"
+    get = httpx2.get(f"{mcp_server}/mcp", headers={"Authorization": f"Bearer {full_key}", "Accept": "text/event-stream"})
+    assert get.status_code == 405
