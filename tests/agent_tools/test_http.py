@@ -152,9 +152,13 @@ def test_bad_input_is_invalid_request_and_records_nothing(mcp_server, funded, fu
         return (await client.call_tool("billing_record_usage", {"idempotency_key": "y", "meter": "nope", "quantity": 1}),
                 await client.call_tool("billing_reserve", {"idempotency_key": "z", "credits": "1.0000001"}),
                 await client.call_tool("billing_history", {"cursor": "not-ours"}),
-                await client.call_tool("billing_capture", {"hold_id": 999999, "credits": "1"}))
+                await client.call_tool("billing_capture", {"hold_id": 999999, "credits": "1"}),
+                await client.call_tool("billing_history", {"kind": "nope"}),
+                await client.call_tool("billing_nope", {}))
 
-    meter, amount, cursor, hold = run(calls(mcp_server, full_key, steps))
+    meter, amount, cursor, hold, kind, tool = run(calls(mcp_server, full_key, steps))
+    assert kind.structured_content["error"]["code"] == "invalid_kind"
+    assert tool.is_error
     assert meter.structured_content["error"]["code"] == "unknown_meter"
     assert amount.structured_content["error"]["code"] == "invalid_request"
     assert "credits" in amount.structured_content["error"]["fields"]
@@ -243,3 +247,19 @@ def test_a_handshake_era_client_is_served_too(mcp_server, funded, full_key):
     assert balance.structured_content["balance"] == "1500"
     get = httpx2.get(f"{mcp_server}/mcp", headers={"Authorization": f"Bearer {full_key}", "Accept": "text/event-stream"})
     assert get.status_code == 405
+
+
+def test_a_hold_is_captured_with_the_runs_usage_events(mcp_server, funded, full_key):
+    async def steps(client):
+        hold = await client.call_tool("billing_reserve", {"idempotency_key": "run-9", "credits": "10",
+                                                          "workflow_run_id": "run-9"})
+        return await client.call_tool("billing_capture", {"hold_id": hold.structured_content["id"], "events": [
+            {**EVENT, "idempotency_key": "run-9:a", "workflow_run_id": "run-9"},
+            {**EVENT, "idempotency_key": "run-9:b", "workflow_run_id": "run-9"}]})
+
+    capture = run(calls(mcp_server, full_key, steps))
+    assert not capture.is_error, capture.content
+    assert capture.structured_content["hold"]["captured"] == "10"
+    assert [e["idempotency_key"] for e in capture.structured_content["events"]] == ["run-9:a", "run-9:b"]
+    assert capture.structured_content["balance_after"] == "1490"
+    assert UsageEvent.objects.filter(account__org=funded, hold__isnull=False).count() == 2
