@@ -54,6 +54,12 @@ T = TypeVar("T")
 _WORK, _DONE = "work", "done"
 
 
+class MethodNotAllowed(TollgateError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "POST JSON-RPC messages to /mcp; this server opens no stream on GET."
+
+
 class _RequestCaller:
     """The `Caller` of one HTTP request: Django work runs back in the request's thread."""
 
@@ -164,7 +170,12 @@ def _content_length(environ: dict) -> int:
 
 def _read_body(environ: dict) -> bytes:
     length = _content_length(environ)
-    return environ["wsgi.input"].read(length) if length > 0 else b""
+    if length > 0:
+        return environ["wsgi.input"].read(length)
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        # gunicorn decodes a chunked body; the SDK refuses one over its limit with 413.
+        return environ["wsgi.input"].read((settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 4 * 1024 * 1024) + 1)
+    return b""
 
 
 def serve(environ: dict, start_response) -> Iterable[bytes]:
@@ -200,7 +211,7 @@ def serve(environ: dict, start_response) -> Iterable[bytes]:
             # No server-initiated messages here (stateless): the spec's answer to
             # the standalone SSE stream is 405, and a held-open stream would tie
             # up a gunicorn thread for nothing.
-            return _json(405, b"", start_response, [("Allow", "POST, DELETE")])
+            return _refuse(MethodNotAllowed(), start_response, [("Allow", "POST, DELETE")])
         status, headers, body = _exchange(environ, _read_body(environ), check)
         start_response(status, headers + [("X-Request-Id", ctx.request_id)])
         return [body]

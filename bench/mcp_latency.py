@@ -142,10 +142,10 @@ def main() -> None:
             ("billing_record_usage", "POST /api/v1/usage/events", "event")]
     for tool, endpoint, case in rows:
         rest, sdk, raw = merged[f"rest_{case}"], merged[f"mcp_{case}"], merged[f"raw_{case}"]
-        print(f"{endpoint:<34} p50 {rest['p50']:6.2f} ms   p99 {rest['p99']:6.2f} ms")
-        print(f"  {tool + ' (MCP, SDK client)':<32} p50 {sdk['p50']:6.2f} ms   p99 {sdk['p99']:6.2f} ms   "
+        print(f"{endpoint:<42} p50 {rest['p50']:6.2f} ms   p99 {rest['p99']:6.2f} ms")
+        print(f"  {tool + ' (MCP, SDK client)':<40} p50 {sdk['p50']:6.2f} ms   p99 {sdk['p99']:6.2f} ms   "
               f"p50 {sdk['p50'] / rest['p50']:.2f}x REST")
-        print(f"  {tool + ' (MCP, raw POST)':<32} p50 {raw['p50']:6.2f} ms   p99 {raw['p99']:6.2f} ms   "
+        print(f"  {tool + ' (MCP, raw POST)':<40} p50 {raw['p50']:6.2f} ms   p99 {raw['p99']:6.2f} ms   "
               f"p50 {raw['p50'] / rest['p50']:.2f}x REST", flush=True)
 
 

@@ -247,6 +247,7 @@ def test_a_handshake_era_client_is_served_too(mcp_server, funded, full_key):
     assert balance.structured_content["balance"] == "1500"
     get = httpx2.get(f"{mcp_server}/mcp", headers={"Authorization": f"Bearer {full_key}", "Accept": "text/event-stream"})
     assert get.status_code == 405
+    assert get.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_a_hold_is_captured_with_the_runs_usage_events(mcp_server, funded, full_key):
