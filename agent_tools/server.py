@@ -116,12 +116,12 @@ def call_tool_sync(caller: Caller, name: str, arguments: dict[str, Any]) -> type
         caller.throttle(check)
         if not check.key.has_scope(spec.scope):
             raise PermissionDenied(f"This API key lacks the `{spec.scope}` scope.")
-        data, text = spec.fn(check, arguments)
+        result = spec.fn(check, arguments)
     except Exception as exc:  # noqa: BLE001  every refusal becomes a tool error; a bug is logged
         return _refusal(exc)
     finally:
         request_context.reset(token)
-    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=data)
+    return types.CallToolResult(content=[types.TextContent(text=result.text)], structured_content=result.data)
 
 
 async def _list_tools(ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:

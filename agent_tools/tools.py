@@ -2,7 +2,7 @@
 
 Each tool parses its arguments with the serializer the REST view uses, calls
 the same service or selector, and renders the same shape, so an answer over
-MCP matches the API's. A tool returns `(structured content, text)`: the
+MCP matches the API's. A tool returns a `Result`: the
 structured content is what its output schema describes, the text a line a
 person can read. Refusals are the services' TollgateErrors; the server turns
 them into tool errors carrying the API's envelope (agent_tools.server).
@@ -30,10 +30,18 @@ from billing import selectors as billing_selectors
 from billing.money import credits_value, currency, format_money
 from billing_project.errors import InvalidRequest
 from orgs.models import Membership
-from usage import parsers, selectors, serializers, services
+from usage import parsers as usage_parsers
+from usage import selectors as usage_selectors
+from usage import serializers as usage_serializers
+from usage import services as usage_services
 from usage.units import MICROS_PER_CREDIT, credits_str
 
-Result = tuple[dict[str, Any], str]
+@dataclass(frozen=True)
+class Result:
+    """What a tool answers: the structured content its output schema describes, and a line for people."""
+
+    data: dict[str, Any]
+    text: str
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,8 @@ def _member(check: ApiKeyCheck, email: str | None):
 
 
 def billing_balance(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
-    summary = selectors.balance_summary(check.org.pk)
-    data = serializers.balance_data(summary)
+    summary = usage_selectors.balance_summary(check.org.pk)
+    data = usage_serializers.balance_data(summary)
     data["money"] = {"currency": currency().lower(),
                      "balance": str(credits_value(summary.balance_micros)),
                      "available": str(credits_value(summary.available_micros))}
@@ -94,38 +102,38 @@ def billing_balance(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     if summary.debt_micros:
         text += f"; {credits_words(summary.debt_micros)} owed"
     text += f". Plan: {summary.plan_code}, status {summary.status}."
-    return data, text
+    return Result(data, text)
 
 
 def billing_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
-    q = _parse(serializers.UsageSummaryQuerySerializer, args)
-    rows = selectors.usage_series(check.org, period=q["period"], group_by=q["group_by"], since=q["since"], until=q["until"])
+    q = _parse(usage_serializers.UsageSummaryQuerySerializer, args)
+    rows = usage_selectors.usage_series(check.org, period=q["period"], group_by=q["group_by"], since=q["since"], until=q["until"])
     total = sum(row.credits_micros for row in rows)
     data = {
         "period": q["period"], "group_by": q["group_by"],
         "since": q["since"].isoformat().replace("+00:00", "Z"), "until": q["until"].isoformat().replace("+00:00", "Z"),
-        "rows": serializers.UsageRowSerializer(rows, many=True).data,
+        "rows": usage_serializers.UsageRowSerializer(rows, many=True).data,
         "total_credits": credits_str(total),
     }
     keys = {row.key for row in rows}
     text = (f"Usage {q['since']:%Y-%m-%d} to {q['until']:%Y-%m-%d}: {credits_words(total)} credits "
             f"({money_words(total)}) over {sum(r.events for r in rows):,} events, "
             f"{len(keys)} {q['group_by'].replace('_', ' ')}{'' if len(keys) == 1 else 's'}, by {q['period']}.")
-    return data, text
+    return Result(data, text)
 
 
 def billing_estimate(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
-    data = _parse(serializers.EstimateRequestSerializer, args)
-    estimate = selectors.estimate(
-        plan_code=selectors.account_for(check.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
+    data = _parse(usage_serializers.EstimateRequestSerializer, args)
+    estimate = usage_selectors.estimate(
+        plan_code=usage_selectors.account_for(check.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
         billing_mode=data["billing_mode"],
     )
-    out = serializers.estimate_data(estimate)
+    out = usage_serializers.estimate_data(estimate)
     what = f"A {estimate.workflow}" if estimate.workflow else "This usage"
     low, high = estimate.low_micros, estimate.high_micros
     amount = (f"{credits_words(low)} credits ({money_words(low)})" if low == high else
               f"{credits_words(low)} to {credits_words(high)} credits ({money_words(low)} to {money_words(high)})")
-    return out, f"{what} would cost {amount}."
+    return Result(out, f"{what} would cost {amount}.")
 
 
 HISTORY_RUNS = 10
@@ -149,17 +157,17 @@ def billing_history(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     if not isinstance(kind, str):
         raise drf.ValidationError({"kind": ["A ledger entry kind."]})
     if kind:
-        selectors.ledger_entries(account_id=None, kind=kind)  # GET /ledger's refusal of an unknown kind (lazy: no query)
-    filters = selectors.HistoryFilters(kind=kind, since=days["since"], until=days["until"])
+        usage_selectors.ledger_entries(account_id=None, kind=kind)  # GET /ledger's refusal of an unknown kind (lazy: no query)
+    filters = usage_selectors.HistoryFilters(kind=kind, since=days["since"], until=days["until"])
     cursor = args.get("cursor")
-    if cursor is not None and (not isinstance(cursor, str) or selectors.cursor_parse(cursor) is None):
+    if cursor is not None and (not isinstance(cursor, str) or usage_selectors.cursor_parse(cursor) is None):
         raise drf.ValidationError({"cursor": ["Not a cursor this tool gave: pass `next_cursor`."]})
-    account = selectors.account_for(check.org.pk)
-    page = selectors.ledger_page(account_id=account.pk, filters=filters, older_than=cursor, size=limit) \
-        if account.pk else selectors.HistoryPage([], None, None)
-    runs = selectors.workflow_run_costs(account_id=account.pk, limit=HISTORY_RUNS)
+    account = usage_selectors.account_for(check.org.pk)
+    page = usage_selectors.ledger_page(account_id=account.pk, filters=filters, older_than=cursor, size=limit) \
+        if account.pk else usage_selectors.HistoryPage([], None, None)
+    runs = usage_selectors.workflow_run_costs(account_id=account.pk, limit=HISTORY_RUNS)
     data = {
-        "entries": serializers.LedgerEntrySerializer(page.entries, many=True).data,
+        "entries": usage_serializers.LedgerEntrySerializer(page.entries, many=True).data,
         "next_cursor": page.older,
         "workflow_runs": [
             {"run_id": run.run_id, "credits": credits_str(run.credits_micros), "events": run.events,
@@ -176,7 +184,7 @@ def billing_history(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
         top = runs.runs[0]
         lines.append(f"{runs.run_count} workflow runs in the last 30 days; the costliest, {top.run_id}, "
                      f"cost {credits_words(top.credits_micros)} credits over {top.events} events.")
-    return data, "\n".join(lines)
+    return Result(data, "\n".join(lines))
 
 
 def _when(value) -> str | None:
@@ -190,7 +198,7 @@ def billing_packages(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
         f"{p.name} ({p.code}): {credits_words(p.credits_micros)} credits for "
         f"{format_money(p.amount_cents, minor_units=True, currency_code=p.currency)}" for p in packs
     ) or "none on sale.")
-    return data, text
+    return Result(data, text)
 
 
 def entitlements_for(check: ApiKeyCheck) -> dict[str, Any]:
@@ -218,23 +226,23 @@ def billing_entitlements(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     text = f"Plan: {data['plan_name']} ({data['status']}). Includes: {labels}."
     if data["allowance"] is not None:
         text += f" Allowance: {credits_words(int(Decimal(data['allowance']) * MICROS_PER_CREDIT))} credits per period."
-    return data, text
+    return Result(data, text)
 
 
 # --- writes (usage:write) ------------------------------------------------------------
 
 
 def billing_reserve(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
-    data = _parse(serializers.HoldCreateSerializer, args)
-    hold = services.hold_create(
+    data = _parse(usage_serializers.HoldCreateSerializer, args)
+    hold = usage_services.hold_create(
         org=check.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
         member=_member(check, data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
         workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-        request_fingerprint=parsers.request_fingerprint(args), actor=check.key,
+        request_fingerprint=usage_parsers.request_fingerprint(args), actor=check.key,
     )
-    out = serializers.HoldSerializer(hold).data
-    return out, (f"Reserved {credits_words(hold.amount_micros)} credits (hold {hold.pk}) until "
-                 f"{hold.expires_at:%Y-%m-%d %H:%M} UTC. Capture what the run used, or release it.")
+    out = usage_serializers.HoldSerializer(hold).data
+    return Result(out, f"Reserved {credits_words(hold.amount_micros)} credits (hold {hold.pk}) until "
+                       f"{hold.expires_at:%Y-%m-%d %H:%M} UTC. Capture what the run used, or release it.")
 
 
 def _hold_id(args: dict[str, Any]) -> int:
@@ -246,19 +254,19 @@ def _hold_id(args: dict[str, Any]) -> int:
 
 def billing_capture(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     hold_id = _hold_id(args)
-    data = _parse(serializers.HoldCaptureSerializer, {k: v for k, v in args.items() if k != "hold_id"})
+    data = _parse(usage_serializers.HoldCaptureSerializer, {k: v for k, v in args.items() if k != "hold_id"})
     if "events" in data:
-        hold, events = services.hold_capture_events(org=check.org, hold_id=hold_id, events=data["events"], actor=check.key)
+        hold, events = usage_services.hold_capture_events(org=check.org, hold_id=hold_id, events=data["events"], actor=check.key)
     else:
-        hold, _entry = services.hold_capture(org=check.org, hold_id=hold_id, amount_micros=data["credits"], actor=check.key)
+        hold, _entry = usage_services.hold_capture(org=check.org, hold_id=hold_id, amount_micros=data["credits"], actor=check.key)
         events = list(hold.usage_events.select_related("meter", "member"))
-    account = selectors.account_for(check.org.pk)
-    out = {"hold": serializers.HoldSerializer(hold).data, "events": [serializers.event_data(e) for e in events],
+    account = usage_selectors.account_for(check.org.pk)
+    out = {"hold": usage_serializers.HoldSerializer(hold).data, "events": [usage_serializers.event_data(e) for e in events],
            "balance_after": credits_str(account.balance_micros)}
     captured = hold.captured_micros or 0
-    return out, (f"Captured {credits_words(captured)} of {credits_words(hold.amount_micros)} reserved credits "
-                 f"(hold {hold.pk}). Balance: {credits_words(account.balance_micros)} credits "
-                 f"({money_words(account.balance_micros)}).")
+    return Result(out, f"Captured {credits_words(captured)} of {credits_words(hold.amount_micros)} reserved credits "
+                       f"(hold {hold.pk}). Balance: {credits_words(account.balance_micros)} credits "
+                       f"({money_words(account.balance_micros)}).")
 
 
 def billing_release(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
@@ -266,21 +274,21 @@ def billing_release(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     unknown = set(args) - {"hold_id"}
     if unknown:
         raise drf.ValidationError({name: ["Unknown argument."] for name in sorted(unknown)})
-    hold = services.hold_release(org=check.org, hold_id=hold_id, actor=check.key)
-    return serializers.HoldSerializer(hold).data, f"Hold {hold.pk} is {hold.status}: nothing was charged for it."
+    hold = usage_services.hold_release(org=check.org, hold_id=hold_id, actor=check.key)
+    return Result(usage_serializers.HoldSerializer(hold).data, f"Hold {hold.pk} is {hold.status}: nothing was charged for it.")
 
 
 def billing_record_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
-    event = _parse(serializers.UsageEventSerializer, args)
-    recorded = services.usage_record(org=check.org, event=event, actor=check.key)
+    event = _parse(usage_serializers.UsageEventSerializer, args)
+    recorded = usage_services.usage_record(org=check.org, event=event, actor=check.key)
     e = recorded.event
-    out = serializers.event_data(e)
+    out = usage_serializers.event_data(e)
     text = (f"Recorded {format(e.quantity.normalize(), ',f')} {e.meter.code}"
             f"{' (' + e.model + ')' if e.model else ''}: {credits_words(e.credits_micros)} credits. "
             f"Balance: {credits_words(e.balance_after_micros)} credits ({money_words(e.balance_after_micros)}).")
     if recorded.replayed:
         text = "Already recorded (same idempotency key): " + text
-    return out, text
+    return Result(out, text)
 
 
 TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
