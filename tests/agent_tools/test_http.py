@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
@@ -264,3 +265,19 @@ def test_a_hold_is_captured_with_the_runs_usage_events(mcp_server, funded, full_
     assert [e["idempotency_key"] for e in capture.structured_content["events"]] == ["run-9:a", "run-9:b"]
     assert capture.structured_content["balance_after"] == "1490"
     assert UsageEvent.objects.filter(account__org=funded, hold__isnull=False).count() == 2
+
+
+def test_concurrent_calls_each_run_once_in_their_own_request(mcp_server, funded, full_key):
+    """Ten calls at once: each request's Django work runs in its own server thread
+    (handed back from the SDK's event loop) and every event is debited once."""
+    import asyncio
+
+    async def steps(client):
+        return await asyncio.gather(*[
+            client.call_tool("billing_record_usage", {**EVENT, "idempotency_key": f"c-{i}"}) for i in range(10)])
+
+    results = run(calls(mcp_server, full_key, steps))
+    assert [r.is_error for r in results] == [False] * 10
+    assert sorted(r.structured_content["idempotency_key"] for r in results) == sorted(f"c-{i}" for i in range(10))
+    assert UsageEvent.objects.filter(account__org=funded).count() == 10
+    assert selectors.account_for(funded.pk).balance_micros == 1450 * C
