@@ -211,7 +211,7 @@ def serve(environ: dict, start_response) -> Iterable[bytes]:
             # No server-initiated messages here (stateless): the spec's answer to
             # the standalone SSE stream is 405, and a held-open stream would tie
             # up a gunicorn thread for nothing.
-            return _refuse(MethodNotAllowed(), start_response, [("Allow", "POST, DELETE")])
+            return _refuse(MethodNotAllowed(), start_response, [("Allow", "POST")])
         status, headers, body = _exchange(environ, _read_body(environ), check)
         start_response(status, headers + [("X-Request-Id", ctx.request_id)])
         return [body]
