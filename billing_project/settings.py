@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "billing",
     "usage",
     "outbound",
+    "agent_tools",  # MCP server (docs/mcp.md)
     "billing_project",  # management commands and service-wide tasks
 ]
 

@@ -1,5 +1,6 @@
 """Run the whole service on one machine: migrate, seed the demo, then web
-(gunicorn), a Celery worker and Celery beat as child processes.
+(gunicorn, which also serves the MCP endpoint /mcp: billing_project.wsgi), a
+Celery worker and Celery beat as child processes.
 
 It is what `bin/run` calls. Ctrl-C (or SIGTERM) stops all three; if one of
 them dies the others are stopped too, so a broken start never looks healthy.
@@ -71,6 +72,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Tollgate is starting on {served_url(host=host, port=port)}  "
             f"(web pid {procs['web'].pid}, worker pid {procs['worker'].pid}, beat pid {procs['beat'].pid}). "
+            f"MCP for agents: {served_url(host=host, port=port)}/mcp (docs/mcp.md). "
             "Ctrl-C stops everything."
         ))
 

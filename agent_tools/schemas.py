@@ -1,0 +1,141 @@
+"""JSON Schemas of the tools' inputs and outputs (what tools/list shows).
+
+Amounts are decimal strings, as on the REST API, so no client rounds them
+through a float. The shapes are the REST answers' (docs/api.md); the SDK's
+client validates each result against its output schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CREDITS = {"type": "string", "description": "Credits as a decimal string, e.g. \"2.5\"."}
+CREDITS_IN = {"type": ["string", "number"], "description": "Credits as a decimal string (at most 6 decimal places), e.g. \"50\"."}
+QUANTITY_IN = {"type": ["string", "number"], "description": "Units of the meter, a decimal string or number."}
+STR = {"type": "string"}
+NSTR = {"type": ["string", "null"]}
+INT = {"type": "integer"}
+NINT = {"type": ["integer", "null"]}
+BOOL = {"type": "boolean"}
+WHEN = {"type": "string", "description": "ISO 8601 date and time (UTC)."}
+NWHEN = {"type": ["string", "null"], "description": "ISO 8601 date and time (UTC), or null."}
+
+
+def obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, **extra}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def array(items: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "array", "items": items, **extra}
+
+
+EMPTY_INPUT = obj({}, additionalProperties=False)
+
+GRANT = obj({"id": INT, "source": STR, "remaining": CREDITS, "expires_at": NWHEN})
+BALANCE = obj({
+    "balance": CREDITS, "available": CREDITS, "held": CREDITS, "debt": CREDITS,
+    "status": {"type": "string", "enum": ["ok", "low", "depleted"]}, "plan": STR, "overage_allowed": BOOL,
+    "grants": array(GRANT),
+    "money": obj({"currency": STR, "balance": STR, "available": STR},
+                 description="What the balance and the available credits are worth at the list price."),
+}, ["balance", "available", "held", "debt", "status", "plan", "overage_allowed", "grants"])
+
+USAGE_INPUT = obj({
+    "period": {"type": "string", "enum": ["day", "week", "month"], "default": "day"},
+    "group_by": {"type": "string", "enum": ["meter", "model", "member", "workflow_run"], "default": "meter"},
+    "since": {"type": "string", "description": "ISO 8601; default 30 days before `until`."},
+    "until": {"type": "string", "description": "ISO 8601; default now."},
+}, additionalProperties=False)
+USAGE_ROW = obj({"period_start": WHEN, "key": NSTR, "meter": STR, "quantity": STR, "credits": CREDITS, "events": INT})
+USAGE = obj({
+    "period": STR, "group_by": STR, "since": WHEN, "until": WHEN, "rows": array(USAGE_ROW),
+    "total_credits": CREDITS,
+}, ["period", "group_by", "since", "until", "rows"])
+
+ESTIMATE_ITEM_IN = obj({
+    "meter": {"type": "string", "description": "e.g. ai.output_tokens, action.medium"},
+    "model": {"type": "string", "description": "e.g. gpt-5-mini, for per-model meters."},
+    "quantity": QUANTITY_IN, "low": QUANTITY_IN, "high": QUANTITY_IN,
+}, ["meter"])
+ESTIMATE_INPUT = obj({
+    "workflow": {"type": "string", "enum": ["tweet", "thread", "carousel", "story", "video"],
+                 "description": "A workflow type; or send `items`."},
+    "items": array(ESTIMATE_ITEM_IN, minItems=1, description="Meter quantities (`quantity`, or `low` and `high`)."),
+    "billing_mode": {"type": "string", "enum": ["platform_key", "own_key"], "default": "platform_key"},
+}, additionalProperties=False)
+RANGE = obj({"low": STR, "high": STR})
+ESTIMATE = obj({
+    "workflow": NSTR, "credits": RANGE, "money": obj({"currency": STR, "low": STR, "high": STR}),
+    "usd_per_credit": STR, "items": array({"type": "object"}),
+}, ["workflow", "credits", "money", "items"])
+
+LEDGER_ENTRY = obj({
+    "id": INT, "kind": STR, "amount": CREDITS, "balance_after": CREDITS, "reason": STR, "idempotency_key": NSTR,
+    "grant": NINT, "hold": NINT, "transfer": NINT, "stripe_object_id": NSTR, "created_at": WHEN,
+})
+RUN = obj({"run_id": STR, "credits": CREDITS, "events": INT, "first_at": NWHEN, "last_at": NWHEN})
+HISTORY_INPUT = obj({
+    "kind": {"type": "string", "description": "Only entries of this kind (usage, hold_capture, purchase, ...)."},
+    "since": {"type": "string", "format": "date", "description": "First day (YYYY-MM-DD), included."},
+    "until": {"type": "string", "format": "date", "description": "Last day (YYYY-MM-DD), included."},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    "cursor": {"type": "string", "description": "`next_cursor` of the previous answer: the page after it."},
+}, additionalProperties=False)
+HISTORY = obj({
+    "entries": array(LEDGER_ENTRY), "next_cursor": NSTR,
+    "workflow_runs": array(RUN, description="The costliest workflow runs of the last 30 days."),
+    "workflow_run_count": INT,
+}, ["entries", "next_cursor", "workflow_runs", "workflow_run_count"])
+
+PACK = obj({"code": STR, "name": STR, "credits": CREDITS, "price": STR, "price_cents": INT, "currency": STR})
+PACKAGES = obj({"data": array(PACK)}, ["data"])
+
+FEATURE = obj({"code": STR, "label": STR})
+ENTITLEMENTS = obj({
+    "plan": STR, "plan_name": STR, "status": STR, "features": array(FEATURE), "overage_allowed": BOOL,
+    "allowance": NSTR, "trial_ends_at": NWHEN, "current_period_end": NWHEN,
+}, ["plan", "plan_name", "status", "features", "overage_allowed"])
+
+HOLD = obj({
+    "id": INT, "idempotency_key": NSTR, "status": STR, "credits": CREDITS, "captured": NSTR, "member": NSTR,
+    "workflow_run_id": STR, "expires_at": WHEN, "created_at": WHEN, "closed_at": NWHEN, "metadata": {"type": "object"},
+}, ["id", "status", "credits"])
+RESERVE_INPUT = obj({
+    "idempotency_key": {"type": "string", "maxLength": 200, "description": "Unique per reservation; a replay answers the first."},
+    "credits": CREDITS_IN,
+    "expires_in": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 900, "description": "Seconds."},
+    "member": {"type": "string", "description": "E-mail of the member the run is for."},
+    "workflow_run_id": {"type": "string", "maxLength": 255},
+    "metadata": {"type": "object"},
+}, ["idempotency_key", "credits"], additionalProperties=False)
+
+EVENT_IN = obj({
+    "idempotency_key": {"type": "string", "maxLength": 200, "description": "Unique per event; a replay answers the first."},
+    "meter": {"type": "string", "description": "e.g. ai.output_tokens, compute.seconds, action.medium"},
+    "quantity": QUANTITY_IN,
+    "model": {"type": "string", "description": "e.g. gpt-5-mini; required by per-model meters."},
+    "member": {"type": "string", "description": "E-mail of the member the usage is for."},
+    "provider_key_id": {"type": "integer", "description": "One of the org's provider keys: billed compute-only."},
+    "workflow_run_id": {"type": "string", "maxLength": 255},
+    "occurred_at": {"type": "string", "description": "ISO 8601; default now."},
+    "metadata": {"type": "object"},
+}, ["idempotency_key", "meter", "quantity"])
+EVENT = obj({
+    "id": INT, "idempotency_key": STR, "meter": STR, "model": STR, "quantity": STR, "credits_per_unit": STR,
+    "credits_charged": CREDITS, "billing_mode": STR, "provider_key_id": NINT, "member": NSTR, "workflow_run_id": STR,
+    "hold_id": NINT, "ledger_entry_id": NINT, "occurred_at": WHEN, "balance_after": CREDITS, "metadata": {"type": "object"},
+}, ["id", "idempotency_key", "meter", "quantity", "credits_charged", "balance_after"])
+RECORD_INPUT = {**EVENT_IN, "additionalProperties": False}
+
+CAPTURE_INPUT = obj({
+    "hold_id": INT,
+    "credits": {**CREDITS_IN, "description": "The amount the run used; or send `events`."},
+    "events": array(EVENT_IN, minItems=1, description="The usage events the run was made of; their total is captured."),
+}, ["hold_id"], additionalProperties=False)
+CAPTURE = obj({"hold": HOLD, "events": array(EVENT), "balance_after": CREDITS}, ["hold", "events", "balance_after"])
+RELEASE_INPUT = obj({"hold_id": INT}, ["hold_id"], additionalProperties=False)
+
+ERROR = obj({"error": obj({"type": STR, "code": STR, "message": STR}, ["type", "code", "message"])}, ["error"])

@@ -1,0 +1,334 @@
+"""The billing tools agents call over MCP, one function each.
+
+Each tool parses its arguments with the serializer the REST view uses, calls
+the same service or selector, and renders the same shape, so an answer over
+MCP matches the API's. A tool returns a `Result`: the
+structured content is what its output schema describes, the text a line a
+person can read. Refusals are the services' TollgateErrors; the server turns
+them into tool errors carrying the API's envelope (agent_tools.server).
+
+Everything here is synchronous Django code: the server runs it in a thread
+that may use the database (agent_tools.server.call_tool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.utils.dateparse import parse_date
+from rest_framework import serializers as drf
+
+from accounts.models import Scope
+from accounts.services import ApiKeyCheck
+from agent_tools import schemas
+from billing import api as billing_api
+from billing import selectors as billing_selectors
+from billing.money import credits_value, currency, format_money
+from billing_project.errors import InvalidRequest
+from orgs.models import Membership
+from usage import parsers as usage_parsers
+from usage import selectors as usage_selectors
+from usage import serializers as usage_serializers
+from usage import services as usage_services
+from usage.units import MICROS_PER_CREDIT, credits_str
+
+@dataclass(frozen=True)
+class Result:
+    """What a tool answers: the structured content its output schema describes, and a line for people."""
+
+    data: dict[str, Any]
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    scope: str
+    fn: Callable[[ApiKeyCheck, dict[str, Any]], Result]
+
+    @property
+    def writes(self) -> bool:
+        return self.scope != Scope.READ
+
+
+# --- wording ---------------------------------------------------------------------
+
+
+def credits_words(micros: int) -> str:
+    """1_500_000_000 -> "1,500"; 2_500_000 -> "2.5": credits with thousands separators, exact."""
+    return format(Decimal(credits_str(micros)), ",f")
+
+
+def money_words(micros: int) -> str:
+    return format_money(credits_value(micros))
+
+
+def _parse(serializer_class, data: Any) -> Any:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)  # drf.ValidationError -> invalid_request (billing_project.api.error_for)
+    return serializer.validated_data
+
+
+def _member(check: ApiKeyCheck, email: str | None):
+    """The member an amount is attributed to, as the REST views look it up (usage.api.UsageAPIView.member)."""
+    if not email:
+        return None
+    membership = Membership.objects.select_related("user").filter(org=check.org, user__email__iexact=email).first()
+    if membership is None:
+        raise InvalidRequest(f"{email} is not a member of this organization.", code="unknown_member")
+    return membership.user
+
+
+# --- reads -----------------------------------------------------------------------
+
+
+def billing_balance(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    summary = usage_selectors.balance_summary(check.org.pk)
+    data = usage_serializers.balance_data(summary)
+    data["money"] = {"currency": currency().lower(),
+                     "balance": str(credits_value(summary.balance_micros)),
+                     "available": str(credits_value(summary.available_micros))}
+    text = f"Balance: {credits_words(summary.balance_micros)} credits ({money_words(summary.balance_micros)})"
+    if summary.held_micros:
+        text += f"; {credits_words(summary.available_micros)} available, {credits_words(summary.held_micros)} held"
+    if summary.debt_micros:
+        text += f"; {credits_words(summary.debt_micros)} owed"
+    text += f". Plan: {summary.plan_code}, status {summary.status}."
+    return Result(data, text)
+
+
+def billing_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    q = _parse(usage_serializers.UsageSummaryQuerySerializer, args)
+    rows = usage_selectors.usage_series(check.org, period=q["period"], group_by=q["group_by"], since=q["since"], until=q["until"])
+    total = sum(row.credits_micros for row in rows)
+    data = {
+        "period": q["period"], "group_by": q["group_by"],
+        "since": q["since"].isoformat().replace("+00:00", "Z"), "until": q["until"].isoformat().replace("+00:00", "Z"),
+        "rows": usage_serializers.UsageRowSerializer(rows, many=True).data,
+        "total_credits": credits_str(total),
+    }
+    keys = {row.key for row in rows}
+    text = (f"Usage {q['since']:%Y-%m-%d} to {q['until']:%Y-%m-%d}: {credits_words(total)} credits "
+            f"({money_words(total)}) over {sum(r.events for r in rows):,} events, "
+            f"{len(keys)} {q['group_by'].replace('_', ' ')}{'' if len(keys) == 1 else 's'}, by {q['period']}.")
+    return Result(data, text)
+
+
+def billing_estimate(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    data = _parse(usage_serializers.EstimateRequestSerializer, args)
+    estimate = usage_selectors.estimate(
+        plan_code=usage_selectors.account_for(check.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
+        billing_mode=data["billing_mode"],
+    )
+    out = usage_serializers.estimate_data(estimate)
+    what = f"A {estimate.workflow}" if estimate.workflow else "This usage"
+    low, high = estimate.low_micros, estimate.high_micros
+    amount = (f"{credits_words(low)} credits ({money_words(low)})" if low == high else
+              f"{credits_words(low)} to {credits_words(high)} credits ({money_words(low)} to {money_words(high)})")
+    return Result(out, f"{what} would cost {amount}.")
+
+
+HISTORY_RUNS = 10
+
+
+def billing_history(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    unknown = set(args) - {"kind", "since", "until", "limit", "cursor"}
+    if unknown:
+        raise drf.ValidationError({name: ["Unknown argument."] for name in sorted(unknown)})
+    days: dict[str, date | None] = {}
+    for name in ("since", "until"):
+        value = args.get(name)
+        day = parse_date(value) if isinstance(value, str) else None
+        if value is not None and day is None:
+            raise drf.ValidationError({name: ["A day as YYYY-MM-DD."]})
+        days[name] = day
+    limit = args.get("limit", 20)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise drf.ValidationError({"limit": ["A whole number from 1 to 100."]})
+    kind = args.get("kind") or ""
+    if not isinstance(kind, str):
+        raise drf.ValidationError({"kind": ["A ledger entry kind."]})
+    if kind:
+        usage_selectors.ledger_entries(account_id=None, kind=kind)  # GET /ledger's refusal of an unknown kind (lazy: no query)
+    filters = usage_selectors.HistoryFilters(kind=kind, since=days["since"], until=days["until"])
+    cursor = args.get("cursor")
+    if cursor is not None and (not isinstance(cursor, str) or usage_selectors.cursor_parse(cursor) is None):
+        raise drf.ValidationError({"cursor": ["Not a cursor this tool gave: pass `next_cursor`."]})
+    account = usage_selectors.account_for(check.org.pk)
+    page = usage_selectors.ledger_page(account_id=account.pk, filters=filters, older_than=cursor, size=limit) \
+        if account.pk else usage_selectors.HistoryPage([], None, None)
+    runs = usage_selectors.workflow_run_costs(account_id=account.pk, limit=HISTORY_RUNS)
+    data = {
+        "entries": usage_serializers.LedgerEntrySerializer(page.entries, many=True).data,
+        "next_cursor": page.older,
+        "workflow_runs": [
+            {"run_id": run.run_id, "credits": credits_str(run.credits_micros), "events": run.events,
+             "first_at": _when(run.first_at), "last_at": _when(run.last_at)}
+            for run in runs.runs
+        ],
+        "workflow_run_count": runs.run_count,
+    }
+    lines = [f"{len(page.entries)} ledger entries, newest first" + (" (more: pass next_cursor)." if page.older else ".")]
+    for entry in page.entries[:5]:
+        lines.append(f"- {entry.created_at:%Y-%m-%d %H:%M} {entry.kind}: {credits_words(entry.amount_micros)} credits"
+                     + (f" ({entry.reason})" if entry.reason else ""))
+    if runs.runs:
+        top = runs.runs[0]
+        lines.append(f"{runs.run_count} workflow runs in the last 30 days; the costliest, {top.run_id}, "
+                     f"cost {credits_words(top.credits_micros)} credits over {top.events} events.")
+    return Result(data, "\n".join(lines))
+
+
+def _when(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def billing_packages(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    packs = list(billing_selectors.packs_active())
+    data = {"data": [billing_api.PackSerializer(p).data for p in packs]}
+    text = "Credit packs: " + ("; ".join(
+        f"{p.name} ({p.code}): {credits_words(p.credits_micros)} credits for "
+        f"{format_money(p.amount_cents, minor_units=True, currency_code=p.currency)}" for p in packs
+    ) or "none on sale.")
+    return Result(data, text)
+
+
+def entitlements_for(check: ApiKeyCheck) -> dict[str, Any]:
+    """The plan in force and what it unlocks, read from billing's state (never
+    created here: a read). The one place to repoint when billing.selectors
+    grows its own entitlements read."""
+    state = billing_selectors.billing_state_of(check.org)
+    sub = billing_selectors.subscription_for(check.org, state)
+    features = sub.plan.features if sub.plan else []
+    return {
+        "plan": state.plan_code,
+        "plan_name": sub.plan.name if sub.plan else state.plan_code,
+        "status": state.status,
+        "features": [{"code": f, "label": billing_selectors.FEATURE_LABELS.get(f, f)} for f in features],
+        "overage_allowed": bool(sub.plan and sub.plan.overage_allowed),
+        "allowance": credits_str(sub.allowance_micros) if sub.allowance_micros is not None else None,
+        "trial_ends_at": _when(state.trial_ends_at) if state.status == "trialing" else None,
+        "current_period_end": _when(state.current_period_end),
+    }
+
+
+def billing_entitlements(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    data = entitlements_for(check)
+    labels = ", ".join(f["label"] for f in data["features"]) or "no extra features"
+    text = f"Plan: {data['plan_name']} ({data['status']}). Includes: {labels}."
+    if data["allowance"] is not None:
+        text += f" Allowance: {credits_words(int(Decimal(data['allowance']) * MICROS_PER_CREDIT))} credits per period."
+    return Result(data, text)
+
+
+# --- writes (usage:write) ------------------------------------------------------------
+
+
+def billing_reserve(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    data = _parse(usage_serializers.HoldCreateSerializer, args)
+    hold = usage_services.hold_create(
+        org=check.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
+        member=_member(check, data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
+        workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
+        request_fingerprint=usage_parsers.request_fingerprint(args), actor=check.key,
+    )
+    out = usage_serializers.HoldSerializer(hold).data
+    return Result(out, f"Reserved {credits_words(hold.amount_micros)} credits (hold {hold.pk}) until "
+                       f"{hold.expires_at:%Y-%m-%d %H:%M} UTC. Capture what the run used, or release it.")
+
+
+def _hold_id(args: dict[str, Any]) -> int:
+    hold_id = args.get("hold_id")
+    if isinstance(hold_id, bool) or not isinstance(hold_id, int):
+        raise drf.ValidationError({"hold_id": ["The hold's id, a whole number."]})
+    return hold_id
+
+
+def billing_capture(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    hold_id = _hold_id(args)
+    data = _parse(usage_serializers.HoldCaptureSerializer, {k: v for k, v in args.items() if k != "hold_id"})
+    if "events" in data:
+        hold, events = usage_services.hold_capture_events(org=check.org, hold_id=hold_id, events=data["events"], actor=check.key)
+    else:
+        hold, _entry = usage_services.hold_capture(org=check.org, hold_id=hold_id, amount_micros=data["credits"], actor=check.key)
+        events = list(hold.usage_events.select_related("meter", "member"))
+    account = usage_selectors.account_for(check.org.pk)
+    out = {"hold": usage_serializers.HoldSerializer(hold).data, "events": [usage_serializers.event_data(e) for e in events],
+           "balance_after": credits_str(account.balance_micros)}
+    captured = hold.captured_micros or 0
+    return Result(out, f"Captured {credits_words(captured)} of {credits_words(hold.amount_micros)} reserved credits "
+                       f"(hold {hold.pk}). Balance: {credits_words(account.balance_micros)} credits "
+                       f"({money_words(account.balance_micros)}).")
+
+
+def billing_release(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    hold_id = _hold_id(args)
+    unknown = set(args) - {"hold_id"}
+    if unknown:
+        raise drf.ValidationError({name: ["Unknown argument."] for name in sorted(unknown)})
+    hold = usage_services.hold_release(org=check.org, hold_id=hold_id, actor=check.key)
+    return Result(usage_serializers.HoldSerializer(hold).data, f"Hold {hold.pk} is {hold.status}: nothing was charged for it.")
+
+
+def billing_record_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    event = _parse(usage_serializers.UsageEventSerializer, args)
+    recorded = usage_services.usage_record(org=check.org, event=event, actor=check.key)
+    e = recorded.event
+    out = usage_serializers.event_data(e)
+    text = (f"Recorded {format(e.quantity.normalize(), ',f')} {e.meter.code}"
+            f"{' (' + e.model + ')' if e.model else ''}: {credits_words(e.credits_micros)} credits. "
+            f"Balance: {credits_words(e.balance_after_micros)} credits ({money_words(e.balance_after_micros)}).")
+    if recorded.replayed:
+        text = "Already recorded (same idempotency key): " + text
+    return Result(out, text)
+
+
+TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
+    ToolSpec("billing_balance", "Balance",
+             "The organization's credit balance: available and held credits, debt, status (ok, low, depleted), "
+             "plan, and the grants that can be spent, with their worth in money.",
+             schemas.EMPTY_INPUT, schemas.BALANCE, Scope.READ, billing_balance),
+    ToolSpec("billing_usage", "Usage totals",
+             "Usage totals per day, week or month, grouped by meter, model, member or workflow run (as GET "
+             "/api/v1/usage/summary), with the credits they cost.",
+             schemas.USAGE_INPUT, schemas.USAGE, Scope.READ, billing_usage),
+    ToolSpec("billing_estimate", "Estimate a cost",
+             "What a workflow type (tweet, thread, carousel, story, video) or a list of meter quantities would cost "
+             "on the organization's plan, in credits and money, as a low-high range. Records nothing.",
+             schemas.ESTIMATE_INPUT, schemas.ESTIMATE, Scope.READ, billing_estimate),
+    ToolSpec("billing_history", "Ledger and workflow runs",
+             "The credit ledger, newest first (one page; pass `next_cursor` for the next), and the costliest "
+             "workflow runs of the last 30 days with their credits and events.",
+             schemas.HISTORY_INPUT, schemas.HISTORY, Scope.READ, billing_history),
+    ToolSpec("billing_packages", "Credit packs",
+             "The credit packs on sale: credits and price. Buying happens on the billing pages (top_up_url).",
+             schemas.EMPTY_INPUT, schemas.PACKAGES, Scope.READ, billing_packages),
+    ToolSpec("billing_entitlements", "Plan and features",
+             "The plan in force, its status (trialing, active, past_due, free), the features it unlocks and "
+             "whether usage may run past zero credits (overage).",
+             schemas.EMPTY_INPUT, schemas.ENTITLEMENTS, Scope.READ, billing_entitlements),
+    ToolSpec("billing_reserve", "Reserve credits",
+             "Reserve credits before a run (a hold). Refused with insufficient_credits (and a top-up link) unless "
+             "the available credits cover it. Expires after `expires_in` seconds. Needs the usage:write scope.",
+             schemas.RESERVE_INPUT, schemas.HOLD, Scope.USAGE_WRITE, billing_reserve),
+    ToolSpec("billing_capture", "Capture a hold",
+             "Charge a hold with what the run used (`credits`, or the run's usage `events`) and free the rest. "
+             "Needs the usage:write scope.",
+             schemas.CAPTURE_INPUT, schemas.CAPTURE, Scope.USAGE_WRITE, billing_capture),
+    ToolSpec("billing_release", "Release a hold",
+             "Release a hold without charging (harmless twice). Needs the usage:write scope.",
+             schemas.RELEASE_INPUT, schemas.HOLD, Scope.USAGE_WRITE, billing_release),
+    ToolSpec("billing_record_usage", "Record usage",
+             "Record one usage event (priced from the rate card) and debit its credits; refused with "
+             "insufficient_credits (and a top-up link) when they are not there. A replayed idempotency key answers "
+             "the first result. Needs the usage:write scope.",
+             schemas.RECORD_INPUT, schemas.EVENT, Scope.USAGE_WRITE, billing_record_usage),
+]}
