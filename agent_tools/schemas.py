@@ -93,11 +93,24 @@ HISTORY = obj({
 PACK = obj({"code": STR, "name": STR, "credits": CREDITS, "price": STR, "price_cents": INT, "currency": STR})
 PACKAGES = obj({"data": array(PACK)}, ["data"])
 
-FEATURE = obj({"code": STR, "label": STR})
+LIMIT = obj({"limit": NINT, "used": INT, "remaining": NINT}, ["limit", "used", "remaining"])
+ENTITLEMENTS_INPUT = obj({
+    "feature": {"type": "string", "maxLength": 64,
+                "description": "A feature code, e.g. media_generation: refused with feature_not_in_plan when the plan lacks it."},
+}, additionalProperties=False)
 ENTITLEMENTS = obj({
-    "plan": STR, "plan_name": STR, "status": STR, "features": array(FEATURE), "overage_allowed": BOOL,
-    "allowance": NSTR, "trial_ends_at": NWHEN, "current_period_end": NWHEN,
-}, ["plan", "plan_name", "status", "features", "overage_allowed"])
+    "plan": STR, "plan_name": STR, "status": STR, "features": array(STR),
+    "limits": obj({
+        "credits": obj({
+            "available": CREDITS, "balance": CREDITS, "held": CREDITS, "overage_allowed": BOOL,
+            "allowance": NSTR, "allowance_used": NSTR, "allowance_period_end": NWHEN,
+        }, ["available", "balance", "held", "overage_allowed"]),
+        "members": obj({**LIMIT["properties"], "pending_invitations": INT}, ["limit", "used", "remaining"]),
+        "api_keys": LIMIT,
+    }, ["credits", "members", "api_keys"]),
+    "meters": array(obj({"meter": STR, "name": STR, "required_feature": STR, "allowed": BOOL})),
+    "allowed": {"type": "boolean", "description": "Present, true, when a `feature` was asked and the plan has it."},
+}, ["plan", "plan_name", "status", "features", "limits", "meters"])
 
 HOLD = obj({
     "id": INT, "idempotency_key": NSTR, "status": STR, "credits": CREDITS, "captured": NSTR, "member": NSTR,

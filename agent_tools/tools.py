@@ -201,31 +201,20 @@ def billing_packages(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     return Result(data, text)
 
 
-def entitlements_for(check: ApiKeyCheck) -> dict[str, Any]:
-    """The plan in force and what it unlocks, read from billing's state (never
-    created here: a read). The one place to repoint when billing.selectors
-    grows its own entitlements read."""
-    state = billing_selectors.billing_state_of(check.org)
-    sub = billing_selectors.subscription_for(check.org, state)
-    features = sub.plan.features if sub.plan else []
-    return {
-        "plan": state.plan_code,
-        "plan_name": sub.plan.name if sub.plan else state.plan_code,
-        "status": state.status,
-        "features": [{"code": f, "label": billing_selectors.FEATURE_LABELS.get(f, f)} for f in features],
-        "overage_allowed": bool(sub.plan and sub.plan.overage_allowed),
-        "allowance": credits_str(sub.allowance_micros) if sub.allowance_micros is not None else None,
-        "trial_ends_at": _when(state.trial_ends_at) if state.status == "trialing" else None,
-        "current_period_end": _when(state.current_period_end),
-    }
-
-
 def billing_entitlements(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
-    data = entitlements_for(check)
-    labels = ", ".join(f["label"] for f in data["features"]) or "no extra features"
+    """GET /api/v1/entitlements; with `feature`, first the check of
+    POST /api/v1/entitlements/check (a refusal is the API's 403 feature_not_in_plan)."""
+    feature = args.get("feature")
+    if feature is not None:
+        billing_selectors.feature_check(check.org, str(feature))
+    ent = billing_selectors.entitlements(check.org)
+    data = billing_api.entitlements_data(ent)
+    labels = ", ".join(billing_selectors.FEATURE_LABELS.get(f, f) for f in data["features"]) or "no extra features"
     text = f"Plan: {data['plan_name']} ({data['status']}). Includes: {labels}."
-    if data["allowance"] is not None:
-        text += f" Allowance: {credits_words(int(Decimal(data['allowance']) * MICROS_PER_CREDIT))} credits per period."
+    if feature is not None:
+        data["allowed"] = True
+        text = f"Allowed: {billing_selectors.FEATURE_LABELS.get(feature, feature)} is in the plan. " + text
+    text += f" Available: {credits_words(ent.credits.available_micros)} credits."
     return Result(data, text)
 
 
@@ -314,7 +303,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
     ToolSpec("billing_entitlements", "Plan and features",
              "The plan in force, its status (trialing, active, past_due, free), the features it unlocks and "
              "whether usage may run past zero credits (overage).",
-             schemas.EMPTY_INPUT, schemas.ENTITLEMENTS, Scope.READ, billing_entitlements),
+             schemas.ENTITLEMENTS_INPUT, schemas.ENTITLEMENTS, Scope.READ, billing_entitlements),
     ToolSpec("billing_reserve", "Reserve credits",
              "Reserve credits before a run (a hold). Refused with insufficient_credits (and a top-up link) unless "
              "the available credits cover it. Expires after `expires_in` seconds. Needs the usage:write scope.",

@@ -123,9 +123,30 @@ def test_every_tool_answers_as_the_api_does(mcp_server, funded, full_key):
 
     # Last: GET /subscription starts Free on first need (a read tool never writes).
     entitlements = out["entitlements"].structured_content
+    # Asked before the usage above: everything but the credits still matches.
+    now = rest.get("/api/v1/entitlements").json()
+    assert entitlements["limits"]["credits"]["available"] == "1500"
+    entitlements["limits"].pop("credits"), now["limits"].pop("credits")
+    assert entitlements == now
+    assert entitlements["plan"] == "free" and "basic_workflows" in entitlements["features"]
     subscription = rest.get("/api/v1/subscription").json()
-    assert entitlements["plan"] == subscription["plan"] == "free"
-    assert [f["code"] for f in entitlements["features"]] == subscription["features"]
+    assert entitlements["features"] == subscription["features"]
+
+
+def test_entitlements_tool_checks_a_feature_as_the_api_does(mcp_server, funded, full_key):
+    async def steps(client):
+        return (await client.call_tool("billing_entitlements", {"feature": "basic_workflows"}),
+                await client.call_tool("billing_entitlements", {"feature": "media_generation"}),
+                await client.call_tool("billing_entitlements", {"feature": "teleportation"}))
+
+    allowed, refused, unknown = run(calls(mcp_server, full_key, steps))
+    assert not allowed.is_error and allowed.structured_content["allowed"] is True
+    assert refused.is_error
+    error = refused.structured_content["error"]
+    assert error["code"] == "feature_not_in_plan" and error["status"] == 403
+    assert error["required_feature"] == "media_generation" and error["upgrade_plan"] == "pro"
+    assert error["upgrade_url"].endswith("/billing/plans/#plan-pro")
+    assert unknown.is_error and unknown.structured_content["error"]["code"] == "unknown_feature"
 
 
 def test_insufficient_credits_is_a_tool_error_with_the_top_up_link(mcp_server, funded, full_key):
