@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "usage",
     "outbound",
     "agent_tools",  # MCP server (docs/mcp.md)
+    "backoffice",  # staff figures, customer pages, reconciliation (docs/backoffice.md)
     "billing_project",  # management commands and service-wide tasks
 ]
 

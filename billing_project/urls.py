@@ -22,6 +22,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("notifications/", include("inbox.urls")),
     path("billing/", include("outbound.urls")),
+    path("admin/backoffice/", include("backoffice.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("billing_project.api_urls")),
     # Stripe webhooks, through dj-stripe: /stripe/webhook/<endpoint uuid>/

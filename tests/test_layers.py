@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = {"billing_project", "orgs", "accounts", "usage", "billing", "agent_tools"}
+APPS = {"billing_project", "orgs", "accounts", "usage", "billing", "agent_tools", "backoffice"}
 
 
 def test_no_app_imports_a_layer_above_it():
