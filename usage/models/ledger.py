@@ -269,7 +269,7 @@ class Hold(models.Model):
             # Keys are the caller's: one space per account and the org the hold was for.
             models.UniqueConstraint(
                 fields=["account", "idempotency_key", "for_org"], name="hold_idempotency_per_account",
-                nulls_distinct=False,
+                nulls_distinct=False, condition=Q(idempotency_key__isnull=False),
             ),
             models.CheckConstraint(condition=Q(amount_micros__gt=0), name="hold_amount_positive"),
         ]
