@@ -39,6 +39,8 @@ def test_an_owner_lets_members_pay_and_sees_their_totals(open_session, org, owne
     expect(page.get_by_test_id("member-usage-totals")).to_contain_text("member@acme.test")
     expect(page.get_by_test_id("member-usage-totals")).to_contain_text("2.5")
     s.snap("settings-who-pays-personal")
+    page = s.go("/billing/usage/")
+    expect(page.get_by_test_id("usage-member-totals")).to_contain_text("member@acme.test")
 
 
 def test_a_member_sees_the_setting_without_a_form_and_their_402_link_opens_their_own_top_up(
