@@ -30,7 +30,7 @@ class OrgAPIKeyAdmin(admin.ModelAdmin):
     search_fields = ["prefix", "name", "org__slug", "org__name"]
     list_select_related = ["org"]
     fields = ["prefix", "name", "org", "scopes", "created_by", "created", "last_used_at", "revoked", "revoked_at", "expiry_date",
-              "paused_at", "paused_reason"]
+              "paused_at", "paused_reason", "monthly_limit_micros", "meters"]
     readonly_fields = fields
     actions = ["revoke"]
 

@@ -96,6 +96,11 @@ class OrgAPIKey(AbstractAPIKey):
     # Paused by the runaway breaker (usage.services.runaway) until an owner or admin resumes it.
     paused_at = models.DateTimeField(null=True, blank=True)
     paused_reason = models.CharField(max_length=300, blank=True)
+    # Its budget: at most this many micro-credits a calendar month (UTC), None for
+    # no limit; and the meters it may record (codes), empty for every meter.
+    # Enforced by usage (usage.services.keybudget) under the account lock.
+    monthly_limit_micros = models.BigIntegerField(null=True, blank=True)
+    meters = ArrayField(models.CharField(max_length=64), default=list, blank=True)
 
     objects = OrgAPIKeyManager()
 
@@ -103,6 +108,11 @@ class OrgAPIKey(AbstractAPIKey):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
         indexes = [models.Index(fields=["org", "-created"], name="apikey_org_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(monthly_limit_micros__gte=0), name="apikey_monthly_limit_not_negative"
+            ),
+        ]
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

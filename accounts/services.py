@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import selectors, signups
+from accounts import key_budgets, selectors, signups
 from accounts.models import OrgAPIKey, Scope, User
 from billing_project.errors import AuthenticationFailed, Conflict, InvalidRequest
 from orgs import services as org_services
@@ -55,23 +55,43 @@ def _check_scopes(scopes) -> list[str]:
     return scopes
 
 
+def api_key_limit_check(monthly_limit_micros: int | None) -> int | None:
+    """A key's monthly limit: None (no limit) or a whole number of micro-credits, zero or more."""
+    if monthly_limit_micros is None:
+        return None
+    if not isinstance(monthly_limit_micros, int) or isinstance(monthly_limit_micros, bool) or monthly_limit_micros < 0:
+        raise InvalidRequest("A key's monthly limit must be zero or more credits.", code="invalid_amount")
+    return monthly_limit_micros
+
+
 @transaction.atomic
 def api_key_create(
-    *, org: Organization, name: str, scopes=None, actor: User | str | None = None
+    *, org: Organization, name: str, scopes=None, actor: User | str | None = None,
+    monthly_limit_micros: int | None = None, meters=None,
 ) -> tuple[OrgAPIKey, str]:
-    """Create a key; returns the row and the secret, which is never stored or shown again."""
+    """Create a key; returns the row and the secret, which is never stored or shown again.
+
+    `monthly_limit_micros`: the most it may spend a calendar month (UTC), None
+    for no limit, 0 for nothing chargeable; `meters`: the meter codes it may
+    record, empty for every meter (usage enforces both)."""
     name = (name or "").strip()[:50]
     if not name:
         raise InvalidRequest("Give the key a name, such as the service that will use it.", code="name_required")
     if isinstance(actor, User):
         org_services.role_require(org=org, user=actor, roles=MANAGE_API_KEYS, action="create API keys")
     scopes = _check_scopes(scopes)
+    monthly_limit_micros = api_key_limit_check(monthly_limit_micros)
+    meters = key_budgets.meters_check(meters)
     key_row, secret = OrgAPIKey.objects.create_key(
-        org=org, name=name, scopes=scopes, created_by=actor if isinstance(actor, User) else None
+        org=org, name=name, scopes=scopes, created_by=actor if isinstance(actor, User) else None,
+        monthly_limit_micros=monthly_limit_micros, meters=meters,
     )
-    org_services.audit_record(
-        org=org, action="api_key.created", actor=actor, data={"prefix": key_row.prefix, "name": name, "scopes": scopes}
-    )
+    data = {"prefix": key_row.prefix, "name": name, "scopes": scopes}
+    if monthly_limit_micros is not None:
+        data["monthly_limit_micros"] = monthly_limit_micros
+    if meters:
+        data["meters"] = meters
+    org_services.audit_record(org=org, action="api_key.created", actor=actor, data=data)
     return key_row, secret
 
 

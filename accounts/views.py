@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 
-from accounts import selectors, services
-from accounts.forms import APIKeyForm, LoginForm, SignupForm
+from accounts import key_budgets, selectors, services
+from accounts.forms import APIKeyBudgetForm, APIKeyForm, LoginForm, SignupForm
 from accounts.models import OrgAPIKey, Scope
 from accounts.ratelimit import ratelimit_hit
 from billing_project.errors import TollgateError
@@ -145,14 +145,23 @@ def api_keys(request):
         if form.is_valid():
             try:
                 new_key, new_secret = services.api_key_create(
-                    org=org, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user
+                    org=org, name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user,
+                    monthly_limit_micros=form.cleaned_data["monthly_limit"], meters=form.cleaned_data.get("meters", []),
                 )
             except TollgateError as error:
                 form.add_error(None, error.message)
             else:
                 form = APIKeyForm()
-    keys = OrgAPIKey.objects.filter(org=org).order_by("revoked", "-created")
+    keys = list(OrgAPIKey.objects.filter(org=org).order_by("revoked", "-created"))
     paused = [key for key in keys if key.paused_at is not None and not key.revoked]
+    # Each key's spend this month, and a form to change its limit and meters.
+    spent = key_budgets.spent_this_month(org, keys)
+    for key in keys:
+        key.spent_this_month_micros = spent.get(key.prefix, 0)
+        if can_manage and not key.revoked:
+            key.budget_form = APIKeyBudgetForm(prefix=key.prefix, initial={
+                "monthly_limit": key_budgets.limit_text(key.monthly_limit_micros), "meters": key.meters,
+            })
     return render(
         request,
         "accounts/api_keys.html",

@@ -13,7 +13,7 @@ from billing import selectors, services
 from billing.models import CheckoutKind, Interval
 from billing.money import minor_units_str
 from billing.services.checkout import RETURN_PAGES
-from billing.stripe_data import timestamp
+from billing.stripe_data import invoice_discount_cents, timestamp
 from usage.units import AmountError, credits_str, credits_to_micros
 
 # --- catalog -----------------------------------------------------------------
@@ -247,6 +247,7 @@ class InvoiceSerializer(serializers.Serializer):
     total_cents = serializers.IntegerField()
     amount_paid_cents = serializers.IntegerField()
     amount_due_cents = serializers.IntegerField()
+    discount_cents = serializers.IntegerField(help_text="Taken off by promotion codes and coupons; `total_cents` is after it.")
     created = serializers.DateTimeField()
     period_start = serializers.DateTimeField(allow_null=True)
     period_end = serializers.DateTimeField(allow_null=True)
@@ -268,6 +269,7 @@ class InvoiceSerializer(serializers.Serializer):
             "currency": data.get("currency") or "", "subtotal_cents": int(data.get("subtotal") or 0),
             "tax_cents": tax, "total_cents": int(data.get("total") or 0),
             "amount_paid_cents": int(data.get("amount_paid") or 0), "amount_due_cents": int(data.get("amount_due") or 0),
+            "discount_cents": invoice_discount_cents(data),
             "created": when(data.get("created")), "period_start": when(data.get("period_start")),
             "period_end": when(data.get("period_end")), "hosted_invoice_url": data.get("hosted_invoice_url"),
             "invoice_pdf": data.get("invoice_pdf"),

@@ -97,6 +97,62 @@ def subscription_facts(data: dict) -> SubscriptionFacts:
     )
 
 
+# --- promotions: what a discount took off ---------------------------------------
+
+
+def discount_promotion(discount: Any) -> Any:
+    """The promotion code (id or expanded object) of one applied discount, else
+    its coupon: from a Checkout Session's `discounts` ({coupon, promotion_code}),
+    an invoice's expanded `discounts` (Discount objects, the coupon under
+    `source` since 2025, directly on older versions) or a breakdown's discount."""
+    if not isinstance(discount, dict):
+        return ""  # an unexpanded discount id (di_...) says nothing more
+    if discount.get("promotion_code"):
+        return discount["promotion_code"]
+    return (discount.get("source") or {}).get("coupon") or discount.get("coupon") or ""
+
+
+def promotions_of(data: dict) -> list[Any]:
+    """Every promotion code (or coupon) applied to a session or invoice, in order, once each."""
+    found = [discount_promotion(d) for d in data.get("discounts") or []]
+    breakdown = ((data.get("total_details") or {}).get("breakdown") or {}).get("discounts") or []
+    found += [discount_promotion(part.get("discount")) for part in breakdown if isinstance(part, dict)]
+    unique, seen = [], set()
+    for value in found:
+        key = stripe_id(value)
+        if key and key not in seen:
+            seen.add(key)
+            unique.append(value)
+    return unique
+
+
+@dataclass(frozen=True)
+class CheckoutAmounts:
+    """What promotions took off a paid Checkout Session and what it charged,
+    in its currency's minor unit. The price itself is ours (the catalog, or
+    the custom amount recorded when the checkout started)."""
+
+    discount_cents: int  # total_details.amount_discount
+    total_cents: int | None  # amount_total: charged, tax included
+    promotions: tuple[Any, ...] = ()
+
+
+def checkout_amounts(session: dict) -> CheckoutAmounts:
+    discount = int((session.get("total_details") or {}).get("amount_discount") or 0)
+    total = session.get("amount_total")
+    return CheckoutAmounts(
+        discount_cents=max(0, discount),
+        total_cents=max(0, int(total)) if total is not None else None,
+        promotions=tuple(promotions_of(session)),
+    )
+
+
+def invoice_discount_cents(data: dict) -> int:
+    """What discounts took off an invoice: the sum of `total_discount_amounts`."""
+    return sum(int(part.get("amount") or 0) for part in data.get("total_discount_amounts") or []
+               if isinstance(part, dict))
+
+
 @dataclass(frozen=True)
 class InvoiceFacts:
     id: str
@@ -108,6 +164,9 @@ class InvoiceFacts:
     period_start: datetime | None
     period_end: datetime | None
     metadata: dict
+    amount_paid_cents: int | None = None
+    discount_cents: int = 0
+    promotions: tuple[Any, ...] = ()
 
 
 def invoice_subscription_id(data: dict) -> str:
@@ -149,6 +208,9 @@ def invoice_facts(data: dict) -> InvoiceFacts:
         period_start=period_start,
         period_end=period_end,
         metadata={**(details.get("metadata") or {}), **metadata(data)},
+        amount_paid_cents=int(data["amount_paid"]) if data.get("amount_paid") is not None else None,
+        discount_cents=invoice_discount_cents(data),
+        promotions=tuple(promotions_of(data)),
     )
 
 
@@ -171,6 +233,8 @@ class InvoiceRow:
     description: str
     hosted_url: str
     pdf_url: str
+    discount_cents: int = 0
+    amount_paid_cents: int = 0
 
     @property
     def status_label(self) -> str:
@@ -201,6 +265,7 @@ def invoice_row(invoice: djstripe_models.Invoice) -> InvoiceRow:
         created=timestamp(data.get("created")), period_start=timestamp(data.get("period_start")),
         period_end=timestamp(data.get("period_end")), description=description,
         hosted_url=data.get("hosted_invoice_url") or "", pdf_url=data.get("invoice_pdf") or "",
+        discount_cents=invoice_discount_cents(data), amount_paid_cents=int(data.get("amount_paid") or 0),
     )
 
 

@@ -254,6 +254,8 @@ BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
 BILLING_OVERAGE_METER_EVENT = env.str("BILLING_OVERAGE_METER_EVENT", default="tollgate_overage_credits")
 BILLING_TAX_AUTO_TOPUP = env.bool("BILLING_TAX_AUTO_TOPUP", default=True)
 STRIPE_PORTAL_CONFIGURATION = env.str("STRIPE_PORTAL_CONFIGURATION", default="")
+# Checkout for plans and packs offers a field for Stripe promotion codes.
+STRIPE_ALLOW_PROMOTION_CODES = env.bool("STRIPE_ALLOW_PROMOTION_CODES", default=True)
 CELERY_BEAT_SCHEDULE.update({
     "billing-grace-periods-end": {"task": "billing.grace_periods_end", "schedule": 15 * 60},
     "billing-trials-end": {"task": "billing.trials_end", "schedule": 15 * 60},

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing_project import views
+from usage import page_urls as usage_page_urls
 
 handler400 = "billing_project.api.bad_request"
 handler403 = "billing_project.api.permission_denied"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("billing/", include("orgs.urls")),
     path("billing/", include("accounts.page_urls")),
     path("billing/", include("usage.page_urls")),
+    path("billing/", include(usage_page_urls.budget_urlpatterns)),
     path("billing/", include("billing.urls")),
     path("notifications/", include("inbox.urls")),
     path("billing/", include("outbound.urls")),

@@ -27,12 +27,16 @@ from usage import parsers, selectors, serializers, services
 ERRORS = {
     400: OpenApiResponse(description="invalid_request: a field is missing or wrong (`fields` names each)"),
     401: OpenApiResponse(description="authentication_failed"),
-    403: OpenApiResponse(description="permission_denied: the key lacks the scope"),
+    403: OpenApiResponse(description="permission_denied: the key lacks the scope; or `meter_not_allowed` "
+                                     "(an event's meter is outside the calling key's list), with key_prefix, "
+                                     "meter, allowed_meters"),
 }
 PAYMENT = {402: OpenApiResponse(description="payment_required: `insufficient_credits` or `spend_limit_reached`, "
                                             "with balance, required, top_up_url, billing_url; or `usage_paused` "
                                             "(the calling API key was paused by the runaway breaker), with "
-                                            "key_prefix, paused_at, reason, resume_url")}
+                                            "key_prefix, paused_at, reason, resume_url; or `key_limit_reached` "
+                                            "(the calling API key's monthly limit), with key_prefix, limit, spent, "
+                                            "required, settings_url")}
 CONFLICT = {409: OpenApiResponse(description="conflict: the idempotency key was used for a different request")}
 NOT_FOUND = {404: OpenApiResponse(description="not_found")}
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -98,8 +102,8 @@ class UsageEventView(UsageAPIView):
     @extend_schema(
         summary="Record one usage event (check-and-debit)",
         description="Priced from the rate card; billed compute-only when `provider_key_id` names one of the org's "
-                    "provider keys. Refused with 402 (nothing recorded) when the account or the member's monthly "
-                    "cap cannot cover it. Replaying an idempotency key with the same body answers the first result "
+                    "provider keys. Refused with 402 (nothing recorded) when the account, the member's monthly "
+                    "cap or the calling key's monthly limit cannot cover it (403 when the key may not record the meter). Replaying an idempotency key with the same body answers the first result "
                     f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409.",
         request=serializers.UsageEventSerializer,
         responses={201: serializers.UsageEventResultSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
@@ -162,7 +166,8 @@ class UsageBatchView(UsageAPIView):
 class HoldCreateView(UsageAPIView):
     @extend_schema(
         summary="Reserve credits before a run",
-        description="Refused with 402 unless available credits (and the member's cap) cover it. Expires after "
+        description="Refused with 402 unless available credits (and the member's cap and the calling key's "
+                    "monthly limit) cover it. Expires after "
                     "`expires_in` seconds (default 900) and releases itself.",
         request=serializers.HoldCreateSerializer,
         responses={201: serializers.HoldSerializer, **ERRORS, **PAYMENT, **CONFLICT},

@@ -8,6 +8,13 @@ class UsageConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: the module touches models, which load
         # only once the app registry is ready.
+        from accounts import key_budgets
         from usage.notifications import usage_kinds_register
+        from usage.selectors import api_key_spend_this_month, key_meter_choices
+        from usage.units import credits_str, credits_to_micros
 
         usage_kinds_register()
+        key_budgets.source_register(key_budgets.KeyBudgetSource(
+            meter_choices=key_meter_choices, spent_this_month=api_key_spend_this_month,
+            credits_to_micros=credits_to_micros, credits_str=credits_str,
+        ))

@@ -7,7 +7,7 @@ from datetime import date
 from urllib.parse import urlencode
 
 from billing_project import request_context
-from billing_project.errors import Conflict, InvalidRequest, PaymentRequired
+from billing_project.errors import Conflict, InvalidRequest, PaymentRequired, PermissionDenied
 from usage.happenings import Happening
 from usage.units import credits_str
 
@@ -117,6 +117,41 @@ class MemberRequired(InvalidRequest):
     default_message = (
         "This organization's members pay for their own usage (member_usage: personal): name the member."
     )
+
+
+class KeyLimitReached(PaymentRequired):
+    """The calling API key's monthly credit limit cannot cover this: what it spent
+    this month and what its open holds reserve, plus `required`, would pass it."""
+
+    code = "key_limit_reached"
+
+    def __init__(self, *, prefix: str, limit_micros: int, spent_micros: int, required_micros: int) -> None:
+        site = request_context.site_url()
+        super().__init__(
+            f"API key {prefix}'s monthly limit of {credits_str(limit_micros)} credits is reached "
+            f"({credits_str(spent_micros)} spent, {credits_str(required_micros)} more needed). "
+            "An owner or admin can raise it on the API keys page.",
+            key_prefix=prefix,
+            limit=credits_str(limit_micros),
+            spent=credits_str(spent_micros),
+            required=credits_str(required_micros),
+            settings_url=site + API_KEYS_PATH,
+            **_links(),
+        )
+
+
+class MeterNotAllowed(PermissionDenied):
+    """The calling API key may record only some meters, and not this one."""
+
+    code = "meter_not_allowed"
+
+    def __init__(self, *, prefix: str, meter: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"API key {prefix} may not record “{meter}”; it may record {', '.join(allowed)}.",
+            key_prefix=prefix,
+            meter=meter,
+            allowed_meters=list(allowed),
+        )
 
 
 class IdempotencyConflict(Conflict):

@@ -410,6 +410,12 @@ class PausableApiKeySerializer(serializers.Serializer):
     paused = serializers.SerializerMethodField()
     paused_at = serializers.DateTimeField(allow_null=True)
     paused_reason = serializers.CharField(allow_blank=True)
+    monthly_limit = serializers.SerializerMethodField(
+        help_text="The most it may spend a calendar month (UTC), in credits; null: no limit.")
+    meters = serializers.ListField(child=serializers.CharField(), help_text="Meters it may record; empty: every meter.")
 
     def get_paused(self, key) -> bool:
         return key.paused_at is not None
+
+    def get_monthly_limit(self, key) -> str | None:
+        return credits_str(key.monthly_limit_micros) if key.monthly_limit_micros is not None else None

@@ -71,6 +71,12 @@ class AllowancePeriod(models.Model):
     period_end = models.DateTimeField()
     invoice_id = models.CharField(max_length=255, blank=True)
     invoice_created_at = models.DateTimeField(null=True, blank=True)
+    # What the period's invoice took (Stripe's amount_paid, tax included) and
+    # what promotions took off it; empty for our own periods (trial, Free, demo).
+    amount_paid_cents = models.PositiveIntegerField(null=True, blank=True,
+                                                    help_text="The invoice's amount paid, tax included.")
+    discount_cents = models.PositiveIntegerField(default=0, help_text="Taken off the invoice by promotions.")
+    promotion_code = models.CharField(max_length=255, blank=True, help_text="The promotion code (or coupon) applied.")
     grant = models.ForeignKey("usage.Grant", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -144,7 +150,12 @@ class Purchase(models.Model):
     pack = models.ForeignKey(Pack, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                              help_text="Empty for a custom amount.")
     credits_micros = models.BigIntegerField()
-    amount_cents = models.PositiveIntegerField(help_text="Price before tax.")
+    # What was actually paid: a promotion code lowers the price, never the credits.
+    amount_cents = models.PositiveIntegerField(help_text="Paid before tax, after any promotion.")
+    discount_cents = models.PositiveIntegerField(default=0, help_text="Taken off the list price by a promotion.")
+    promotion_code = models.CharField(max_length=255, blank=True, help_text="The promotion code (or coupon) applied.")
+    total_cents = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="Charged, tax included, as Stripe reported it.")
     currency = models.CharField(max_length=3, default="usd")
     checkout_session_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
@@ -161,6 +172,11 @@ class Purchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {format_credits(self.credits_micros)} credits"
+
+    @property
+    def list_amount_cents(self) -> int:
+        """The price before the promotion (and before tax)."""
+        return self.amount_cents + self.discount_cents
 
 
 class RefundRecord(models.Model):

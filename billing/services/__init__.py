@@ -6,6 +6,7 @@
     subscriptions  subscriptions as Stripe described them, invoices, grace, the demo's simulation
     checkout  Checkout and portal sessions, plan changes
     fulfilment  a paid checkout becomes credits or a plan; the demo's simulated payment
+    promotions  promotion codes' labels, staff grants of promotional credits
     refunds   refunds claw back, disputes freeze
     topup     auto top-up settings and off-session charges
     alerts    low / empty balance and allowance e-mails, alert preferences
@@ -45,6 +46,7 @@ from billing.services.plans import (
     trial_start_for_signup,
     trials_end,
 )
+from billing.services.promotions import promo_credits_grant, promotion_label
 from billing.services.refunds import charge_refunded, dispute_closed, dispute_opened, purchase_refund
 from billing.services.reminders import Reminder, reminder_send, reminders_due, reminders_send
 from billing.services.setup import stripe_setup
@@ -72,6 +74,6 @@ __all__ = [
     "catalog_sync", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",
     "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew", "free_start_for_new_org",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
-    "pack_fulfil", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
+    "pack_fulfil", "promo_credits_grant", "promotion_label", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
     "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trial_start_for_signup", "trials_end",
 ]

@@ -213,6 +213,10 @@ def checkout_start(
         "cancel_url": request_context.site_url() + reverse("billing:checkout_canceled") + "?" + query,
         "metadata": meta,
     }
+    if settings.STRIPE_ALLOW_PROMOTION_CODES and item.kind in (CheckoutKind.PLAN, CheckoutKind.PACK):
+        # The buyer may enter a promotion code made in the Stripe dashboard; it
+        # lowers the price, never the credits (fulfilment grants from the catalog).
+        params["allow_promotion_codes"] = True
     if item.kind in (CheckoutKind.PACK, CheckoutKind.CREDITS):
         params.update(
             mode="payment",

@@ -11,10 +11,16 @@ from usage.units import format_credits
 
 
 def purchase_receipt_send(purchase: Purchase, *, what: str) -> None:
-    """A receipt for credits bought in Tollgate (a pack, a custom amount, an auto top-up)."""
+    """A receipt for credits bought in Tollgate (a pack, a custom amount, an auto top-up):
+    the amount actually paid, and what a promotion code took off the list price."""
+
+    def money(cents: int) -> str:
+        return format_money(cents, minor_units=True, currency_code=purchase.currency.upper())
+
     notification_send("purchase_receipt", org=purchase.org, key=f"purchase:{purchase.pk}", context={
-        "what": what, "credits": format_credits(purchase.credits_micros),
-        "amount": format_money(purchase.amount_cents, minor_units=True, currency_code=purchase.currency.upper()),
+        "what": what, "credits": format_credits(purchase.credits_micros), "amount": money(purchase.amount_cents),
+        "discount": money(purchase.discount_cents) if purchase.discount_cents else "",
+        "list_amount": money(purchase.list_amount_cents), "promotion_code": purchase.promotion_code,
         "purchased_at": purchase.created_at, "simulated": purchase.simulated, "link": LINKS["purchase_receipt"],
     })
 

@@ -104,8 +104,11 @@ def allowances_expire(state: BillingState, *, keep: Q | None = None, reason: str
 def allowance_grant(
     state: BillingState, *, subscription_id: str, plan_price: PlanPrice, period_start: datetime,
     period_end: datetime, invoice_id: str = "", invoice_created_at: datetime | None = None, actor: Actor,
+    amount_paid_cents: int | None = None, discount_cents: int = 0, promotion_code: str = "",
 ) -> AllowancePeriod | None:
-    """Grant one period's allowance, once; the allowances it replaces expire."""
+    """Grant one period's allowance, once; the allowances it replaces expire.
+    The allowance is the plan's whatever was paid: a promotion lowers the
+    invoice (recorded here for staff), never the credits."""
     now = timezone.now()
     plan_code = plan_price.plan.code
     existing = AllowancePeriod.objects.filter(
@@ -137,6 +140,7 @@ def allowance_grant(
     return AllowancePeriod.objects.create(
         org_id=state.org_id, subscription_id=subscription_id, plan_code=plan_code, period_start=period_start,
         period_end=period_end, invoice_id=invoice_id, invoice_created_at=invoice_created_at, grant=grant,
+        amount_paid_cents=amount_paid_cents, discount_cents=max(0, discount_cents), promotion_code=promotion_code[:255],
     )
 
 

@@ -22,6 +22,7 @@ from billing.models import AllowancePeriod, BillingState, BillingStatus, Interva
 from billing.services import platform_events
 from billing.services.catalog import OVERAGE_PRODUCT_ID
 from billing.services.notices import payment_failed_send
+from billing.services.promotions import promotion_label
 from billing.services.plans import (
     FREE,
     add_months,
@@ -201,6 +202,8 @@ def invoice_paid(*, invoice: InvoiceFacts, actor: Actor = "stripe") -> Allowance
         state, subscription_id=invoice.subscription_id, plan_price=invoice.plan_price,
         period_start=invoice.period_start or timezone.now(), period_end=invoice.period_end,
         invoice_id=invoice.id, invoice_created_at=invoice.created, actor=actor,
+        amount_paid_cents=invoice.amount_paid_cents, discount_cents=invoice.discount_cents,
+        promotion_code=promotion_label(invoice.promotions) if invoice.promotions else "",
     )
     state.save()
     return period

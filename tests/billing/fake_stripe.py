@@ -42,6 +42,8 @@ RESOURCES = {
     "/v1/billing/meters": "billing.meter",
     "/v1/billing/meter_events": "billing.meter_event",
     "/v1/tax/calculations": "tax.calculation",
+    "/v1/coupons": "coupon",
+    "/v1/promotion_codes": "promotion_code",
 }
 
 

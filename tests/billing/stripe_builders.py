@@ -260,6 +260,34 @@ def invoice(*, lines: list[dict], subscription_id: str | None = None, **override
     ), overrides)
 
 
+# --- promotions -------------------------------------------------------------------
+
+
+def coupon(**overrides) -> dict:
+    return _build({
+        "id": new_id("co"), "object": "coupon", "amount_off": None, "created": now(), "currency": None,
+        "duration": "once", "livemode": False, "metadata": {}, "name": "20% off", "percent_off": 20.0,
+        "times_redeemed": 1, "valid": True,
+    }, "duration_in_months max_redemptions redeem_by", overrides)
+
+
+def promotion_code(*, coupon_id: str, **overrides) -> dict:
+    return _build({
+        "id": new_id("promo"), "object": "promotion_code", "active": True, "code": "FALL20", "created": now(),
+        "livemode": False, "metadata": {}, "promotion": {"coupon": coupon_id, "type": "coupon"},
+        "restrictions": {"first_time_transaction": False, "minimum_amount": None, "minimum_amount_currency": None},
+        "times_redeemed": 1,
+    }, "customer customer_account expires_at max_redemptions", overrides)
+
+
+def discount(*, coupon_id: str, promotion_code_id: str | None = None, **overrides) -> dict:
+    """A discount as an invoice's (expanded) `discounts` carry it: the coupon under `source` since 2025."""
+    return _build({
+        "id": new_id("di"), "object": "discount", "promotion_code": promotion_code_id, "start": now(),
+        "source": {"coupon": coupon_id, "type": "coupon"},
+    }, "checkout_session customer customer_account end invoice invoice_item subscription subscription_item", overrides)
+
+
 # --- payments ---------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ CONTEXT = {
     "trial_ends_at": NOW, "days_left": 3, "renews_at": NOW, "interval_label": "yearly", "pack_name": "Pack 10k",
     "reason": "The card was declined.", "retry_at": NOW + timedelta(hours=1), "paused": False,
     "available": "12.5", "line": "100", "cooldown_hours": 24, "what": "Pack 10k", "credits": "10,000",
-    "amount": "$10.00", "purchased_at": NOW, "simulated": False, "link": "/billing/", "invited_by": "Ann",
+    "amount": "$10.00", "discount": "$2.00", "list_amount": "$12.00", "promotion_code": "FALL20", "purchased_at": NOW, "simulated": False, "link": "/billing/", "invited_by": "Ann",
     "accept_url": "http://testserver/x", "role": "Member", "allowance": None, "percent": 80,
     "key_prefix": "3fA9xQ2b", "spend": "612.5", "baseline": "4.2", "multiple": 10, "limit": "10", "spent": "8",
     "period": "2026-03",

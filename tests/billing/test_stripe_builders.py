@@ -53,6 +53,9 @@ BUILDERS = {
     "billing_portal.session": b.portal_session,
     "tax.calculation": lambda: b.tax_calculation(amount=500),
     "event": lambda: b.event("checkout.session.completed", b.checkout_session()),
+    "coupon": b.coupon,
+    "promotion_code": lambda: b.promotion_code(coupon_id="co_x"),
+    "discount": lambda: b.discount(coupon_id="co_x", promotion_code_id="promo_x"),
 }
 
 

@@ -11,6 +11,7 @@ from usage.models.ledger import (  # noqa: F401
     GrantSource,
     Hold,
     HoldStatus,
+    KeySpend,
     LedgerAllocation,
     LedgerEntry,
     MemberSpend,

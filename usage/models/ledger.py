@@ -263,6 +263,9 @@ class Hold(models.Model):
     for_org = models.ForeignKey(
         "orgs.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
+    # The API key that made it: while open it counts against that key's monthly
+    # limit, and its capture is that key's spend (KeySpend).
+    api_key_prefix = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -278,6 +281,9 @@ class Hold(models.Model):
             # A member's open holds for an org (their cap there counts them).
             models.Index(fields=["for_org", "member"], condition=Q(status="open", for_org__isnull=False),
                          name="hold_open_for_org"),
+            # What a limited key holds, read under the account lock (store.key_budget).
+            models.Index(fields=["account", "api_key_prefix"], name="hold_open_by_key",
+                         condition=Q(status="open", api_key_prefix__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -335,6 +341,23 @@ class MemberSpend(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "member", "month"], name="member_spend_unique")]
+
+
+class KeySpend(models.Model):
+    """Credits an API key that carries a monthly limit spent in a calendar month
+    (UTC), kept by the Python writer under the account lock like MemberSpend,
+    so a key's limit check is one indexed row. Seeded from the key's usage
+    events when its limit is set (usage.services.keybudget)."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="+", db_index=False)
+    api_key_prefix = models.CharField(max_length=16)
+    month = models.DateField(help_text="First day of the month, UTC.")
+    spent_micros = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "api_key_prefix", "month"], name="key_spend_unique"),
+        ]
 
 
 # --- roll-ups for the usage charts ----------------------------------------------

@@ -4,7 +4,7 @@ scoped to one organization or its account; nothing here writes or locks.
 One module per concern: `balances` (credits, grants, transfers, and billing's
 reads of them), `history` (the ledger, keyset-paginated), `charts` (usage over
 time, workflow runs' costs), `estimates`, `members` (spend, caps, provider
-keys), `runaway` (spend rates for the runaway breaker). Callers import from here.
+keys), `keys` (API keys' spend this month), `runaway` (spend rates for the runaway breaker). Callers import from here.
 """
 
 from usage.balance_changes import low_balance_micros  # noqa: F401
@@ -69,6 +69,7 @@ from usage.selectors.history import (  # noqa: F401
     ledger_page,
     meters_by_code,
 )
+from usage.selectors.keys import api_key_spend_this_month, key_meter_choices  # noqa: F401
 from usage.selectors.members import (  # noqa: F401
     MemberSpendRow,
     MemberUsageTotal,

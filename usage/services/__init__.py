@@ -8,8 +8,8 @@ Callers import the verbs from here. Inside, one module per concern:
   `transfers`, `refunds` (clawbacks and disputes), `expiry`, `reconcile`.
 - `account`: the plan and trigger lines billing keeps on the account.
 - `pricing` (events checked and priced before the lock) and `events`
-  (recorded under it); `rates`, `keys`, `limits`: the rate
-  card, provider keys and members' spend caps; `rollup`: usage totals.
+  (recorded under it); `rates`, `keys`, `limits`, `keybudget`: the rate
+  card, provider keys, members' spend caps and API keys' limits and meters; `rollup`: usage totals.
 """
 
 from usage.services.events import (  # noqa: F401
@@ -35,6 +35,7 @@ from usage.services.holds import (  # noqa: F401
     hold_release,
     holds_expire,
 )
+from usage.services.keybudget import api_key_budget_set  # noqa: F401
 from usage.services.keys import provider_key_create, provider_key_last_four, provider_key_revoke  # noqa: F401
 from usage.services.limits import member_limit_set  # noqa: F401
 from usage.services.pricing import UsageInput  # noqa: F401

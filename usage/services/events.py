@@ -30,7 +30,7 @@ from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitRea
 from usage.models import CreditAccount, EntryKind, Hold, Meter, UsageEvent
 from usage.services import credits, routing
 from usage.services.holds import hold_capture_locked, hold_lock
-from usage.services.pause import api_key_prefix_of, key_require_unpaused
+from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
 from usage.services.pricing import MAX_BATCH, Prepared, UsageInput, prepare, price_all, price_event
 from usage.services.writer import Writer, month_start, require_affordable
@@ -133,7 +133,7 @@ def _record(
 
     When the org's members pay for their own usage, see `_record_routed`."""
     if prepared is None:
-        prepared = prepare(org, inputs)
+        prepared = prepare(org, inputs, actor=actor)
     _attribute(prepared, actor)
     if routing.members_pay(org):
         return _record_routed(org, prepared, actor)
@@ -146,6 +146,8 @@ def _record(
         month=month_start(now),
     )
     account = writer.account
+    if key_limited(actor):
+        writer.load_key(actor.prefix)  # its limit, as it is now, under the lock
     if any(p.plan != account.plan_code for p in prepared if p.error is None):
         _plan_hints.pop(org.pk, None)
         price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
@@ -161,6 +163,8 @@ def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) ->
     transfers, always take the same locks in the same order and cannot deadlock."""
     routing.payers_assign(org, prepared)
     now = timezone.now()
+    # The key's limit row first, before any paying account (see usage.services.routing).
+    budget = routing.key_budget_lock(org, actor.prefix, now) if key_limited(actor) else None
     groups: dict[int, list[tuple[int, Prepared]]] = {}
     for index, p in enumerate(prepared):
         if p.error is None:
@@ -172,6 +176,7 @@ def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) ->
         group = groups[payer_org_id]
         member = group[0][1].member  # a personal organization pays for its one person
         writer = Writer.locked(payer_org_id, now, entries=2, events=len(group), month=month_start(now))
+        writer.key = budget
         keys = [p.input.idempotency_key for _index, p in group]
         writer.loaded.existing_events = {
             row["idempotency_key"]: row
@@ -233,7 +238,7 @@ def _decide(
                         balance_micros=account.balance_micros - total, available_micros=available, required_micros=charge,
                         payer=payer,
                     )
-                require_affordable(writer, charge, member_id, strict=False)  # the member's cap
+                require_affordable(writer, charge, member_id, strict=False)  # the member's cap, the key's limit
             except TollgateError as error:
                 item.error = error
                 if isinstance(error, SpendLimitReached):
@@ -359,12 +364,15 @@ def _record_one_in_database(org: Organization, p: Prepared, actor: Actor) -> Rec
 def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -> RecordedUsage:
     """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing.
 
-    Like credits_debit, outside a transaction the common case is one statement."""
+    Like credits_debit, outside a transaction the common case is one statement.
+    An API key carrying a monthly limit takes the Python writer instead: the
+    one-statement debit (usage_ledger_debit) knows members' caps but not keys'
+    limits, which the writer checks and counts (KeySpend) under the same lock."""
     key_require_unpaused(actor)
     prepared = None
     # Usage a member pays for takes the Python writer (see usage.services.routing).
-    if credits.SERVER_DEBIT and not routing.members_pay(org):
-        prepared = prepare(org, [event])
+    if credits.SERVER_DEBIT and not key_limited(actor) and not routing.members_pay(org):
+        prepared = prepare(org, [event], actor=actor)
         if prepared[0].error is not None:
             raise prepared[0].error
         recorded = _record_one_in_database(org, prepared[0], actor)
@@ -406,7 +414,7 @@ def hold_capture_events(
     if not events or len(events) > MAX_BATCH:
         raise InvalidRequest(f"Send 1 to {MAX_BATCH} events.", code="invalid_request")
     key_require_unpaused(actor)
-    prepared = prepare(org, events)
+    prepared = prepare(org, events, actor=actor)
     _attribute(prepared, actor)
     for p in prepared:
         if p.error is not None:

@@ -9,11 +9,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import OrgAPIKey
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from usage.services import routing
-from usage.services.pause import key_require_unpaused
+from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_refusals_announced
 from usage.services.writer import (
     Writer,
@@ -49,7 +50,9 @@ def hold_create(
     actor: Actor = None,
 ) -> Hold:
     """Reserve credits before a run. Refused with 402 unless available covers it
-    and the member's monthly cap leaves room for it, or 402 usage_paused from a paused API key."""
+    and the member's monthly cap and the API key's monthly limit leave room for
+    it, or 402 usage_paused from a paused API key. The hold remembers the key
+    that made it: while open it counts against that key's limit."""
     key_require_unpaused(actor)
     require_positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
@@ -57,6 +60,8 @@ def hold_create(
     # The org's, or (member_usage: personal) the member's personal account, labelled for the org.
     payer = routing.payer_require(org, member) if routing.members_pay(org) else None
     for_org = org if payer is not None else None
+    # Routed: the key's limit row before the paying account (see usage.services.routing).
+    budget = routing.key_budget_lock(org, actor.prefix, timezone.now()) if payer and key_limited(actor) else None
     account = lock_account(payer.org_id if payer is not None else org.pk)
     if idempotency_key:
         existing = Hold.objects.filter(account=account, for_org=for_org, idempotency_key=idempotency_key).first()
@@ -73,13 +78,16 @@ def hold_create(
     writer.load(entries=0, member_ids=[member_id] if member_id and payer is None else None, month=month_start(now))
     if payer is not None:
         routing.route(writer, org=org, member=member, payer=payer)
+        writer.key = budget
+    elif key_limited(actor):
+        writer.load_key(actor.prefix)
     writer.live_grants()
     # Holds are never covered by overage: a negative balance blocks new work until paid.
     require_affordable(writer, amount_micros, member_id, strict=True)
     hold = Hold.objects.create(
         account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
         idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
-        request_fingerprint=request_fingerprint, for_org=for_org,
+        request_fingerprint=request_fingerprint, for_org=for_org, api_key_prefix=api_key_prefix_of(actor),
     )
     account.held_micros += amount_micros
     (writer.audit if payer is None else writer.audit_routed)(
@@ -94,11 +102,15 @@ def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
     a member's personal account for a hold made for `org` (member_usage:
     personal). Any other hold, including one a member's personal organization
     holds for itself or one held for another org, is 404."""
-    payer_org_id = Hold.objects.filter(pk=hold_id).filter(
+    found = Hold.objects.filter(pk=hold_id).filter(
         Q(account__org=org, for_org__isnull=True) | Q(for_org=org)
-    ).values_list("account__org_id", flat=True).first()
-    if payer_org_id is None:
+    ).values_list("account__org_id", "for_org_id", "api_key_prefix").first()
+    if found is None:
         raise NotFound("No such hold.", code="hold_not_found")
+    payer_org_id, for_org_id, prefix = found
+    if for_org_id is not None and prefix:
+        # A routed hold's key limit row before the paying account (see usage.services.routing).
+        routing.key_budget_lock(org, prefix, timezone.now())
     account = lock_account(payer_org_id)
     hold = Hold.objects.select_for_update().filter(pk=hold_id, account=account).first()
     if hold is None:
@@ -161,6 +173,10 @@ def hold_capture_locked(
         routing.route(writer, org=hold.for_org, member=hold.member, payer=payer)
         member, member_id = hold.member, hold.member_id
         reason = f"{reason or 'Usage'} for {hold.for_org.name}"[:500]
+        if _key_counts(hold, actor):
+            writer.key = routing.key_budget_lock(hold.for_org, hold.api_key_prefix, writer.now)  # locked already
+    elif _key_counts(hold, actor):
+        writer.load_key(hold.api_key_prefix)
     if hold.status == HoldStatus.OPEN:
         writer.release(hold)
     if beyond > 0:
@@ -186,6 +202,18 @@ def hold_capture_locked(
     )
     writer.save()
     return hold, entry
+
+
+def _key_counts(hold: Hold, actor: Actor) -> bool:
+    """Whether a capture of `hold` may count against a key's monthly limit: the hold's
+    key, whoever captures it (it reserved from that key's limit, and its capture is
+    that key's spend). The key capturing its own hold tells without a query whether
+    it carries a limit."""
+    if hold.api_key_prefix is None:
+        return False
+    if isinstance(actor, OrgAPIKey) and actor.prefix == hold.api_key_prefix:
+        return key_limited(actor)
+    return True
 
 
 def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: datetime, *, action: str,

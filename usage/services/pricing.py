@@ -22,6 +22,7 @@ from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership
 from usage.models import BillingMode, ProviderKey
 from usage.services import store
+from usage.services.pause import key_require_meter
 from usage.services.rates import Price, current_card
 from usage.units import charge_micros
 
@@ -91,8 +92,9 @@ class Prepared:
     for_org_id: int | None = None
 
 
-def prepare(org: Organization, inputs: list[UsageInput]) -> list[Prepared]:
-    """Check what can be checked before the lock: fields, meter, member, provider key.
+def prepare(org: Organization, inputs: list[UsageInput], *, actor=None) -> list[Prepared]:
+    """Check what can be checked before the lock: fields, meter (and whether the
+    acting API key may record it: 403 meter_not_allowed), member, provider key.
     Two queries at most for the whole batch (members by e-mail, provider keys by id)."""
     card = current_card()
     emails = {i.member_email.strip().lower() for i in inputs if i.member_email and i.member is None}
@@ -115,6 +117,7 @@ def prepare(org: Organization, inputs: list[UsageInput]) -> list[Prepared]:
             if not item.idempotency_key or len(item.idempotency_key) > 200:
                 raise InvalidRequest("Every usage event needs an idempotency_key of 1 to 200 characters.", code="invalid_request")
             card.meter(item.meter)
+            key_require_meter(actor, item.meter)
             if not isinstance(item.quantity, Decimal) or not item.quantity.is_finite() or item.quantity <= 0:
                 raise InvalidRequest("quantity must be a number greater than zero.", code="invalid_quantity")
             if item.quantity > MAX_QUANTITY or item.quantity.as_tuple().exponent < -9:

@@ -9,6 +9,10 @@ hold). The organization's caps still apply: a member's spend for it is kept on
 the organization's MemberSpend row, which the write locks after the personal
 account (a fixed order: paying account, then that row), so concurrent events
 cannot overrun a cap even though they never take the organization's lock.
+An API key's monthly limit counts on the organization's KeySpend row the same
+way, locked first of all (before any paying account: one batch pays from
+several), so the full order is key row, paying accounts by organization id,
+each one's member spend row.
 
 Routed events always take the Python writer (`usage.services.events._record`),
 never the one-statement debit in PostgreSQL: the SQL fast path knows nothing of
@@ -25,11 +29,14 @@ from django.db.models import Q, Sum
 from billing_project.errors import InvalidRequest
 from orgs.models import MemberUsage, Membership, Role
 from usage.errors import MemberPayer, MemberRequired
+from accounts.models import OrgAPIKey
 from usage.models import CreditAccount, Hold, HoldStatus, MemberSpendLimit
 from usage.services import store
 from usage.services.writer import Route, Writer, month_start
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from accounts.models import User
     from orgs.models import Organization
     from usage.services.pricing import Prepared
@@ -119,3 +126,24 @@ def route(writer: Writer, *, org: Organization, member: User, payer: Payer) -> N
         Q(for_org=org) | Q(account_id=account_id, for_org__isnull=True)
     ).aggregate(total=Sum("amount_micros"))["total"] or 0
     writer.loaded.members[member.pk] = {"limit": limit, "spent": spent, "held": held}
+
+
+def key_budget_lock(org: Organization, prefix: str | None, now: datetime) -> store.KeyBudget | None:
+    """The monthly limit of `org`'s API key `prefix` and what counts against it, for
+    usage routed to members' personal accounts; None when the key has no limit.
+    Locks the key's spend row of `org`'s account: call it before locking any paying
+    account. A writer given it (`writer.key`) checks and counts the limit; writers of
+    one batch share it, so each sees what the others spent."""
+    if not prefix:
+        return None
+    limit = OrgAPIKey.objects.filter(org=org, prefix=prefix, monthly_limit_micros__isnull=False).values_list(
+        "monthly_limit_micros", flat=True,
+    ).first()
+    if limit is None:
+        return None
+    account_id = org_account_id(org)
+    spent = store.key_spend_lock(account_id, prefix, month_start(now))
+    held = Hold.objects.filter(api_key_prefix=prefix, status=HoldStatus.OPEN).filter(
+        Q(account_id=account_id, for_org__isnull=True) | Q(for_org=org)
+    ).aggregate(total=Sum("amount_micros"))["total"] or 0
+    return store.KeyBudget(prefix, limit, spent, held)

@@ -18,6 +18,10 @@ therefore three statements:
    allocations, usage events and audit rows, updates the touched grants and
    member spend, and updates the account's cached columns.
 
+A write that counts against an API key's monthly limit reads the key's limit,
+spend and holds in one more statement under the lock (`key_budget`); such
+writes never take the one-statement debit, which knows nothing of keys.
+
 Foreign keys are DEFERRABLE INITIALLY DEFERRED (Django's default on
 PostgreSQL), so rows inserted by one statement may reference each other.
 """
@@ -35,6 +39,7 @@ import psycopg
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
+from accounts.models import OrgAPIKey
 from orgs.models import AuditEvent
 from usage.models import CreditAccount, Grant
 
@@ -203,6 +208,49 @@ def member_spend_lock(account_id: int, member_id: int, month: date) -> int:
     return int(spent)
 
 
+@dataclass
+class KeyBudget:
+    """An API key's monthly limit and what counts against it, read under the lock."""
+
+    prefix: str
+    limit_micros: int
+    spent_micros: int  # this month (KeySpend)
+    held_micros: int  # its open holds
+
+
+_KEY_BUDGET_SQL = (
+    f"SELECT k.monthly_limit_micros, "
+    "  coalesce((SELECT s.spent_micros FROM usage_keyspend s WHERE s.account_id = %(account)s "
+    "            AND s.api_key_prefix = k.prefix AND s.month = %(month)s), 0), "
+    "  coalesce((SELECT sum(h.amount_micros) FROM usage_hold h WHERE h.account_id = %(account)s "
+    "            AND h.api_key_prefix = k.prefix AND h.status = 'open'), 0) "
+    f"FROM {OrgAPIKey._meta.db_table} k WHERE k.prefix = %(prefix)s AND k.monthly_limit_micros IS NOT NULL"
+)
+
+
+def key_budget(account_id: int, prefix: str, month: date) -> KeyBudget | None:
+    """The key's limit, month-to-date spend and open holds, or None when it has no
+    limit (any more). One statement; call it under the account lock, which a
+    change of the limit takes too."""
+    row = _one(_KEY_BUDGET_SQL, {"account": account_id, "prefix": prefix, "month": month})
+    if row is None:
+        return None
+    return KeyBudget(prefix, int(row[0]), int(row[1]), int(row[2]))
+
+
+def key_spend_lock(account_id: int, prefix: str, month: date) -> int:
+    """Lock an API key's spend row of `account_id` for `month` (creating it at zero)
+    and return what it holds: usage routed to members' personal accounts counts on
+    the organization's row without the organization's lock (usage.services.routing)."""
+    (spent,) = _one(
+        "INSERT INTO usage_keyspend (account_id, api_key_prefix, month, spent_micros) VALUES (%s, %s, %s, 0) "
+        "ON CONFLICT (account_id, api_key_prefix, month) DO UPDATE SET spent_micros = usage_keyspend.spent_micros "
+        "RETURNING spent_micros",
+        [account_id, prefix, month],
+    )
+    return int(spent)
+
+
 def reserve_entry_ids(count: int) -> list[int]:
     return list(_one("SELECT ARRAY(SELECT nextval(%s) FROM generate_series(1, %s))", [_sequence("usage_ledgerentry"), count])[0])
 
@@ -248,7 +296,12 @@ FLUSH_SQL = (
     "      SELECT r.account_id, r.member_id, r.month, r.spent_micros "
     "      FROM d, jsonb_populate_recordset(NULL::usage_memberspend, d.j->'spend') r "
     "      ON CONFLICT (account_id, member_id, month) "
-    "      DO UPDATE SET spent_micros = usage_memberspend.spent_micros + EXCLUDED.spent_micros) "
+    "      DO UPDATE SET spent_micros = usage_memberspend.spent_micros + EXCLUDED.spent_micros), "
+    "k AS (INSERT INTO usage_keyspend (account_id, api_key_prefix, month, spent_micros) "
+    "      SELECT r.account_id, r.api_key_prefix, r.month, r.spent_micros "
+    "      FROM d, jsonb_populate_recordset(NULL::usage_keyspend, d.j->'key_spend') r "
+    "      ON CONFLICT (account_id, api_key_prefix, month) "
+    "      DO UPDATE SET spent_micros = usage_keyspend.spent_micros + EXCLUDED.spent_micros) "
     "UPDATE usage_creditaccount SET balance_micros = (d.j->>'balance_micros')::bigint, "
     "  debt_micros = (d.j->>'debt_micros')::bigint, held_micros = (d.j->>'held_micros')::bigint, "
     "  updated_at = (d.j->>'updated_at')::timestamptz "
@@ -266,13 +319,14 @@ def flush(
     events: list[str],
     audits: list[dict],
     spend: list[dict],
+    key_spend: list[dict] | None = None,
 ) -> None:
     """Write everything one locked write decided, in one statement."""
     payload = {
         "events": "__EVENTS__",  # first, so the placeholder below is the first match
         "account_id": account.pk, "balance_micros": account.balance_micros, "debt_micros": account.debt_micros,
         "held_micros": account.held_micros, "updated_at": now, "entries": entries, "allocations": allocations,
-        "grants": grants, "audits": audits, "spend": spend,
+        "grants": grants, "audits": audits, "spend": spend, "key_spend": key_spend or [],
     }
     # Usage events arrive as JSON rows already (rendered before the lock); splice them in.
     body = row_dumps(payload).replace('"__EVENTS__"', "[" + ",".join(events) + "]", 1)

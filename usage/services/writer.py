@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from billing_project.errors import InvalidRequest
 from orgs.services import audit_fields, audit_record
 from usage import balance_changes
-from usage.errors import InsufficientCredits, MemberPayer, SpendLimitReached
+from usage.errors import InsufficientCredits, KeyLimitReached, MemberPayer, SpendLimitReached
 from usage.models import CreditAccount, EntryKind, Grant, Hold, LedgerEntry
 from usage.services import store
 from usage.units import credits_str
@@ -61,6 +61,11 @@ def lock_accounts(org_ids: list[int]) -> dict[int, CreditAccount]:
 def month_start(when: datetime) -> date:
     """The calendar month (UTC) a member's spend counts in."""
     return when.astimezone(dt_timezone.utc).date().replace(day=1)
+
+
+def month_began(when: datetime) -> datetime:
+    """The first instant of the calendar month (UTC) `when` counts in."""
+    return datetime.combine(month_start(when), time.min, tzinfo=dt_timezone.utc)
 
 
 def require_positive(amount_micros: int, what: str = "amount") -> int:
@@ -129,6 +134,10 @@ class Writer:
         self._events: list[str] = []
         self._audits: list[dict[str, Any]] = []
         self._spend: dict[tuple[int, date], int] = {}
+        # The API key whose monthly limit this write counts against (load_key), and
+        # what the write has spent of it so far.
+        self.key: store.KeyBudget | None = None
+        self._key_spend = 0
         self._granted: list[balance_changes.Granted] = []
         self._holds_expired: list[balance_changes.ExpiredHold] = []
         self.route: Route | None = None
@@ -160,6 +169,13 @@ class Writer:
     def load(self, *, entries: int = 1, **kwargs: Any) -> store.Loaded:
         """Read grants, replays, caps and fresh ids in one statement (see `store.load`)."""
         return self._use(store.load(self.account, now=self.now, entries=entries, **kwargs))
+
+    def load_key(self, prefix: str | None) -> store.KeyBudget | None:
+        """Read, under the lock, the limit of the API key `prefix` and what counts
+        against it; from then on `spend` counts towards it and `require_affordable`
+        checks it. Nothing happens for a key without a limit."""
+        self.key = store.key_budget(self.account.pk, prefix, month_start(self.now)) if prefix else None
+        return self.key
 
     def _use(self, loaded: store.Loaded) -> store.Loaded:
         self.loaded = loaded
@@ -247,7 +263,10 @@ class Writer:
         return self._entry_ids.pop(0)
 
     def spend(self, member_id: int | None, amount_micros: int) -> None:
-        """Count a debit towards a member's month (see MemberSpend)."""
+        """Count a debit towards a member's month (see MemberSpend) and the loaded
+        key's (KeySpend)."""
+        if self.key is not None:
+            self._key_spend += amount_micros
         if member_id is not None and amount_micros:
             key = (member_id, month_start(self.now))
             self._spend[key] = self._spend.get(key, 0) + amount_micros
@@ -259,10 +278,15 @@ class Writer:
         cap = self.loaded.members.get(hold.member_id) if self.loaded is not None and hold.member_id else None
         if cap is not None:
             cap["held"] -= hold.amount_micros
+        if self.key is not None and hold.api_key_prefix == self.key.prefix:
+            self.key.held_micros -= hold.amount_micros
 
     def hold_expired(self, hold: Hold) -> None:
         """Note that this write closes `hold` because it expired (announced in the change)."""
         self._holds_expired.append(balance_changes.ExpiredHold(hold_id=hold.pk, amount_micros=hold.amount_micros))
+
+    def pending_key_spend(self) -> int:
+        return self._key_spend
 
     def pending_spend(self, member_id: int) -> int:
         return self._spend.get((member_id, month_start(self.now)), 0)
@@ -293,6 +317,9 @@ class Writer:
             entry._state.adding = False
             entry._state.db = "default"
         self._entries, self._allocations, self._touched, self._events, self._audits, self._spend = [], [], {}, [], [], {}
+        if self.key is not None:
+            self.key.spent_micros += self._key_spend
+            self._key_spend = 0
         # Outside a transaction the receivers run at once, which is right: the
         # single-statement debit has already committed.
         balance_changes.announce(self.change())
@@ -339,13 +366,19 @@ class Writer:
                  "member_id": member_id, "month": month, "spent_micros": amount}
                 for (member_id, month), amount in self._spend.items()
             ],
+            key_spend=[
+                {"account_id": self.route.account_id if self.route is not None else account.pk,
+                 "api_key_prefix": self.key.prefix, "month": month_start(self.now),
+                 "spent_micros": self._key_spend}
+            ] if self.key is not None and self._key_spend else [],
         )
 
 
 def require_affordable(
     writer: Writer, amount_micros: int, member_id: int | None, *, strict: bool | None = None, taken_micros: int = 0,
 ) -> None:
-    """Refuse with 402 what the account or the member's monthly cap cannot cover.
+    """Refuse with 402 what the account, the member's monthly cap or the loaded
+    API key's monthly limit (`Writer.load_key`) cannot cover.
 
     `strict` defaults to the plan: accounts allowed overage may go past zero
     (into debt); holds pass strict=True, since a negative balance blocks new work.
@@ -371,4 +404,12 @@ def require_affordable(
                 limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros + taken_micros,
                 org_id=writer.route.org_id if writer.route is not None else account.org_id,
                 member_id=member_id, month=month_start(writer.now),
+            )
+    key = writer.key
+    if key is not None:
+        committed = key.spent_micros + key.held_micros + writer.pending_key_spend()
+        if committed + taken_micros + amount_micros > key.limit_micros:
+            raise KeyLimitReached(
+                prefix=key.prefix, limit_micros=key.limit_micros, spent_micros=committed,
+                required_micros=amount_micros + taken_micros,
             )

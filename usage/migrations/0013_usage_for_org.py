@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('orgs', '0004_organization_member_usage'),
-        ('usage', '0011_paused_api_key_proxy'),
+        ('usage', '0012_key_spend_and_hold_key'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
