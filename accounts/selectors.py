@@ -35,6 +35,11 @@ def api_key_with_org(prefix: str) -> OrgAPIKey | None:
     return key
 
 
+def api_keys_active_count(org_id: int) -> int:
+    """Keys that still work (not revoked, not expired): what the plan's API key cap counts."""
+    return OrgAPIKey.objects.filter(org_id=org_id, revoked=False).exclude(expiry_date__lte=timezone.now()).count()
+
+
 def login_failures_from(ip_address: str) -> int:
     """Failed sign-ins from one client address, over every account, within the
     cool-off: django-axes keeps one row per (account, address)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -12,11 +11,9 @@ from django.utils import timezone
 from accounts import key_budgets, selectors, signups
 from accounts.models import OrgAPIKey, Scope, User
 from billing_project.errors import AuthenticationFailed, Conflict, InvalidRequest
+from orgs import entitlements
 from orgs import services as org_services
-from orgs.models import MANAGE_API_KEYS, normalize_email
-
-if TYPE_CHECKING:
-    from orgs.models import Organization
+from orgs.models import MANAGE_API_KEYS, Organization, normalize_email
 
 DEFAULT_SCOPES = (Scope.READ, Scope.USAGE_WRITE)
 
@@ -82,6 +79,12 @@ def api_key_create(
     scopes = _check_scopes(scopes)
     monthly_limit_micros = api_key_limit_check(monthly_limit_micros)
     meters = key_budgets.meters_check(meters)
+    # The org row lock keeps the count of keys true until this commits, so two
+    # keys made at once cannot both take the plan's last one.
+    Organization.objects.select_for_update().filter(pk=org.pk).first()
+    entitlements.limit_require(
+        org_id=org.pk, resource=entitlements.API_KEYS, count=selectors.api_keys_active_count(org.pk)
+    )
     key_row, secret = OrgAPIKey.objects.create_key(
         org=org, name=name, scopes=scopes, created_by=actor if isinstance(actor, User) else None,
         monthly_limit_micros=monthly_limit_micros, meters=meters,

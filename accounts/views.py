@@ -137,7 +137,7 @@ def api_keys(request):
     org = request.membership.org
     can_manage = request.membership.can_manage_api_keys
     form = APIKeyForm(request.POST or None)
-    new_secret = new_key = None
+    new_secret = new_key = refusal = None
     if request.method == "POST":
         if not can_manage:
             messages.error(request, "Only owners and admins can create API keys.")
@@ -150,6 +150,7 @@ def api_keys(request):
                 )
             except TollgateError as error:
                 form.add_error(None, error.message)
+                refusal = error  # a plan's key cap links to the plan that allows more
             else:
                 form = APIKeyForm()
     keys = list(OrgAPIKey.objects.filter(org=org).order_by("revoked", "-created"))
@@ -168,7 +169,8 @@ def api_keys(request):
         {"form": form, "keys": keys, "new_secret": new_secret, "can_manage": can_manage,
          # The example request goes to this deployment, at the address the page was opened on.
          "example_url": request.build_absolute_uri(reverse("api:balance")),
-         "new_key_reads": new_key is not None and Scope.READ in new_key.scopes, "paused_keys": paused},
+         "new_key_reads": new_key is not None and Scope.READ in new_key.scopes, "paused_keys": paused,
+         "refusal": refusal},
     )
 
 

@@ -45,10 +45,17 @@ class PlanPriceInline(admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "overage_allowed", "trial_days", "active", "sort_order", "stripe_product_id"]
+    list_display = ["name", "code", "overage_allowed", "members_limit", "api_keys_limit", "trial_days", "active",
+                    "sort_order", "stripe_product_id"]
     list_editable = ["active", "sort_order"]
     readonly_fields = ["stripe_product_id"]
     inlines = [PlanPriceInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "features" in form.changed_data:
+            # Accounts on the plan refuse or allow gated meters from now on.
+            services.plan_features_write_down(obj, actor=request.user)
 
 
 @admin.register(Pack)

@@ -91,6 +91,120 @@ class PackagesView(APIView):
         return Response({"data": [PackSerializer(p).data for p in selectors.packs_active()]})
 
 
+# --- entitlements ------------------------------------------------------------
+
+
+class LimitSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(allow_null=True, help_text="The plan's cap per organization; null: no cap.")
+    used = serializers.IntegerField()
+    remaining = serializers.IntegerField(allow_null=True, help_text="What can still be added; null: no cap.")
+
+
+class MembersLimitSerializer(LimitSerializer):
+    pending_invitations = serializers.IntegerField(help_text="Open invitations: each holds a seat under the cap.")
+
+
+class CreditsLimitSerializer(serializers.Serializer):
+    available = serializers.CharField(help_text="Credits that can be spent now: balance less holds (decimal string).")
+    balance = serializers.CharField()
+    held = serializers.CharField()
+    overage_allowed = serializers.BooleanField(help_text="Usage past zero is billed in arrears instead of refused.")
+    allowance = serializers.CharField(allow_null=True, help_text="Credits the current period (or trial) brought.")
+    allowance_used = serializers.CharField(allow_null=True)
+    allowance_period_end = serializers.DateTimeField(allow_null=True)
+
+
+class EntitlementLimitsSerializer(serializers.Serializer):
+    credits = CreditsLimitSerializer()
+    members = MembersLimitSerializer()
+    api_keys = LimitSerializer()
+
+
+class GatedMeterSerializer(serializers.Serializer):
+    meter = serializers.CharField()
+    name = serializers.CharField()
+    required_feature = serializers.CharField()
+    allowed = serializers.BooleanField(help_text="Whether the plan in force includes the feature.")
+
+
+class EntitlementsSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    plan_name = serializers.CharField()
+    status = serializers.CharField(help_text="The subscription's status, as GET /subscription answers it: free, "
+                                             "trialing, active or past_due.")
+    features = serializers.ListField(child=serializers.CharField(), help_text="Feature codes of the plan in force.")
+    limits = EntitlementLimitsSerializer()
+    meters = GatedMeterSerializer(many=True, help_text="Meters that need a plan feature, and whether this plan has it.")
+
+
+def entitlements_data(ent: selectors.Entitlements) -> dict:
+    """The API's shape of `billing.selectors.entitlements`."""
+    dt = serializers.DateTimeField()
+    allowance = ent.credits.allowance
+
+    def limit(resource: str) -> dict:
+        use = ent.limit(resource)
+        return {"limit": use.limit, "used": use.used, "remaining": use.remaining}
+
+    return {
+        "plan": ent.plan_code, "plan_name": ent.plan_name, "status": ent.status, "features": ent.features,
+        "limits": {
+            "credits": {
+                "available": credits_str(ent.credits.available_micros), "balance": credits_str(ent.credits.balance_micros),
+                "held": credits_str(ent.credits.held_micros), "overage_allowed": ent.credits.overage_allowed,
+                "allowance": credits_str(allowance.amount_micros) if allowance else None,
+                "allowance_used": credits_str(allowance.used_micros) if allowance else None,
+                "allowance_period_end": dt.to_representation(allowance.period_end) if allowance and allowance.period_end
+                else None,
+            },
+            "members": {**limit("members"), "pending_invitations": ent.limit("members").pending},
+            "api_keys": limit("api_keys"),
+        },
+        "meters": [{"meter": m.code, "name": m.name, "required_feature": m.required_feature, "allowed": m.allowed}
+                   for m in ent.meters],
+    }
+
+
+class EntitlementsView(APIView):
+    """The plan in force, its features, and the limits it carries with what is used of each."""
+
+    @extend_schema(responses=EntitlementsSerializer, summary="The plan's features and limits, and their use")
+    def get(self, request):
+        return Response(entitlements_data(selectors.entitlements(request.auth.org)))
+
+
+class EntitlementCheckRequestSerializer(serializers.Serializer):
+    feature = serializers.CharField(max_length=64, help_text="A feature code, e.g. media_generation.")
+
+
+class EntitlementCheckResponseSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    feature = serializers.CharField()
+    plan = serializers.CharField()
+
+
+class EntitlementCheckView(APIView):
+    """May this org use a feature? 200 if its plan includes it, else 403 with the plan that does."""
+
+    write_scope = Scope.READ  # a question: any key that may read may ask it
+
+    @extend_schema(
+        request=EntitlementCheckRequestSerializer, summary="Check a feature against the plan in force",
+        responses={
+            200: EntitlementCheckResponseSerializer,
+            400: OpenApiResponse(description="invalid_request (no feature) or unknown_feature: no plan knows the code"),
+            403: OpenApiResponse(description="feature_not_in_plan, with required_feature, plan, upgrade_plan, "
+                                             "upgrade_plan_name and upgrade_url; or permission_denied"),
+        },
+    )
+    def post(self, request):
+        body = EntitlementCheckRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        feature = body.validated_data["feature"]
+        selectors.feature_check(request.auth.org, feature)
+        return Response({"allowed": True, "feature": feature, "plan": selectors.plan_code_of(request.auth.org)})
+
+
 # --- checkout and portal -----------------------------------------------------
 
 STRIPE_ERRORS = {

@@ -17,11 +17,13 @@ class BillingConfig(AppConfig):
         # event's object.
         from accounts import signups
         from billing import receivers, tasks, webhooks  # noqa: F401
+        from billing import selectors as billing_selectors
         from billing import services as billing_services
         from billing.notifications import billing_kinds_register
-        from orgs import creations
+        from orgs import creations, entitlements
 
         billing_kinds_register()
+        entitlements.plans_register(billing_selectors.PlanAnswers())
         signups.receiver_add(billing_services.trial_start_for_signup)
         creations.receiver_add(billing_services.free_start_for_new_org)
         for receiver in receivers.RECEIVERS:

@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
+from accounts import selectors as account_selectors
 from billing import gateway
 from billing.models import (
     OPEN_ATTEMPT_STATUSES,
@@ -29,6 +30,9 @@ from billing.models import (
     TopUpAttempt,
 )
 from billing_project.errors import InvalidRequest, NotFound
+from orgs import entitlements as org_entitlements
+from orgs import selectors as org_selectors
+from orgs.entitlements import FeatureNotInPlan, PlanOffer
 from orgs.models import Organization
 from usage import selectors as usage_selectors
 from usage.selectors import BalanceStatus, balance_status
@@ -68,10 +72,191 @@ def plan_has_feature(plan_code: str, feature: str) -> bool:
     return bool(plan and feature in (plan.features or []))
 
 
-def org_has_feature(org: Organization, feature: str) -> bool:
+def org_has_feature(org: Organization | int, feature: str) -> bool:
     """Feature gating: does the plan in force unlock `feature`?"""
-    state = BillingState.objects.filter(org=org).only("plan_code").first()
-    return plan_has_feature(state.plan_code if state else "free", feature)
+    return plan_has_feature(plan_code_of(org), feature)
+
+
+def plan_code_of(org: Organization | int) -> str:
+    """The plan in force (Free before billing has a state for the org)."""
+    org_id = org if isinstance(org, int) else org.pk
+    return BillingState.objects.filter(org_id=org_id).values_list("plan_code", flat=True).first() or "free"
+
+
+# --- entitlements: features and the limits plans carry ---------------------------------
+
+# How the pages and refusals name each feature, and what it unlocks. A feature
+# the catalog lists without an entry here reads as its code, capitalised.
+FEATURE_LABELS = {
+    "basic_workflows": "Basic workflows",
+    "advanced_workflows": "Advanced workflows",
+    "api_access": "API access",
+    "media_generation": "Image, speech and video generation",
+    "team_members": "Team members and spend caps",
+    "overage": "Keeps running past zero (billed in arrears)",
+    "priority_processing": "Priority processing",
+}
+FEATURE_DESCRIPTIONS = {
+    "basic_workflows": "Run the small and medium actions most workflows are made of.",
+    "advanced_workflows": "Longer, multi-step workflows and agent runs.",
+    "api_access": "Call Tollgate from your own services with API keys.",
+    "media_generation": "Record usage on the image, text-to-speech and video meters.",
+    "team_members": "Invite a team, see each member's spend and cap it monthly.",
+    "overage": "Work keeps going when credits run out; the excess is on the next invoice.",
+    "priority_processing": "Your platform runs your work ahead of the queue.",
+}
+
+
+def feature_label(feature: str) -> str:
+    return FEATURE_LABELS.get(feature, feature.replace("_", " ").capitalize())
+
+
+def features_known() -> list[str]:
+    """Every feature code some active plan lists or the pages describe, in the catalog's order."""
+    known = list(FEATURE_LABELS)
+    for plan in plans_active():
+        known += [f for f in plan.features or [] if f not in known]
+    return known
+
+
+def plan_limit(plan: Plan | None, resource: str) -> int | None:
+    """The plan's cap on `resource` (members, api_keys); None: no cap (or no such plan)."""
+    if plan is None:
+        return None
+    return {org_entitlements.MEMBERS: plan.members_limit, org_entitlements.API_KEYS: plan.api_keys_limit}[resource]
+
+
+def _year_cents(plan: Plan) -> int:
+    """What a year of the plan costs at its cheapest active price, to compare plans."""
+    prices = [p.amount_cents * (12 if p.interval == "month" else 1) for p in plan.prices.all() if p.active]
+    return min(prices, default=0)
+
+
+def plans_by_price() -> list[Plan]:
+    """Active plans, cheapest first (then in the catalog's order)."""
+    return sorted(plans_active(), key=lambda p: (_year_cents(p), p.sort_order, p.code))
+
+
+def cheapest_plan_with_feature(feature: str) -> Plan | None:
+    return next((p for p in plans_by_price() if feature in (p.features or [])), None)
+
+
+def cheapest_plan_allowing(resource: str, count: int) -> Plan | None:
+    """The cheapest active plan whose cap on `resource` allows `count` of it."""
+    return next((p for p in plans_by_price() if plan_limit(p, resource) is None or plan_limit(p, resource) >= count),
+                None)
+
+
+def _offer(plan: Plan | None) -> PlanOffer | None:
+    return PlanOffer(plan.code, plan.name) if plan is not None else None
+
+
+class PlanAnswers:
+    """Billing's answers to orgs.entitlements, for the apps below billing that
+    meet a plan's limits and features (registered in BillingConfig.ready)."""
+
+    def limit(self, org_id: int, resource: str) -> int | None:
+        return plan_limit(Plan.objects.filter(code=plan_code_of(org_id)).first(), resource)
+
+    def plan_of(self, org_id: int) -> PlanOffer | None:
+        code = plan_code_of(org_id)
+        return _offer(Plan.objects.filter(code=code).first()) or PlanOffer(code, code.title())
+
+    def cheapest_with_feature(self, feature: str) -> PlanOffer | None:
+        return _offer(cheapest_plan_with_feature(feature))
+
+    def cheapest_allowing(self, resource: str, count: int) -> PlanOffer | None:
+        return _offer(cheapest_plan_allowing(resource, count))
+
+    def feature_label(self, feature: str) -> str:
+        return feature_label(feature)
+
+
+@dataclass(frozen=True)
+class LimitUse:
+    """One count the plan may cap, and how much of it the org uses."""
+
+    resource: str
+    limit: int | None
+    used: int
+    pending: int = 0  # members: invitations still open, which hold a seat each
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.used - self.pending)
+
+
+@dataclass(frozen=True)
+class CreditsUse:
+    available_micros: int
+    balance_micros: int
+    held_micros: int
+    overage_allowed: bool
+    allowance: Allowance | None
+
+
+@dataclass(frozen=True)
+class GatedMeter:
+    code: str
+    name: str
+    required_feature: str
+    allowed: bool
+
+
+@dataclass(frozen=True)
+class Entitlements:
+    """What the org's plan in force allows, and what it uses of it: the one read
+    behind GET /api/v1/entitlements (and, later, the MCP tool of that name)."""
+
+    plan_code: str
+    plan: Plan | None
+    status: str
+    features: list[str]
+    credits: CreditsUse
+    limits: list[LimitUse]
+    meters: list[GatedMeter]
+
+    @property
+    def plan_name(self) -> str:
+        return self.plan.name if self.plan is not None else self.plan_code.title()
+
+    def limit(self, resource: str) -> LimitUse:
+        return next(limit for limit in self.limits if limit.resource == resource)
+
+
+def entitlements(org: Organization) -> Entitlements:
+    state = billing_state_of(org)
+    plan = Plan.objects.filter(code=state.plan_code).first()
+    features = list(plan.features or []) if plan is not None else []
+    account = usage_selectors.account_for(org.pk)
+    return Entitlements(
+        plan_code=state.plan_code, plan=plan, status=state.status, features=features,
+        credits=CreditsUse(
+            available_micros=account.available_micros, balance_micros=account.balance_micros,
+            held_micros=account.held_micros, overage_allowed=account.overage_allowed, allowance=allowance_for(org.pk),
+        ),
+        limits=[
+            LimitUse(org_entitlements.MEMBERS, plan_limit(plan, org_entitlements.MEMBERS),
+                     org_selectors.members_count(org.pk), org_selectors.invitations_pending_count(org.pk)),
+            LimitUse(org_entitlements.API_KEYS, plan_limit(plan, org_entitlements.API_KEYS),
+                     account_selectors.api_keys_active_count(org.pk)),
+        ],
+        meters=[GatedMeter(m.code, m.name, m.required_feature, m.required_feature in features)
+                for m in usage_selectors.meters_gated()],
+    )
+
+
+def feature_check(org: Organization, feature: str) -> None:
+    """Nothing when the plan in force includes `feature`; 403 feature_not_in_plan
+    (with the cheapest plan that does) when not; 400 unknown_feature for a code
+    no plan knows."""
+    if feature not in features_known():
+        raise InvalidRequest(
+            f"Unknown feature “{feature}”. Known features: {', '.join(features_known())}.", code="unknown_feature"
+        )
+    code = plan_code_of(org)
+    if not plan_has_feature(code, feature):
+        raise FeatureNotInPlan(feature=feature, plan_code=code)
 
 
 def billing_state_of(org: Organization) -> BillingState:
@@ -313,15 +498,25 @@ def credits_overview(org_id: int) -> CreditsOverview:
 
 # --- the plans page ------------------------------------------------------------
 
-FEATURE_LABELS = {
-    "basic_workflows": "Basic workflows",
-    "advanced_workflows": "Advanced workflows",
-    "api_access": "API access",
-    "media_generation": "Image, speech and video generation",
-    "team_members": "Team members and spend caps",
-    "overage": "Keeps running past zero (billed in arrears)",
-    "priority_processing": "Priority processing",
-}
+
+@dataclass(frozen=True)
+class FeatureLine:
+    code: str
+    label: str
+    description: str
+
+
+def feature_lines(features: list[str]) -> list[FeatureLine]:
+    return [FeatureLine(f, feature_label(f), FEATURE_DESCRIPTIONS.get(f, "")) for f in features]
+
+
+def limit_lines(plan: Plan) -> list[str]:
+    """The plan's caps as the Plans page states them."""
+    lines = []
+    for resource, noun in ((org_entitlements.MEMBERS, "members"), (org_entitlements.API_KEYS, "API keys")):
+        limit = plan_limit(plan, resource)
+        lines.append(f"Unlimited {noun}" if limit is None else f"Up to {limit} {noun if limit != 1 else noun[:-1]}")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -334,6 +529,8 @@ class PlanCard:
     current: bool
     action: str  # current, subscribe, upgrade, downgrade, switch, cancel, none
     features: list[str]
+    unlocks: tuple[FeatureLine, ...] = ()  # each feature with what it unlocks
+    limits: tuple[str, ...] = ()  # "Up to 3 members", "Unlimited API keys"
 
     @property
     def monthly_cents(self) -> int:
@@ -390,6 +587,7 @@ def plan_cards(*, state: BillingState, interval: str) -> list[PlanCard]:
             action = "subscribe"
         cards.append(PlanCard(
             plan=plan, price=price, current=is_current_plan and (same_interval or action == "subscribe"),
-            action=action, features=[FEATURE_LABELS.get(f, f.replace("_", " ").capitalize()) for f in plan.features],
+            action=action, features=[feature_label(f) for f in plan.features],
+            unlocks=tuple(feature_lines(plan.features or [])), limits=tuple(limit_lines(plan)),
         ))
     return cards

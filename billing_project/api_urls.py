@@ -11,13 +11,15 @@ app_name = "api"
 
 urlpatterns = [
     path("org", OrgView.as_view(), name="org"),
-    # billing: catalog, checkout, portal, subscription, invoices
+    # billing: catalog, checkout, portal, subscription, invoices, entitlements
     path("plans", billing_api.PlansView.as_view(), name="plans"),
     path("packages", billing_api.PackagesView.as_view(), name="packages"),
     path("checkout", billing_api.CheckoutView.as_view(), name="checkout"),
     path("portal", billing_api.PortalView.as_view(), name="portal"),
     path("subscription", billing_api.SubscriptionView.as_view(), name="subscription"),
     path("invoices", billing_api.InvoicesView.as_view(), name="invoices"),
+    path("entitlements", billing_api.EntitlementsView.as_view(), name="entitlements"),
+    path("entitlements/check", billing_api.EntitlementCheckView.as_view(), name="entitlements-check"),
     # --- usage and credits (usage/api.py) ---
     path("balance", usage_api.BalanceView.as_view(), name="balance"),
     path("usage/events", usage_api.UsageEventView.as_view(), name="usage-events"),

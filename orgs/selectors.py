@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.http import Http404
+from django.utils import timezone
 
 from orgs.models import Invitation, Membership, Organization, Role, normalize_email
 
@@ -47,6 +48,17 @@ def open_invitations(org: Organization):
     return Invitation.objects.filter(org=org, accepted_at__isnull=True, revoked_at__isnull=True).select_related(
         "invited_by"
     )
+
+
+def members_count(org_id: int) -> int:
+    return Membership.objects.filter(org_id=org_id).count()
+
+
+def invitations_pending_count(org_id: int) -> int:
+    """Invitations that can still be accepted: each holds a seat of the plan's member cap."""
+    return Invitation.objects.filter(
+        org_id=org_id, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).count()
 
 
 def organization_by_id(org_id: int) -> Organization | None:

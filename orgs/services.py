@@ -18,7 +18,7 @@ from django.utils.text import slugify
 
 from billing_project import request_context
 from billing_project.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from orgs import creations
+from orgs import creations, entitlements, selectors
 from orgs.models import (
     MANAGE_MEMBERS,
     AuditedActor,
@@ -235,10 +235,17 @@ def invitation_create(*, org: Organization, actor: User, email: str, role: str =
         raise PermissionDenied("Only an owner can invite another owner.", code="owner_required")
     if Membership.objects.filter(org=org, user__email__iexact=email).exists():
         raise Conflict(f"{email} is already a member.", code="already_member")
+    _locked_org(org)  # counted seats stay true until this commits
     # Re-inviting replaces the open invitation (a fresh link, a fresh expiry).
     Invitation.objects.filter(
         org=org, email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
+    # The plan's member cap counts members and invitations still open: a seat
+    # is taken when it is offered, so accepting never exceeds it.
+    entitlements.limit_require(
+        org_id=org.pk, resource=entitlements.MEMBERS,
+        count=selectors.members_count(org.pk) + selectors.invitations_pending_count(org.pk),
+    )
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         org=org, email=email, role=role, token_hash=_hash_token(token), invited_by=actor,
@@ -268,6 +275,9 @@ def invitation_get(*, token: str) -> Invitation:
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
     invitation = invitation_get(token=token)
+    # The org row first, as invitation_create takes it before it touches
+    # invitations: members are counted under it, and the two never wait on each other.
+    _locked_org(invitation.org)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at or invitation.revoked_at:  # lost a race with another accept
         raise NotFound("This invitation link is no longer valid. Ask for a new one.", code="invitation_invalid")
@@ -275,6 +285,12 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         raise PermissionDenied(
             f"This invitation is for {invitation.email}; you are signed in as {user.email}.",
             code="invitation_other_email",
+        )
+    if not Membership.objects.filter(org=invitation.org, user=user).exists():
+        # The seat was counted when the invitation was sent; a plan lowered
+        # since then lets invitations in while members fit under its cap.
+        entitlements.limit_require(
+            org_id=invitation.org_id, resource=entitlements.MEMBERS, count=selectors.members_count(invitation.org_id),
         )
     membership, created = Membership.objects.get_or_create(
         org=invitation.org, user=user, defaults={"role": invitation.role}

@@ -108,7 +108,8 @@ def invitation(request, token: str):
         try:
             membership = services.invitation_accept(token=token, user=request.user)
         except TollgateError as error:
-            return render(request, "orgs/invitation.html", {"invite": invite, "error": error.message}, status=error.status)
+            return render(request, "orgs/invitation.html", {"invite": invite, "error": error.message, "refusal": error},
+                          status=error.status)
         switch_to(request, membership)
         return redirect("orgs:welcome", slug=membership.org.slug)
     if not request.user.is_authenticated:

@@ -223,8 +223,8 @@ class MeterAdmin(admin.ModelAdmin):
     """Meters and their rates are editable; edits apply in every process within
     a few seconds (usage.services.rates.CARD_TTL)."""
 
-    list_display = ["code", "name", "unit", "category", "is_active", "updated_at"]
-    list_filter = ["category", "is_active"]
+    list_display = ["code", "name", "unit", "category", "required_feature", "is_active", "updated_at"]
+    list_filter = ["category", "is_active", "required_feature"]
     search_fields = ["code", "name"]
     inlines = [RateInline]
 

@@ -37,6 +37,11 @@ PAYMENT = {402: OpenApiResponse(description="payment_required: `insufficient_cre
                                             "key_prefix, paused_at, reason, resume_url; or `key_limit_reached` "
                                             "(the calling API key's monthly limit), with key_prefix, limit, spent, "
                                             "required, settings_url")}
+# Events and holds on a meter that needs a plan feature (Meter.required_feature).
+FEATURE = {403: OpenApiResponse(description="permission_denied (the key lacks the scope), meter_not_allowed (the key "
+                                            "may not record the meter) or feature_not_in_plan: the meter needs a "
+                                            "feature the plan lacks, with required_feature, meter, plan, "
+                                            "upgrade_plan, upgrade_plan_name and upgrade_url")}
 CONFLICT = {409: OpenApiResponse(description="conflict: the idempotency key was used for a different request")}
 NOT_FOUND = {404: OpenApiResponse(description="not_found")}
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -106,7 +111,8 @@ class UsageEventView(UsageAPIView):
                     "cap or the calling key's monthly limit cannot cover it (403 when the key may not record the meter). Replaying an idempotency key with the same body answers the first result "
                     f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409.",
         request=serializers.UsageEventSerializer,
-        responses={201: serializers.UsageEventResultSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
+        responses={201: serializers.UsageEventResultSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
+                   **CONFLICT},
         examples=[OpenApiExample("Output tokens", request_only=True, value=EVENT_EXAMPLE),
                   OpenApiExample("Recorded", response_only=True, status_codes=["201"], value=EVENT_RESULT_EXAMPLE)],
     )
@@ -122,7 +128,8 @@ class UsageBatchView(UsageAPIView):
         summary="Record up to 1,000 usage events",
         description="One transaction; each event is decided in order and answered on its own: `recorded`, "
                     "`replayed` (its key was seen with the same event: the first answer) or `refused` with the "
-                    "error it would have had alone (`status` 400/402/404/409).",
+                    "error it would have had alone (`status` 400/402/403/404/409; 403 `feature_not_in_plan` for a "
+                    "meter the plan does not include).",
         request=serializers.UsageBatchSerializer,
         responses={200: serializers.BatchResponseSerializer, **ERRORS},
         examples=[OpenApiExample("Two events", request_only=True, value={"events": [
@@ -167,10 +174,11 @@ class HoldCreateView(UsageAPIView):
     @extend_schema(
         summary="Reserve credits before a run",
         description="Refused with 402 unless available credits (and the member's cap and the calling key's "
-                    "monthly limit) cover it. Expires after "
-                    "`expires_in` seconds (default 900) and releases itself.",
+                    "monthly limit) cover it. Expires after `expires_in` seconds (default 900) and releases itself. "
+                    "`meters` names what the run will record: one that needs a feature the plan lacks refuses the "
+                    "hold with 403 feature_not_in_plan.",
         request=serializers.HoldCreateSerializer,
-        responses={201: serializers.HoldSerializer, **ERRORS, **PAYMENT, **CONFLICT},
+        responses={201: serializers.HoldSerializer, **ERRORS, **FEATURE, **PAYMENT, **CONFLICT},
         examples=[OpenApiExample("Hold", request_only=True, value={"idempotency_key": "run-8731", "credits": "50",
                                                                     "expires_in": 600, "workflow_run_id": "run-8731"})],
     )
@@ -180,7 +188,7 @@ class HoldCreateView(UsageAPIView):
             org=self.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
             member=self.member(data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
             workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-            request_fingerprint=parsers.request_fingerprint(request.data), actor=request.auth,
+            request_fingerprint=parsers.request_fingerprint(request.data), meters=data["meters"], actor=request.auth,
         )
         return Response(serializers.HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
 
@@ -194,7 +202,8 @@ class HoldCaptureView(UsageAPIView):
                     "402, nothing is recorded and the hold stays open. Capturing again with the same amount "
                     "answers the first capture; another amount is 409.",
         request=serializers.HoldCaptureSerializer,
-        responses={200: serializers.HoldCaptureResponseSerializer, **ERRORS, **PAYMENT, **NOT_FOUND, **CONFLICT},
+        responses={200: serializers.HoldCaptureResponseSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
+                   **CONFLICT},
         examples=[OpenApiExample("By amount", request_only=True, value={"credits": "37.25"}),
                   OpenApiExample("By events", request_only=True, value={"events": [EVENT_EXAMPLE]})],
     )

@@ -211,6 +211,11 @@ class HoldCreateSerializer(serializers.Serializer):
     member = serializers.EmailField(required=False)
     workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     metadata = serializers.DictField(required=False, default=dict, help_text="A JSON object of at most 4 KB.")
+    meters = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, default=list, max_length=50,
+        help_text="The meters the run will record. One that needs a plan feature the org lacks refuses the hold "
+                  "(403 feature_not_in_plan); an unknown one is 400 unknown_meter.",
+    )
 
     def validate_metadata(self, value: dict) -> dict:
         return clean_metadata(value)

@@ -34,6 +34,15 @@ class Plan(models.Model):
     )
     trial_days = models.PositiveSmallIntegerField(default=0)
     trial_allowance_micros = models.BigIntegerField(default=0, help_text="Credits granted for the trial.")
+    # Counts the plan caps per organization; empty: no cap. Enforced where they
+    # are met (inviting and joining, making a key) through orgs.entitlements;
+    # lowering one keeps what is already there and refuses only more.
+    members_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Members (with open invitations) an organization may have; empty: unlimited."
+    )
+    api_keys_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Active API keys an organization may have; empty: unlimited."
+    )
     sort_order = models.PositiveSmallIntegerField(default=0)
     active = models.BooleanField(default=True)
     stripe_product_id = models.CharField(max_length=255, blank=True)

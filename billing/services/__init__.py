@@ -21,7 +21,7 @@ from billing.services.alerts import (
     alerts_check,
     alerts_sweep,
 )
-from billing.services.catalog import catalog_load, catalog_sync
+from billing.services.catalog import catalog_load, catalog_sync, plan_features_write_down
 from billing.services.checkout import (
     checkout_start,
     custom_amount_limits,
@@ -71,7 +71,7 @@ __all__ = [
     "Reminder", "reminder_send", "reminders_due", "reminders_send",
     "alert_preference_for", "alert_preference_set", "alert_threshold_set", "alerts_check", "alerts_sweep",
     "auto_topup_check", "auto_topup_configure", "auto_topup_retry_due", "billing_state_for", "catalog_load",
-    "catalog_sync", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",
+    "catalog_sync", "plan_features_write_down", "charge_refunded", "checkout_session_closed", "checkout_session_paid", "checkout_simulate_pay",
     "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew", "free_start_for_new_org",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
     "pack_fulfil", "promo_credits_grant", "promotion_label", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",

@@ -24,6 +24,7 @@ from djstripe import models as djstripe_models
 from billing import gateway
 from billing.models import OveragePrice, Pack, Plan, PlanPrice
 from orgs.services import audit_record
+from usage import services as usage_services
 from usage.units import MICROS_PER_CREDIT
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,12 @@ def catalog_load(*, path: Path | None = None, overwrite: bool = False) -> dict[s
                 "trial_days": item.get("trial_days", 0),
                 "trial_allowance_micros": _micros(item.get("trial_allowance_credits", 0)),
                 "sort_order": item.get("sort_order", 0),
+                "members_limit": item.get("limits", {}).get("members"),
+                "api_keys_limit": item.get("limits", {}).get("api_keys"),
             },
         )
+        if overwrite:
+            plan_features_write_down(plan, actor="command:sync_catalog")
         for price in item["prices"]:
             upsert(
                 PlanPrice, {"plan": plan, "interval": price["interval"]},
@@ -95,6 +100,12 @@ def catalog_load(*, path: Path | None = None, overwrite: bool = False) -> dict[s
              "currency": item.get("currency", "usd")},
         )
     return {"created": created, "updated": updated}
+
+
+def plan_features_write_down(plan: Plan, *, actor: Any = None) -> int:
+    """Give every credit account on `plan` its features now (staff edited them, or
+    the catalog was reloaded): gated meters follow at once. Returns the accounts changed."""
+    return usage_services.accounts_set_plan_features(plan_code=plan.code, features=plan.features or [], actor=actor)
 
 
 # --- pushing the catalog to Stripe ----------------------------------------

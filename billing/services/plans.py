@@ -83,7 +83,9 @@ def plan_apply(state: BillingState, plan_code: str, actor: Actor, *, overage_bil
         audit_record(org=state.org_id, action="billing.plan_changed", actor=actor,
                      data={"plan": plan_code, "previous": state.plan_code})
         state.plan_code = plan_code
-    usage_services.account_set_plan(org=state.org, plan_code=plan_code, overage_allowed=overage, actor=actor)
+    usage_services.account_set_plan(
+        org=state.org, plan_code=plan_code, overage_allowed=overage, features=plan.features if plan else [], actor=actor
+    )
 
 
 # --- allowances ------------------------------------------------------------

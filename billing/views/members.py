@@ -26,6 +26,7 @@ def members(request):
     membership = request.membership
     org = membership.org
     invite_form = InviteForm(request.POST or None)
+    refusal = None
     if request.method == "POST" and not membership.can_manage_members:
         messages.error(request, "Only owners and admins can invite people.")
         return redirect("billing:members")
@@ -36,6 +37,7 @@ def members(request):
             )
         except TollgateError as error:
             invite_form.add_error(None, error.message)
+            refusal = error  # a plan's member cap links to the plan that allows more
         else:
             messages.success(request, f"Invitation sent to {invite_form.cleaned_data['email']}.")
             return redirect("billing:members")
@@ -53,6 +55,7 @@ def members(request):
             "members": members,
             "invitations": org_selectors.open_invitations(org) if membership.can_manage_members else [],
             "invite_form": invite_form,
+            "refusal": refusal,
             "role_form": RoleForm(),
             # The last owner is not offered "Leave": the service would refuse it.
             "sole_owner": membership.role == Role.OWNER and sum(m.role == Role.OWNER for m in members) == 1,

@@ -19,6 +19,7 @@ writes the matching entries, under the account row lock.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import F, Q
 
@@ -39,6 +40,12 @@ class CreditAccount(models.Model):
     overage_allowed = models.BooleanField(
         default=False,
         help_text="Set from the plan: usage past zero is billed in arrears instead of refused with 402.",
+    )
+    # The plan's feature codes, written down by billing with the plan, so the
+    # ledger refuses a meter that requires a feature (Meter.required_feature)
+    # deciding on the same locked row it prices with.
+    features = ArrayField(
+        models.CharField(max_length=64), default=list, blank=True, help_text="Set from the plan: its feature codes."
     )
     # Kept by billing's auto top-up settings: a write that leaves the balance
     # below it schedules billing's top-up task (billing.receivers, through

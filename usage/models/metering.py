@@ -29,6 +29,14 @@ class Meter(models.Model):
     category = models.CharField(max_length=10, choices=MeterCategory.choices)
     description = models.CharField(max_length=300, blank=True)
     is_active = models.BooleanField(default=True, help_text="Inactive meters refuse new usage.")
+    # A feature code of billing's catalog (e.g. media_generation): usage and
+    # holds on this meter are refused (403 feature_not_in_plan) for an account
+    # whose plan lacks it. Checked against CreditAccount.features, which
+    # billing writes down, so the ledger never reads billing's tables.
+    required_feature = models.CharField(
+        max_length=64, blank=True,
+        help_text="A plan feature this meter needs (e.g. media_generation); empty: every plan may use it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

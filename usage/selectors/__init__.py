@@ -54,6 +54,7 @@ from usage.selectors.estimates import (  # noqa: F401
     EstimateLine,
     WorkflowEstimate,
     estimate,
+    meters_gated,
     workflow_estimates,
     workflows,
 )

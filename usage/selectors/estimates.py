@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 
 from billing_project.errors import InvalidRequest
-from usage.models import BillingMode
+from usage.models import BillingMode, Meter
 from usage.services.rates import current_card, read_data_file
 from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price
 
@@ -109,3 +109,8 @@ def workflow_estimates(plan_code: str) -> list[WorkflowEstimate]:
         except InvalidRequest:
             continue  # a workflow that names a meter this deployment does not price
     return out
+
+
+def meters_gated() -> list[Meter]:
+    """Active meters that need a plan feature (from the card snapshot the debit path uses)."""
+    return sorted((m for m in current_card().meters.values() if m.is_active and m.required_feature), key=lambda m: m.code)

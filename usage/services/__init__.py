@@ -24,6 +24,7 @@ from usage.services.account import (  # noqa: F401
     account_set_auto_topup_threshold,
     account_set_low_balance_threshold,
     account_set_plan,
+    accounts_set_plan_features,
 )
 from usage.services.credits import credits_adjust, credits_debit, credits_grant  # noqa: F401
 from usage.services.expiry import grant_expire_now, grants_expire  # noqa: F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.db import transaction
@@ -21,16 +22,36 @@ def account_open(*, org: Organization) -> CreditAccount:
 
 
 @transaction.atomic
-def account_set_plan(*, org: Organization, plan_code: str, overage_allowed: bool, actor: Actor = None) -> CreditAccount:
-    """Billing tells the ledger which plan the org is on (rate-card overrides, overage)."""
+def account_set_plan(
+    *, org: Organization, plan_code: str, overage_allowed: bool, features: Iterable[str] | None = None,
+    actor: Actor = None,
+) -> CreditAccount:
+    """Billing tells the ledger which plan the org is on (rate-card overrides,
+    overage, and the features gated meters need; None leaves the features as
+    they are). Under the account lock, so a write in flight decides on the old
+    plan or the new one, never on a mix."""
     account = lock_account(org.pk)
-    if (account.plan_code, account.overage_allowed) != (plan_code, overage_allowed):
+    old_features = CreditAccount.objects.filter(pk=account.pk).values_list("features", flat=True).first() or []
+    new_features = sorted(old_features) if features is None else sorted(set(features))
+    if (account.plan_code, account.overage_allowed, sorted(old_features)) != (plan_code, overage_allowed, new_features):
         old = account.plan_code
         account.plan_code = plan_code
         account.overage_allowed = overage_allowed
-        account.save(update_fields=["plan_code", "overage_allowed", "updated_at"])
-        audit(org.pk, "credits.plan_set", actor, plan=plan_code, previous=old, overage_allowed=overage_allowed)
+        account.features = new_features
+        account.save(update_fields=["plan_code", "overage_allowed", "features", "updated_at"])
+        audit(org.pk, "credits.plan_set", actor, plan=plan_code, previous=old, overage_allowed=overage_allowed,
+              **({"features": new_features} if new_features != sorted(old_features) else {}))
     return account
+
+
+def accounts_set_plan_features(*, plan_code: str, features: Iterable[str], actor: Actor = None) -> int:
+    """A plan's features changed in the catalog: every account on it gets them
+    at once (each row's update takes its lock). Returns how many changed."""
+    features = sorted(set(features))
+    changed = CreditAccount.objects.filter(plan_code=plan_code).exclude(features=features).update(features=features)
+    if changed:
+        audit(None, "credits.plan_features_set", actor, plan=plan_code, features=features, accounts=changed)
+    return changed
 
 
 def account_set_auto_topup_threshold(*, org: Organization, threshold_micros: int | None) -> None:

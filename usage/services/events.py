@@ -32,7 +32,16 @@ from usage.services import credits, routing
 from usage.services.holds import hold_capture_locked, hold_lock
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
-from usage.services.pricing import MAX_BATCH, Prepared, UsageInput, prepare, price_all, price_event
+from usage.services.pricing import (
+    MAX_BATCH,
+    Prepared,
+    UsageInput,
+    features_check_all,
+    meter_gated,
+    prepare,
+    price_all,
+    price_event,
+)
 from usage.services.writer import Writer, month_start, require_affordable
 from usage.units import credits_str
 from usage.wording import usage_phrase
@@ -196,6 +205,11 @@ def _decide(
     account, in order, then write what was recorded and save. `for_org`: the
     organization the usage is for, when it is not the account's own."""
     account, loaded = writer.account, writer.loaded
+    # The plan's features, like its prices, are decided on the locked row (the
+    # paying account's: a member's own plan when they pay): a downgrade refuses a
+    # gated meter from the moment it commits. A replay answers what was
+    # recorded, whatever the plan is now.
+    features_check_all([p for _index, p in indexed if p.input.idempotency_key not in loaded.existing_events], account)
     writer.live_grants()
     strict = not account.overage_allowed
     payer = writer.route.payer if writer.route is not None else None
@@ -375,7 +389,10 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
         prepared = prepare(org, [event], actor=actor)
         if prepared[0].error is not None:
             raise prepared[0].error
-        recorded = _record_one_in_database(org, prepared[0], actor)
+        # A meter that needs a plan feature is decided by the Python writer,
+        # which checks the account's features under its lock; the one-statement
+        # debit knows prices and plans, not features.
+        recorded = None if meter_gated(event.meter) else _record_one_in_database(org, prepared[0], actor)
         if recorded is not None:
             return recorded
     with transaction.atomic():
@@ -427,6 +444,8 @@ def hold_capture_events(
             p.member = p.member or hold.member
     now = timezone.now()
     price_all(prepared, account.plan_code, now)  # the paying account's plan
+    if hold.status != "captured":  # capturing again answers the first capture, whatever the plan is now
+        features_check_all(prepared, account)
     for p in prepared:
         if p.error is not None:
             raise p.error

@@ -15,6 +15,8 @@ from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from usage.services import routing
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
+from usage.services.pricing import account_features, feature_require
+from usage.services.rates import current_card
 from usage.services.limits import limit_refusals_announced
 from usage.services.writer import (
     Writer,
@@ -47,16 +49,21 @@ def hold_create(
     workflow_run_id: str = "",
     metadata: dict | None = None,
     request_fingerprint: str = "",
+    meters: list[str] | None = None,
     actor: Actor = None,
 ) -> Hold:
     """Reserve credits before a run. Refused with 402 unless available covers it
     and the member's monthly cap and the API key's monthly limit leave room for
     it, or 402 usage_paused from a paused API key. The hold remembers the key
-    that made it: while open it counts against that key's limit."""
+    that made it: while open it counts against that key's limit.
+    `meters` names what the run will record: a meter that needs a feature the
+    plan lacks refuses the hold (403 feature_not_in_plan), an unknown one is 400."""
     key_require_unpaused(actor)
     require_positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
         raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
+    card = current_card()
+    named = [card.meter(code) for code in dict.fromkeys(meters or ())]
     # The org's, or (member_usage: personal) the member's personal account, labelled for the org.
     payer = routing.payer_require(org, member) if routing.members_pay(org) else None
     for_org = org if payer is not None else None
@@ -72,6 +79,11 @@ def hold_create(
             ):
                 raise IdempotencyConflict()
             return existing
+    gated = [meter for meter in named if meter.required_feature]
+    if gated:  # decided on the locked row, like the events the hold is for
+        features = account_features(account)
+        for meter in gated:
+            feature_require(meter, features, account.plan_code)
     now = timezone.now()
     member_id = member.pk if member is not None else None
     writer = Writer(account, now)

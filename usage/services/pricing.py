@@ -19,8 +19,9 @@ from django.db.models import Q
 
 from accounts.models import User
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
+from orgs.entitlements import FeatureNotInPlan
 from orgs.models import Membership
-from usage.models import BillingMode, ProviderKey
+from usage.models import BillingMode, CreditAccount, Meter, ProviderKey
 from usage.services import store
 from usage.services.pause import key_require_meter
 from usage.services.rates import Price, current_card
@@ -189,3 +190,40 @@ def price_all(prepared: list[Prepared], plan: str, now: datetime) -> None:
             "created_at": now.isoformat(), "metadata": item.metadata, "idempotency_key": item.idempotency_key,
             "request_fingerprint": p.fingerprint, "api_key_prefix": p.api_key_prefix, "for_org_id": p.for_org_id,
         })[1:-1]
+
+
+# --- meters that need a plan feature ---------------------------------------------
+
+
+def account_features(account: CreditAccount) -> frozenset[str]:
+    """The features billing wrote down for the account's plan. Read apart from
+    the lock's row (which loads only the columns every write needs), by the
+    callers that hold that lock, so it is the plan they price with."""
+    features = CreditAccount.objects.filter(pk=account.pk).values_list("features", flat=True).first()
+    return frozenset(features or ())
+
+
+def feature_require(meter: Meter, features: frozenset[str], plan_code: str) -> None:
+    """Refuse (403 feature_not_in_plan) a meter whose required feature the plan lacks."""
+    if meter.required_feature and meter.required_feature not in features:
+        raise FeatureNotInPlan(feature=meter.required_feature, plan_code=plan_code, meter=meter.code)
+
+
+def features_check_all(prepared: list[Prepared], account: CreditAccount) -> None:
+    """Refuse each priced event whose meter needs a feature the account's plan
+    lacks. Call it under the account lock, after pricing on the account's plan;
+    it reads the features only when some meter needs one."""
+    gated = [p for p in prepared if p.error is None and p.priced is not None and p.priced.price.meter.required_feature]
+    if not gated:
+        return
+    features = account_features(account)
+    for p in gated:
+        try:
+            feature_require(p.priced.price.meter, features, account.plan_code)
+        except TollgateError as error:
+            p.error = error
+
+
+def meter_gated(code: str) -> bool:
+    """Does this (known, active) meter need a plan feature?"""
+    return bool(current_card().meter(code).required_feature)

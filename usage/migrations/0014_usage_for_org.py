@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('orgs', '0004_organization_member_usage'),
-        ('usage', '0012_key_spend_and_hold_key'),
+        ('usage', '0013_meter_required_feature_account_features'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
