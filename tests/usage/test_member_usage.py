@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from billing import services as billing_services
 from orgs.models import AuditEvent, MemberUsage
 from orgs.services import org_member_usage_set
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -12,7 +13,7 @@ from usage import selectors, services
 from usage.errors import IdempotencyConflict, InsufficientCredits, MemberRequired, SpendLimitReached
 from usage.models import CreditAccount, GrantSource, Hold, LedgerEntry, MemberSpend, UsageEvent
 from usage.services import UsageInput
-from billing_project.errors import InvalidRequest, NotFound
+from billing_project.errors import InvalidRequest, NotFound, TollgateError
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("debit_path")]
 
@@ -288,3 +289,25 @@ def test_switching_modes_is_audited_and_refused_for_a_personal_org(community, ad
     with pytest.raises(InvalidRequest) as raised:
         org_member_usage_set(org=personal, member_usage="personal")
     assert raised.value.code == "invalid_member_usage"
+
+
+def test_a_gated_meter_is_decided_on_the_plan_of_whoever_pays(community, ada):
+    billing_services.catalog_load()  # the refusal names the cheapest plan with the feature
+    user, personal = ada
+    media = ["basic_workflows", "media_generation"]
+    services.account_set_plan(org=community, plan_code="pro", overage_allowed=False, features=media)
+    services.account_set_plan(org=personal, plan_code="free", overage_allowed=False, features=["basic_workflows"])
+    image = event(meter="image.generated", model="gpt-image-1", member=user)
+    assert services.usage_record(org=community, event=image).event.account.org == community  # pooled: Pro
+    set_mode(community, MemberUsage.PERSONAL)
+    with pytest.raises(TollgateError) as refused:
+        services.usage_record(org=community, event=event("img-2", meter="image.generated", model="gpt-image-1",
+                                                         member=user))
+    assert refused.value.code == "feature_not_in_plan" and refused.value.details["plan"] == "free"
+    with pytest.raises(TollgateError) as refused:
+        services.hold_create(org=community, amount_micros=C, member=user, meters=["image.generated"])
+    assert refused.value.code == "feature_not_in_plan"
+    services.account_set_plan(org=personal, plan_code="pro", overage_allowed=False, features=media)
+    recorded = services.usage_record(org=community, event=event("img-3", meter="image.generated",
+                                                                model="gpt-image-1", member=user)).event
+    assert recorded.account.org == personal and recorded.for_org == community
