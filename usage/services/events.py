@@ -170,7 +170,7 @@ def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) ->
     and labelled for `org`. One writer per paying account, locked in order of
     organization id (as `lock_accounts` does), so that concurrent batches, and
     transfers, always take the same locks in the same order and cannot deadlock."""
-    routing.payers_assign(org, prepared)
+    payers = routing.payers_assign(org, prepared)
     now = timezone.now()
     # The key's limit row first, before any paying account (see usage.services.routing).
     budget = routing.key_budget_lock(org, actor.prefix, now) if key_limited(actor) else None
@@ -180,7 +180,6 @@ def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) ->
             groups.setdefault(p.payer_org_id, []).append((index, p))
     results = {index: BatchItem(index, p.input.idempotency_key, "refused", error=p.error)
                for index, p in enumerate(prepared) if p.error is not None}
-    payers = routing.payers_of({group[0][1].member.pk for group in groups.values()})
     for payer_org_id in sorted(groups):
         group = groups[payer_org_id]
         member = group[0][1].member  # a personal organization pays for its one person

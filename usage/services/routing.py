@@ -65,9 +65,10 @@ def payers_of(user_ids: set[int]) -> dict[int, Payer]:
     return {user_id: Payer(org_id, slug, email) for user_id, org_id, slug, email in rows}
 
 
-def payers_assign(org: Organization, prepared: list[Prepared]) -> None:
+def payers_assign(org: Organization, prepared: list[Prepared]) -> dict[int, Payer]:
     """Name the paying organization of each valid event of `org` (personal mode),
-    or refuse it: 400 member_required when it names no member."""
+    or refuse it: 400 member_required when it names no member. Returns the
+    payers by member id."""
     payers = payers_of({p.member.pk for p in prepared if p.error is None and p.member is not None})
     for p in prepared:
         if p.error is not None:
@@ -83,6 +84,7 @@ def payers_assign(org: Organization, prepared: list[Prepared]) -> None:
             continue
         p.payer_org_id = payer.org_id
         p.for_org_id = org.pk
+    return payers
 
 
 def payer_require(org: Organization, member: User | None) -> Payer:
