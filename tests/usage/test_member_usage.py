@@ -311,3 +311,14 @@ def test_a_gated_meter_is_decided_on_the_plan_of_whoever_pays(community, ada):
     recorded = services.usage_record(org=community, event=event("img-3", meter="image.generated",
                                                                 model="gpt-image-1", member=user)).event
     assert recorded.account.org == personal and recorded.for_org == community
+
+
+def test_a_retry_across_the_switch_to_personal_replays_what_the_org_paid(community, ada):
+    user, personal = ada
+    first = services.usage_record(org=community, event=event("run-9", member=user)).event
+    set_mode(community, MemberUsage.PERSONAL)
+    again = services.usage_record(org=community, event=event("run-9", member=user))
+    assert again.replayed and again.event.pk == first.pk
+    with pytest.raises(IdempotencyConflict):
+        services.usage_record(org=community, event=event("run-9", meter="action.small", member=user))
+    assert balance(personal) == 10 * C and balance(community) == 100 * C - 2_500_000

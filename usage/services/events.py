@@ -180,6 +180,7 @@ def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) ->
             groups.setdefault(p.payer_org_id, []).append((index, p))
     results = {index: BatchItem(index, p.input.idempotency_key, "refused", error=p.error)
                for index, p in enumerate(prepared) if p.error is not None}
+    _replay_pooled(org, groups, results)
     for payer_org_id in sorted(groups):
         group = groups[payer_org_id]
         member = group[0][1].member  # a personal organization pays for its one person
@@ -195,6 +196,33 @@ def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) ->
         price_all([p for _index, p in group], writer.account.plan_code, now)  # the member's plan
         results.update(_decide(writer, group, actor, for_org=org))
     return [item for _index, item in sorted(results.items())]
+
+
+def _replay_pooled(org: Organization, groups: dict[int, list[tuple[int, Prepared]]],
+                   results: dict[int, BatchItem]) -> None:
+    """Answer from the org's own account the events it recorded there before it let
+    members pay (a retry across the switch is a replay, not a second charge), and
+    take them out of `groups`."""
+    keys = [p.input.idempotency_key for group in groups.values() for _index, p in group]
+    pooled = {e.idempotency_key: e for e in UsageEvent.objects.filter(
+        account__org=org, for_org__isnull=True, idempotency_key__in=keys).select_related("meter", "member")}
+    if not pooled:
+        return
+    for payer_org_id, group in list(groups.items()):
+        kept = []
+        for index, p in group:
+            first = pooled.get(p.input.idempotency_key)
+            if first is None:
+                kept.append((index, p))
+            elif first.request_fingerprint != p.fingerprint:
+                results[index] = BatchItem(index, p.input.idempotency_key, "refused", error=IdempotencyConflict(
+                    "This idempotency key was already used for a different usage event.", code="idempotency_key_reused"))
+            else:
+                results[index] = BatchItem(index, p.input.idempotency_key, "replayed", event=first)
+        if kept:
+            groups[payer_org_id] = kept
+        else:
+            del groups[payer_org_id]
 
 
 def _decide(
