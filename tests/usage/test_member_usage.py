@@ -158,6 +158,7 @@ def test_the_audit_trail_records_usage_in_both_modes(community, ada, mode):
     assert org_rows.count() == 1
     if mode == MemberUsage.PERSONAL:
         assert org_rows.get().data["paid_by"] == "ada@example.test"
+        assert "balance_after" not in org_rows.get().data  # the member's balance stays theirs
         assert AuditEvent.objects.get(org=personal, action="usage.recorded").data["for_org"] == "Acme"
     else:
         assert not AuditEvent.objects.filter(org=personal, action="usage.recorded").exists()

@@ -300,7 +300,9 @@ class Writer:
         usage was for (naming the member who paid) and the member's personal one."""
         route = self.route
         self.audit(action, actor, for_org=route.org_name, **data)
-        self.audit_for(route.org_id, action, actor, paid_by=route.payer.email, **data)
+        # The organization never sees the member's balance, not even in its trail.
+        shown = {key: value for key, value in data.items() if key != "balance_after"}
+        self.audit_for(route.org_id, action, actor, paid_by=route.payer.email, **shown)
 
     def audit_for(self, org_id: int, action: str, actor: Actor, **data: Any) -> None:
         """Queue an audit row on another organization's trail, written with this write."""
