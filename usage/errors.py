@@ -42,21 +42,25 @@ class InsufficientCredits(PaymentRequired):
     def __init__(
         self, *, balance_micros: int, available_micros: int, required_micros: int, payer: MemberPayer | None = None,
     ) -> None:
+        balance, available = credits_str(balance_micros), credits_str(available_micros)
         if payer is None:
             message = (f"This needs {credits_str(required_micros)} credits but only "
                        f"{credits_str(max(available_micros, 0))} are available. Top up to continue.")
             whose = {"payer": "organization"}
             links = _links()
         else:
-            message = (f"This needs {credits_str(required_micros)} credits but only "
-                       f"{credits_str(max(available_micros, 0))} are available in {payer.email}'s personal balance, "
-                       "which pays for their usage of this organization. They can top up to continue.")
+            # The organization never sees a member's balance: the 402 names the
+            # member and what is needed, and leaves the figures to the member.
+            message = (f"This needs {credits_str(required_micros)} credits, more than {payer.email}'s personal "
+                       "balance, which pays for their usage of this organization, has available. They can top up "
+                       "to continue.")
             whose = {"payer": "member", "payer_email": payer.email}
+            balance = available = None
             links = _member_links(payer)
         super().__init__(
             message,
-            balance=credits_str(balance_micros),
-            available=credits_str(available_micros),
+            balance=balance,
+            available=available,
             required=credits_str(required_micros),
             **whose,
             **links,
