@@ -11,7 +11,7 @@ from billing.money import MAX_MONEY_CENTS, credits_value, format_money
 from billing.services import custom_amount_price
 from billing_project.errors import TollgateError
 from orgs import selectors as org_selectors
-from orgs.models import Organization
+from orgs.models import MemberUsage, Organization
 from usage import services as usage_services
 from usage.models import EntryKind, Provider
 from usage.selectors import HistoryFilters
@@ -313,3 +313,15 @@ class MemberLimitForm(forms.Form):
     def clean_limit(self) -> int | None:
         text = self.cleaned_data["limit"].strip()
         return parse_credits(text) if text else None
+
+
+class MemberUsageForm(forms.Form):
+    """Who pays for members' usage of the organization (owners only)."""
+
+    member_usage = forms.ChoiceField(
+        label="Who pays for members' usage", widget=forms.RadioSelect,
+        choices=[
+            (MemberUsage.POOL, "The organization: everyone's usage comes out of its balance"),
+            (MemberUsage.PERSONAL, "Each member, from their personal balance (for public and community organizations)"),
+        ],
+    )

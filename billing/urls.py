@@ -29,5 +29,6 @@ urlpatterns = [
     path("settings/card/", views.card_change, name="card_change"),
     path("settings/alerts/", views.alerts, name="alerts"),
     path("settings/provider-keys/", views.provider_keys, name="provider_keys"),
+    path("settings/who-pays/", views.member_usage, name="member_usage"),
     path("settings/provider-keys/<int:key_id>/revoke/", views.provider_key_revoke, name="provider_key_revoke"),
 ]

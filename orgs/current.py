@@ -27,6 +27,14 @@ def current_membership(request) -> Membership | None:
     # API calls act as an org's key, not a signed-in person: no current org here.
     if user is not None and user.is_authenticated and not request.path.startswith("/api/"):
         org_id = request.session.get(SESSION_KEY)
+        # A link may name the org it is about (`?org=<slug>`, such as the 402's
+        # top-up link for a member's personal balance): one of the user's own
+        # organizations becomes the current one; any other slug is ignored.
+        wanted = request.GET.get("org")
+        if wanted:
+            named = next((m for m in user_memberships(request) if m.org.slug == wanted), None)
+            if named is not None:
+                org_id = request.session[SESSION_KEY] = named.org_id
         if org_id:
             membership = next((m for m in user_memberships(request) if m.org_id == org_id), None)
         if membership is None:

@@ -38,6 +38,15 @@ ROLE_DESCRIPTIONS = {
 }
 
 
+class MemberUsage(models.TextChoices):
+    """Who pays for a member's usage of the organization."""
+
+    POOL = "pool", "The organization's balance"
+    # For public and community organizations: each member's usage is charged to
+    # their own personal organization (usage.services.routing).
+    PERSONAL = "personal", "Each member's personal balance"
+
+
 class OrganizationQuerySet(models.QuerySet):
     """Scoping organizations to a user happens in orgs.selectors."""
 
@@ -58,6 +67,10 @@ class Organization(models.Model):
     pause_on_runaway = models.BooleanField(
         default=False, help_text="Pause an API key whose hourly spend runs far above its usual rate."
     )
+    member_usage = models.CharField(
+        max_length=10, choices=MemberUsage.choices, default=MemberUsage.POOL,
+        help_text="Who pays for members' usage: the organization (pool) or each member's personal balance.",
+    )
 
     objects = OrganizationQuerySet.as_manager()
 
@@ -66,6 +79,10 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def members_pay(self) -> bool:
+        return self.member_usage == MemberUsage.PERSONAL
 
 
 class Membership(models.Model):

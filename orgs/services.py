@@ -25,6 +25,7 @@ from orgs.models import (
     AuditEvent,
     Invitation,
     Membership,
+    MemberUsage,
     Organization,
     Role,
     normalize_email,
@@ -330,4 +331,28 @@ def org_pause_on_runaway_set(*, org: Organization, enabled: bool, user: User | N
         org.pause_on_runaway = enabled
         org.save(update_fields=["pause_on_runaway"])
         audit_record(org=org, action="org.pause_on_runaway", actor=user or actor, data={"enabled": enabled})
+    return org
+
+
+@transaction.atomic
+def org_member_usage_set(
+    *, org: Organization, member_usage: str, user: User | None = None, actor: Actor = None,
+) -> Organization:
+    """Choose who pays for members' usage: the organization's balance (`pool`) or
+    each member's personal one (`personal`, usage.services.routing). `user`, when
+    a person acts, must be an owner; an API key (`actor`) needs only its scope.
+    A personal organization always pays for itself."""
+    if user is not None:
+        role_require(org=org, user=user, roles=frozenset({Role.OWNER}), action="change who pays for members' usage")
+    if member_usage not in MemberUsage.values:
+        raise InvalidRequest("member_usage must be pool or personal.", code="invalid_member_usage")
+    org = _locked_org(org)
+    if org.is_personal and member_usage != MemberUsage.POOL:
+        raise InvalidRequest("A personal organization pays for its own usage.", code="invalid_member_usage")
+    if org.member_usage != member_usage:
+        previous = org.member_usage
+        org.member_usage = member_usage
+        org.save(update_fields=["member_usage"])
+        audit_record(org=org, action="org.member_usage", actor=user or actor,
+                     data={"member_usage": member_usage, "previous": previous})
     return org

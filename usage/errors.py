@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
+from urllib.parse import urlencode
 
 from billing_project import request_context
-from billing_project.errors import Conflict, PaymentRequired, PermissionDenied
+from billing_project.errors import Conflict, InvalidRequest, PaymentRequired, PermissionDenied
 from usage.happenings import Happening
 from usage.units import credits_str
 
@@ -18,17 +20,50 @@ def _links() -> dict[str, str]:
     return {"top_up_url": site + TOP_UP_PATH, "billing_url": site + BILLING_PATH}
 
 
+@dataclass(frozen=True, slots=True)
+class MemberPayer:
+    """Whose balance pays when it is not the organization's own: a member's
+    personal organization (`member_usage: personal`, usage.services.routing)."""
+
+    email: str
+    org_slug: str  # their personal organization: the top-up link opens it
+
+
+def _member_links(payer: MemberPayer) -> dict[str, str]:
+    # The member's own pages: `?org=` makes their personal organization the current one.
+    site = request_context.site_url()
+    query = "?" + urlencode({"org": payer.org_slug})
+    return {"top_up_url": site + TOP_UP_PATH + query, "billing_url": site + BILLING_PATH + query}
+
+
 class InsufficientCredits(PaymentRequired):
     code = "insufficient_credits"
 
-    def __init__(self, *, balance_micros: int, available_micros: int, required_micros: int) -> None:
+    def __init__(
+        self, *, balance_micros: int, available_micros: int, required_micros: int, payer: MemberPayer | None = None,
+    ) -> None:
+        balance, available = credits_str(balance_micros), credits_str(available_micros)
+        if payer is None:
+            message = (f"This needs {credits_str(required_micros)} credits but only "
+                       f"{credits_str(max(available_micros, 0))} are available. Top up to continue.")
+            whose = {"payer": "organization"}
+            links = _links()
+        else:
+            # The organization never sees a member's balance: the 402 names the
+            # member and what is needed, and leaves the figures to the member.
+            message = (f"This needs {credits_str(required_micros)} credits, more than {payer.email}'s personal "
+                       "balance, which pays for their usage of this organization, has available. They can top up "
+                       "to continue.")
+            whose = {"payer": "member", "payer_email": payer.email}
+            balance = available = None
+            links = _member_links(payer)
         super().__init__(
-            f"This needs {credits_str(required_micros)} credits but only {credits_str(max(available_micros, 0))} "
-            "are available. Top up to continue.",
-            balance=credits_str(balance_micros),
-            available=credits_str(available_micros),
+            message,
+            balance=balance,
+            available=available,
             required=credits_str(required_micros),
-            **_links(),
+            **whose,
+            **links,
         )
 
 
@@ -77,6 +112,15 @@ class UsagePaused(PaymentRequired):
             resume_url=site + API_KEYS_PATH,
             **_links(),
         )
+
+
+class MemberRequired(InvalidRequest):
+    """An organization whose members pay for their own usage must be told whose it is."""
+
+    code = "member_required"
+    default_message = (
+        "This organization's members pay for their own usage (member_usage: personal): name the member."
+    )
 
 
 class KeyLimitReached(PaymentRequired):

@@ -94,6 +94,9 @@ class UsageBatchSerializer(serializers.Serializer):
 
 
 def event_data(event: UsageEvent) -> dict[str, Any]:
+    # Usage a member paid for (member_usage: personal) moved their personal
+    # balance, which the organization does not see.
+    routed = event.for_org_id is not None
     return {
         "id": event.pk,
         "idempotency_key": event.idempotency_key,
@@ -109,7 +112,8 @@ def event_data(event: UsageEvent) -> dict[str, Any]:
         "hold_id": event.hold_id,
         "ledger_entry_id": event.ledger_entry_id,
         "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
-        "balance_after": credits_str(event.balance_after_micros),
+        "balance_after": None if routed else credits_str(event.balance_after_micros),
+        "paid_by": "member" if routed else "organization",
         "metadata": event.metadata,
     }
 
@@ -131,7 +135,13 @@ class UsageEventResultSerializer(serializers.Serializer):
     hold_id = serializers.IntegerField(allow_null=True)
     ledger_entry_id = serializers.IntegerField(allow_null=True)
     occurred_at = serializers.DateTimeField()
-    balance_after = serializers.CharField(help_text="Decimal string: the balance right after this event")
+    balance_after = serializers.CharField(
+        allow_null=True, help_text="Decimal string: the balance right after this event; null when the member paid",
+    )
+    paid_by = serializers.ChoiceField(
+        choices=["organization", "member"],
+        help_text="Whose balance paid: the organization's, or the member's personal one (member_usage: personal)",
+    )
     metadata = serializers.DictField()
 
 
@@ -215,11 +225,18 @@ class HoldSerializer(serializers.ModelSerializer):
     credits = CreditsField(source="amount_micros")
     captured = serializers.SerializerMethodField()
     member = serializers.SerializerMethodField()
+    paid_by = serializers.SerializerMethodField(
+        help_text="Whose balance the hold reserves: the organization's, or the member's personal one "
+                  "(member_usage: personal)",
+    )
 
     class Meta:
         model = Hold
-        fields = ["id", "idempotency_key", "status", "credits", "captured", "member", "workflow_run_id",
+        fields = ["id", "idempotency_key", "status", "credits", "captured", "member", "paid_by", "workflow_run_id",
                   "expires_at", "created_at", "closed_at", "metadata"]
+
+    def get_paid_by(self, hold: Hold) -> str:
+        return "member" if hold.for_org_id is not None else "organization"
 
     def get_captured(self, hold: Hold) -> str | None:
         return credits_str(hold.captured_micros) if hold.captured_micros is not None else None

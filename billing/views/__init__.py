@@ -20,12 +20,20 @@ from billing.views.payments import (
     simulate,
     top_up,
 )
-from billing.views.settings import alerts, auto_topup, card_change, provider_key_revoke, provider_keys, settings_home
+from billing.views.settings import (
+    alerts,
+    auto_topup,
+    card_change,
+    member_usage,
+    provider_key_revoke,
+    provider_keys,
+    settings_home,
+)
 
 __all__ = [
     "overview", "send", "send_confirm", "usage", "usage_export",
     "checkout_canceled", "checkout_done", "checkout_page", "checkout_start", "checkout_status", "invoices",
     "plan_cancel", "plan_change", "plans", "portal", "simulate", "top_up",
     "member_limit", "members",
-    "alerts", "auto_topup", "card_change", "provider_key_revoke", "provider_keys", "settings_home",
+    "alerts", "auto_topup", "card_change", "member_usage", "provider_key_revoke", "provider_keys", "settings_home",
 ]

@@ -106,6 +106,9 @@ def usage(request):
             # a year of runs is a large sort for one table.
             "runs": usage_selectors.workflow_run_costs(account_id=account.pk, period="day"),
             "estimates": usage_selectors.workflow_estimates(account.plan_code),
+            # Members who pay for their own usage (member_usage: personal): this month's totals, not balances.
+            "member_totals": [] if org.is_personal else usage_selectors.member_usage_totals(
+                org=org, since=timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)),
         },
     )
 

@@ -10,17 +10,21 @@ narrows a query already limited to the current organization.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import gateway, selectors, services, stripe_data
-from billing.forms import AlertPreferenceForm, AlertThresholdForm, AutoTopUpForm, ProviderKeyForm
+from billing.forms import AlertPreferenceForm, AlertThresholdForm, AutoTopUpForm, MemberUsageForm, ProviderKeyForm
 from billing.models import AlertKind, AlertState
 from billing.money import minor_units_str
 from billing.views.access import require_billing_role
 from billing_project.errors import TollgateError
+from orgs import services as org_services
 from orgs.current import membership_required
+from orgs.models import MemberUsage, Role
 from usage import selectors as usage_selectors
 from usage import services as usage_services
 from usage.units import credits_str, format_credits
@@ -152,6 +156,38 @@ def provider_keys(request):
     return render(request, "billing/settings_provider_keys.html", {
         "org": org, "form": form, "keys": usage_selectors.provider_keys(org, include_revoked=True).select_related("created_by"),
         "can_edit": request.membership.can_manage_billing,
+    })
+
+
+@membership_required
+def member_usage(request):
+    """Who pays for members' usage: the organization's balance, or each member's
+    personal one. Everyone sees it and, in personal mode, what members' own
+    balances paid this month (totals, never their balances); owners change it."""
+    org = request.membership.org
+    is_owner = request.membership.role == Role.OWNER
+    form = MemberUsageForm(request.POST or None, initial={"member_usage": org.member_usage})
+    if request.method == "POST":
+        if not is_owner:
+            raise PermissionDenied("Only owners can change who pays for members' usage.")
+        if form.is_valid():
+            try:
+                org = org_services.org_member_usage_set(
+                    org=org, member_usage=form.cleaned_data["member_usage"], user=request.user,
+                )
+            except TollgateError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, "Each member now pays for their own usage from their personal balance."
+                                 if org.member_usage == MemberUsage.PERSONAL
+                                 else "The organization's balance now pays for everyone's usage.")
+                return redirect("billing:member_usage")
+    now = timezone.now()
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)  # UTC, as caps count it
+    return render(request, "billing/settings_member_usage.html", {
+        "org": org, "form": form, "can_edit": is_owner and not org.is_personal,
+        "personal_mode": org.member_usage == MemberUsage.PERSONAL,
+        "totals": usage_selectors.member_usage_totals(org=org, since=month),
     })
 
 

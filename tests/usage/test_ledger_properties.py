@@ -1,6 +1,10 @@
 """A hypothesis state machine drives grants, strict debits, usage events, holds,
 captures, releases and expiry in any order, with time moving, and checks the
-ledger's invariants after every step."""
+ledger's invariants after every step.
+
+It keeps two organizations: a person's personal one (`org`) and a team they
+belong to (`team`), whose usage is paid from the team's balance or, when the
+team switches `member_usage` to `personal`, from the person's (routed)."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -15,17 +19,22 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from billing_project.errors import Conflict, TollgateError
-from tests.factories import OrganizationFactory
+from orgs.models import MemberUsage
+from orgs.services import org_member_usage_set
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from usage import services
-from usage.errors import InsufficientCredits
+from usage.errors import InsufficientCredits, MemberRequired, SpendLimitReached
 from usage.models import (
     CreditAccount,
+    EntryKind,
     Grant,
     GrantSource,
     Hold,
     HoldStatus,
     LedgerAllocation,
     LedgerEntry,
+    MemberSpend,
+    UsageEvent,
 )
 from usage.services import UsageInput, credits, rates
 
@@ -38,6 +47,7 @@ sources = st.sampled_from([GrantSource.PURCHASE, GrantSource.TRIAL, GrantSource.
 
 class LedgerMachine(RuleBasedStateMachine):
     holds = Bundle("holds")
+    team_holds = Bundle("team_holds")
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,8 +55,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self._atomic.__enter__()
         rates.load_card_data(rates.read_data_file())
         rates.clear_cache()
-        self.org = OrganizationFactory()
+        self.person = UserFactory()
+        self.org = OrganizationFactory(is_personal=True)
+        MembershipFactory(org=self.org, user=self.person, role="owner")
         services.account_open(org=self.org)
+        self.team = OrganizationFactory()
+        MembershipFactory(org=self.team, user=self.person, role="member")
+        services.account_open(org=self.team)
         self.start = timezone.now()
         self.minutes = 0
         self.keys = 0
@@ -63,8 +78,22 @@ class LedgerMachine(RuleBasedStateMachine):
         self.keys += 1
         return f"k{self.keys}"
 
-    def account(self) -> CreditAccount:
-        return CreditAccount.objects.get(org=self.org)
+    def account(self, org=None) -> CreditAccount:
+        return CreditAccount.objects.get(org=org or self.org)
+
+    def payer(self):
+        return self.org if self.team.member_usage == MemberUsage.PERSONAL else self.team
+
+    def team_committed(self) -> int:
+        """The person's spend for the team this month plus their open holds for it."""
+        spent = MemberSpend.objects.filter(
+            account__org=self.team, member=self.person, month=services.month_start(timezone.now())
+        ).aggregate(t=Sum("spent_micros"))["t"] or 0
+        held = Hold.objects.filter(member=self.person, status=HoldStatus.OPEN).filter(
+            for_org=self.team).aggregate(t=Sum("amount_micros"))["t"] or 0
+        held += Hold.objects.filter(account__org=self.team, for_org__isnull=True, member=self.person,
+                                    status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
+        return spent + held
 
     # --- rules ---
 
@@ -139,25 +168,120 @@ class LedgerMachine(RuleBasedStateMachine):
         services.holds_expire()
         services.grants_expire()
 
+    # --- the team: pooled or paid by the person ---
+
+    @rule(personal=st.booleans())
+    def team_switches_who_pays(self, personal):
+        org_member_usage_set(org=self.team, member_usage=MemberUsage.PERSONAL if personal else MemberUsage.POOL)
+        self.team.refresh_from_db()
+
+    @rule(amount=amounts)
+    def team_grant(self, amount):
+        services.credits_grant(org=self.team, amount_micros=amount, source=GrantSource.PURCHASE)
+
+    @rule(limit=st.one_of(st.none(), st.integers(0, 60 * C)))
+    def team_caps_the_person(self, limit):
+        services.member_limit_set(org=self.team, member=self.person, monthly_limit_micros=limit)
+
+    @rule(quantity=st.integers(1, 5), meter=st.sampled_from(["action.small", "action.large"]),
+          member=st.booleans())
+    def team_usage_event(self, quantity, meter, member):
+        payer, other = self.payer(), ({self.org, self.team} - {self.payer()}).pop()
+        before = (self.account(payer).balance_micros, self.account(other).balance_micros)
+        event = UsageInput(self.key(), meter, Decimal(quantity), member=self.person if member else None)
+        try:
+            recorded = services.usage_record(org=self.team, event=event).event
+        except MemberRequired:
+            assert payer == self.org and not member  # only personal mode needs the member
+            return
+        except InsufficientCredits as error:
+            assert error.details["payer"] == ("member" if payer == self.org else "organization")
+            return
+        except SpendLimitReached:
+            assert member
+            return
+        assert recorded.account.org_id == payer.pk
+        assert recorded.for_org_id == (self.team.pk if payer == self.org else None)
+        assert self.account(payer).balance_micros == before[0] - recorded.credits_micros
+        assert self.account(other).balance_micros == before[1]
+        assert self.account(payer).available_micros >= 0
+        limit = self.team_limit()
+        if member and limit is not None:
+            assert self.team_committed() <= limit
+
+    def team_limit(self) -> int | None:
+        return self.account(self.team).member_limits.filter(member=self.person).values_list(
+            "monthly_limit_micros", flat=True).first()
+
+    @rule(target=team_holds, amount=st.integers(1, 20 * C))
+    def team_hold(self, amount):
+        try:
+            hold = services.hold_create(org=self.team, amount_micros=amount, member=self.person,
+                                        expires_in=timedelta(minutes=15))
+        except (InsufficientCredits, SpendLimitReached):
+            return None
+        assert hold.account.org_id == self.payer().pk
+        limit = self.team_limit()
+        if limit is not None:
+            assert self.team_committed() <= limit
+        return hold.pk
+
+    @rule(hold_id=consumes(team_holds), amount=st.integers(min_value=0, max_value=30 * C), release=st.booleans())
+    def team_capture_or_release(self, hold_id, amount, release):
+        if hold_id is None:
+            return
+        try:
+            if release:
+                services.hold_release(org=self.team, hold_id=hold_id)
+            else:
+                services.hold_capture(org=self.team, hold_id=hold_id, amount_micros=amount)
+        except (Conflict, InsufficientCredits, SpendLimitReached):
+            return
+
+    @rule(hold_id=team_holds)
+    def the_person_cannot_touch_a_hold_made_for_the_team(self, hold_id):
+        if hold_id is None:
+            return
+        with pytest.raises(TollgateError) as raised:
+            services.hold_release(org=self.org, hold_id=hold_id)
+        assert raised.value.code == "hold_not_found"
+
     # --- invariants ---
 
     @invariant()
     def balance_is_the_sum_of_entries(self):
-        account = self.account()
-        total = LedgerEntry.objects.filter(account=account).aggregate(t=Sum("amount_micros"))["t"] or 0
-        assert account.balance_micros == total
-        assert services.ledger_reconcile(org_ids=[self.org.pk]) == []
+        for org in (self.org, self.team):
+            account = self.account(org)
+            total = LedgerEntry.objects.filter(account=account).aggregate(t=Sum("amount_micros"))["t"] or 0
+            assert account.balance_micros == total
+        assert services.ledger_reconcile(org_ids=[self.org.pk, self.team.pk]) == []
 
     @invariant()
     def no_grant_below_zero_and_holds_add_up(self):
-        account = self.account()
-        assert not Grant.objects.filter(account=account, remaining_micros__lt=0).exists()
-        open_holds = account.holds.filter(status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
-        assert account.held_micros == open_holds >= 0
-        # debt only ever comes from capturing an expired hold's amount after its credits
-        # were spent (overage is not in this machine), and then no grant has credits left
-        if account.debt_micros:
-            assert not Grant.objects.filter(account=account, remaining_micros__gt=0).exists()
+        for org in (self.org, self.team):
+            account = self.account(org)
+            assert not Grant.objects.filter(account=account, remaining_micros__lt=0).exists()
+            open_holds = account.holds.filter(status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
+            assert account.held_micros == open_holds >= 0
+            # debt only ever comes from capturing an expired hold's amount after its credits
+            # were spent (overage is not in this machine), and then no grant has credits left
+            if account.debt_micros:
+                assert not Grant.objects.filter(account=account, remaining_micros__gt=0).exists()
+
+    @invariant()
+    def the_persons_spend_for_the_team_is_on_the_teams_row_whoever_paid(self):
+        # The person's own usage names no member: every usage entry naming them was for the team.
+        paid = -(LedgerEntry.objects.filter(
+            account__org__in=[self.org, self.team], member=self.person, kind=EntryKind.USAGE,
+        ).aggregate(t=Sum("amount_micros"))["t"] or 0)
+        counted = MemberSpend.objects.filter(account__org=self.team, member=self.person).aggregate(
+            t=Sum("spent_micros"))["t"] or 0
+        assert paid == counted
+        assert not MemberSpend.objects.filter(account__org=self.org, spent_micros__gt=0).exists()
+        # Routed usage sits on the person's account, labelled for the team; the team's own never is.
+        assert not UsageEvent.objects.filter(for_org=self.team).exclude(account__org=self.org).exists()
+        assert not UsageEvent.objects.filter(account__org=self.team, for_org__isnull=False).exists()
+        assert not Hold.objects.filter(for_org=self.team).exclude(account__org=self.org).exists()
 
 
 LedgerMachine.TestCase.settings = settings(

@@ -264,17 +264,30 @@ class Hold(models.Model):
     request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # Set when the account is a member's personal one paying for usage of an
+    # organization in `member_usage: personal` mode: the org it was for, whose
+    # API keys capture and release it (usage.services.routing).
+    for_org = models.ForeignKey(
+        "orgs.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     # The API key that made it: while open it counts against that key's monthly
     # limit, and its capture is that key's spend (KeySpend).
     api_key_prefix = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "idempotency_key"], name="hold_idempotency_per_account"),
+            # Keys are the caller's: one space per account and the org the hold was for.
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key", "for_org"], name="hold_idempotency_per_account",
+                nulls_distinct=False, condition=Q(idempotency_key__isnull=False),
+            ),
             models.CheckConstraint(condition=Q(amount_micros__gt=0), name="hold_amount_positive"),
         ]
         indexes = [
             models.Index(fields=["expires_at"], condition=Q(status="open"), name="hold_open_expiry"),
+            # A member's open holds for an org (their cap there counts them).
+            models.Index(fields=["for_org", "member"], condition=Q(status="open", for_org__isnull=False),
+                         name="hold_open_for_org"),
             # What a limited key holds, read under the account lock (store.key_budget).
             models.Index(fields=["account", "api_key_prefix"], name="hold_open_by_key",
                          condition=Q(status="open", api_key_prefix__isnull=False)),

@@ -139,10 +139,20 @@ class UsageEvent(models.Model):
     # The API key that recorded it (its prefix: keys are never deleted, only revoked); null when
     # recorded by a person or the system. What the runaway breaker attributes spend to.
     api_key_prefix = models.CharField(max_length=16, null=True, blank=True)
+    # The organization the usage was for, when a member's personal account paid
+    # for it (`member_usage: personal`); null for an account's own usage.
+    for_org = models.ForeignKey(
+        "orgs.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "idempotency_key"], name="usage_event_idempotency_per_account"),
+            # The caller's keys: one space per account and the org the usage was
+            # for, so two organizations routing to one member never meet.
+            models.UniqueConstraint(
+                fields=["account", "idempotency_key", "for_org"], name="usage_event_idempotency_per_account",
+                nulls_distinct=False,
+            ),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="usage_event_quantity_positive"),
             models.CheckConstraint(condition=Q(credits_micros__gte=0), name="usage_event_credits_not_negative"),
         ]
@@ -161,6 +171,9 @@ class UsageEvent(models.Model):
                 fields=["api_key_prefix", "created_at"], name="usage_event_key_created",
                 condition=Q(api_key_prefix__isnull=False),
             ),
+            # An organization's members' usage paid from their personal balances.
+            models.Index(fields=["for_org", "occurred_at"], name="usage_event_for_org_time",
+                         condition=Q(for_org__isnull=False)),
         ]
         triggers = [APPEND_ONLY]
 

@@ -73,7 +73,9 @@ from usage.selectors.history import (  # noqa: F401
 from usage.selectors.keys import api_key_spend_this_month, key_meter_choices  # noqa: F401
 from usage.selectors.members import (  # noqa: F401
     MemberSpendRow,
+    MemberUsageTotal,
     member_spend,
+    member_usage_totals,
     provider_keys,
 )
 from usage.selectors.runaway import Baseline, HourSpend, hourly_baseline, spend_last_hour  # noqa: F401

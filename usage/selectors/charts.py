@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from django.db import connection
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
@@ -48,7 +48,8 @@ def usage_series(
         raise InvalidRequest("period must be day, week or month.", code="invalid_period")
     if group_by not in GROUPS:
         raise InvalidRequest("group_by must be meter, model, member or workflow_run.", code="invalid_group_by")
-    events = UsageEvent.objects.filter(account__org=org)
+    # The org's own usage, and its members' paid from their personal balances (member_usage: personal).
+    events = UsageEvent.objects.filter(Q(account__org=org) | Q(for_org=org))
     if since:
         events = events.filter(occurred_at__gte=since)
     if until:

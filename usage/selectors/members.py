@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from orgs.models import Membership
-from usage.models import Hold, HoldStatus, MemberSpend, MemberSpendLimit, ProviderKey
+from usage.models import Hold, HoldStatus, MemberSpend, MemberSpendLimit, ProviderKey, UsageEvent
 from usage.services.writer import month_start
 
 if TYPE_CHECKING:
@@ -52,7 +52,9 @@ def member_spend(
     month = month or month_start(timezone.now())
     spent = dict(MemberSpend.objects.filter(account__org=org, month=month).values_list("member_id", "spent_micros"))
     held = dict(
-        Hold.objects.filter(account__org=org, status=HoldStatus.OPEN, member__isnull=False)
+        # The org's own holds, and those its members' personal balances hold for it (member_usage: personal).
+        Hold.objects.filter(Q(account__org=org, for_org__isnull=True) | Q(for_org=org),
+                            status=HoldStatus.OPEN, member__isnull=False)
         .values("member_id").annotate(total=Sum("amount_micros")).values_list("member_id", "total")
     )
     limits = dict(MemberSpendLimit.objects.filter(account__org=org).values_list("member_id", "monthly_limit_micros"))
@@ -62,3 +64,29 @@ def member_spend(
         MemberSpendRow(m.user_id, m.user.email, m.role, spent.get(m.user_id, 0), held.get(m.user_id, 0), limits.get(m.user_id))
         for m in memberships
     ]
+
+
+@dataclass(frozen=True)
+class MemberUsageTotal:
+    """What one member's personal balance paid for their usage of an organization."""
+
+    member_id: int
+    email: str
+    credits_micros: int
+    events: int
+
+
+def member_usage_totals(*, org: Organization, since=None, until=None) -> list[MemberUsageTotal]:
+    """Each member's usage of `org` paid from their personal balance (member_usage:
+    personal), most credits first: totals only, never the balances that paid."""
+    events = UsageEvent.objects.filter(for_org=org)
+    if since is not None:
+        events = events.filter(occurred_at__gte=since)
+    if until is not None:
+        events = events.filter(occurred_at__lt=until)
+    rows = (
+        events.values("member_id", "member__email")
+        .annotate(credits=Sum("credits_micros"), events=Count("id"))
+        .order_by("-credits", "member__email")
+    )
+    return [MemberUsageTotal(r["member_id"], r["member__email"], r["credits"], r["events"]) for r in rows]

@@ -8,7 +8,8 @@ Callers import the verbs from here. Inside, one module per concern:
   `transfers`, `refunds` (clawbacks and disputes), `expiry`, `reconcile`.
 - `account`: the plan and trigger lines billing keeps on the account.
 - `pricing` (events checked and priced before the lock) and `events`
-  (recorded under it); `rates`, `keys`, `limits`, `keybudget`: the rate
+  (recorded under it); `routing`: who pays, the organization or (member_usage:
+  personal) each member's personal account; `rates`, `keys`, `limits`, `keybudget`: the rate
   card, provider keys, members' spend caps and API keys' limits and meters; `rollup`: usage totals.
 """
 

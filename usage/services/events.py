@@ -28,7 +28,7 @@ from billing_project.errors import InvalidRequest, TollgateError
 from orgs.services import audit_fields
 from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import CreditAccount, EntryKind, Hold, Meter, UsageEvent
-from usage.services import credits
+from usage.services import credits, routing
 from usage.services.holds import hold_capture_locked, hold_lock
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
@@ -72,6 +72,7 @@ class RecordedEvent:
     occurred_at: datetime
     balance_after_micros: int
     metadata: dict
+    for_org_id: int | None = None
 
     @property
     def member_id(self) -> int | None:
@@ -114,12 +115,13 @@ def _event(writer: Writer, p: Prepared, *, entry_id: int | None, balance_after_m
         priced.charge_micros, priced.mode,
         p.provider_key.pk if p.provider_key is not None else None, p.member, item.workflow_run_id,
         hold.pk if hold is not None else None, entry_id, item.occurred_at or writer.now, balance_after_micros,
-        item.metadata,
+        item.metadata, p.for_org_id,
     )
 
 
-def _replays(account: CreditAccount, keys: list[str]) -> dict[str, UsageEvent]:
-    events = UsageEvent.objects.filter(account=account, idempotency_key__in=keys).select_related("meter", "member")
+def _replays(account: CreditAccount, keys: list[str], for_org: Organization | None = None) -> dict[str, UsageEvent]:
+    events = UsageEvent.objects.filter(account=account, for_org=for_org, idempotency_key__in=keys).select_related(
+        "meter", "member")
     return {e.idempotency_key: e for e in events}
 
 
@@ -136,10 +138,14 @@ def _record(
     Everything per event that does not depend on the balance (checks, pricing
     on the plan last seen, the row's JSON) happens before the lock, so the
     lock is held for the decisions and one statement. `prepared` is what
-    `prepare(org, inputs)` already returned, when the caller has it."""
+    `prepare(org, inputs)` already returned, when the caller has it.
+
+    When the org's members pay for their own usage, see `_record_routed`."""
     if prepared is None:
         prepared = prepare(org, inputs, actor=actor)
     _attribute(prepared, actor)
+    if routing.members_pay(org):
+        return _record_routed(org, prepared, actor)
     now = timezone.now()
     price_all(prepared, _plan_hint(org.pk), now)
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
@@ -148,29 +154,103 @@ def _record(
         org.pk, now, entries=len(member_ids) + 1, events=len(keys), event_keys=keys, member_ids=member_ids or None,
         month=month_start(now),
     )
-    account, loaded = writer.account, writer.loaded
+    account = writer.account
     if key_limited(actor):
         writer.load_key(actor.prefix)  # its limit, as it is now, under the lock
     if any(p.plan != account.plan_code for p in prepared if p.error is None):
         _plan_hints.pop(org.pk, None)
         price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
-    # The plan's features, like its prices, are decided on the locked row: a
-    # downgrade refuses a gated meter from the moment it commits. A replay
-    # answers what was recorded, whatever the plan is now.
-    features_check_all([p for p in prepared if p.input.idempotency_key not in loaded.existing_events], account)
+    results = _decide(writer, list(enumerate(prepared)), actor)
+    return [item for _index, item in sorted(results.items())]
+
+
+def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) -> list[BatchItem]:
+    """`_record` for an org whose members pay (usage.services.routing): each event
+    is written on its member's personal account, priced on that account's plan
+    and labelled for `org`. One writer per paying account, locked in order of
+    organization id (as `lock_accounts` does), so that concurrent batches, and
+    transfers, always take the same locks in the same order and cannot deadlock."""
+    payers = routing.payers_assign(org, prepared)
+    now = timezone.now()
+    # The key's limit row first, before any paying account (see usage.services.routing).
+    budget = routing.key_budget_lock(org, actor.prefix, now) if key_limited(actor) else None
+    groups: dict[int, list[tuple[int, Prepared]]] = {}
+    for index, p in enumerate(prepared):
+        if p.error is None:
+            groups.setdefault(p.payer_org_id, []).append((index, p))
+    results = {index: BatchItem(index, p.input.idempotency_key, "refused", error=p.error)
+               for index, p in enumerate(prepared) if p.error is not None}
+    _replay_pooled(org, groups, results)
+    for payer_org_id in sorted(groups):
+        group = groups[payer_org_id]
+        member = group[0][1].member  # a personal organization pays for its one person
+        writer = Writer.locked(payer_org_id, now, entries=2, events=len(group), month=month_start(now))
+        writer.key = budget
+        keys = [p.input.idempotency_key for _index, p in group]
+        writer.loaded.existing_events = {
+            row["idempotency_key"]: row
+            for row in UsageEvent.objects.filter(account=writer.account, for_org=org, idempotency_key__in=keys)
+            .values("id", "idempotency_key", "request_fingerprint")
+        }
+        routing.route(writer, org=org, member=member, payer=payers[member.pk])
+        price_all([p for _index, p in group], writer.account.plan_code, now)  # the member's plan
+        results.update(_decide(writer, group, actor, for_org=org))
+    return [item for _index, item in sorted(results.items())]
+
+
+def _replay_pooled(org: Organization, groups: dict[int, list[tuple[int, Prepared]]],
+                   results: dict[int, BatchItem]) -> None:
+    """Answer from the org's own account the events it recorded there before it let
+    members pay (a retry across the switch is a replay, not a second charge), and
+    take them out of `groups`."""
+    keys = [p.input.idempotency_key for group in groups.values() for _index, p in group]
+    pooled = {e.idempotency_key: e for e in UsageEvent.objects.filter(
+        account__org=org, for_org__isnull=True, idempotency_key__in=keys).select_related("meter", "member")}
+    if not pooled:
+        return
+    for payer_org_id, group in list(groups.items()):
+        kept = []
+        for index, p in group:
+            first = pooled.get(p.input.idempotency_key)
+            if first is None:
+                kept.append((index, p))
+            elif first.request_fingerprint != p.fingerprint:
+                results[index] = BatchItem(index, p.input.idempotency_key, "refused", error=IdempotencyConflict(
+                    "This idempotency key was already used for a different usage event.", code="idempotency_key_reused"))
+            else:
+                results[index] = BatchItem(index, p.input.idempotency_key, "replayed", event=first)
+        if kept:
+            groups[payer_org_id] = kept
+        else:
+            del groups[payer_org_id]
+
+
+def _decide(
+    writer: Writer, indexed: list[tuple[int, Prepared]], actor: Actor, *, for_org: Organization | None = None,
+) -> dict[int, BatchItem]:
+    """Decide the events (index in the batch, prepared event) on `writer`'s locked
+    account, in order, then write what was recorded and save. `for_org`: the
+    organization the usage is for, when it is not the account's own."""
+    account, loaded = writer.account, writer.loaded
+    # The plan's features, like its prices, are decided on the locked row (the
+    # paying account's: a member's own plan when they pay): a downgrade refuses a
+    # gated meter from the moment it commits. A replay answers what was
+    # recorded, whatever the plan is now.
+    features_check_all([p for _index, p in indexed if p.input.idempotency_key not in loaded.existing_events], account)
     writer.live_grants()
     strict = not account.overage_allowed
-    results: list[BatchItem] = []
+    payer = writer.route.payer if writer.route is not None else None
+    results: dict[int, BatchItem] = {}
     seen: dict[str, tuple[str, RecordedEvent]] = {}
     replayed: list[BatchItem] = []
     # One entry per member, in the order members first appear: member id ->
     # (entry id, charged events).
     by_member: dict[int | None, tuple[int, list[RecordedEvent]]] = {}
     total = 0
-    for index, p in enumerate(prepared):
+    for index, p in indexed:
         key = p.input.idempotency_key
         item = BatchItem(index, key, "refused")
-        results.append(item)
+        results[index] = item
         if p.error is not None:
             item.error = p.error
             continue
@@ -197,6 +277,7 @@ def _record(
                 if strict and charge > available:
                     raise InsufficientCredits(
                         balance_micros=account.balance_micros - total, available_micros=available, required_micros=charge,
+                        payer=payer,
                     )
                 require_affordable(writer, charge, member_id, strict=False)  # the member's cap, the key's limit
             except TollgateError as error:
@@ -214,18 +295,22 @@ def _record(
         if charge:
             by_member[member_id][1].append(item.event)
         seen[key] = (p.fingerprint, item.event)
-    recorded = [r for r in results if r.status == "recorded"]
+    recorded = [r for r in results.values() if r.status == "recorded"]
     single = len(recorded) == 1
+    # Entry keys share the account's space with its own usage: routed ones name the org.
+    prefix = f"usage-for:{for_org.pk}:" if for_org is not None else "usage:"
+    suffix = f" for {for_org.name}" if for_org is not None else ""
     for entry_id, charged in by_member.values():
         amount = sum(event.credits_micros for event in charged)
         writer.write(
             EntryKind.USAGE, -amount, writer.take(amount), id=entry_id, member=charged[0].member,
-            idempotency_key=f"usage:{recorded[0].idempotency_key}" if single else f"usage-batch:{charged[0].pk}",
-            reason=(_reason(charged[0].quantity, charged[0].meter) if len(charged) == 1
-                    else f"{len(charged)} usage events")[:500],
+            idempotency_key=f"{prefix}{recorded[0].idempotency_key}" if single else f"usage-batch:{charged[0].pk}",
+            reason=((_reason(charged[0].quantity, charged[0].meter) if len(charged) == 1
+                     else f"{len(charged)} usage events") + suffix)[:500],
         )
     if recorded:
-        writer.audit(
+        audit = writer.audit if for_org is None else writer.audit_routed
+        audit(
             "usage.recorded", actor, events=len(recorded), amount=credits_str(-total),
             **({"event": recorded[0].event.pk, "idempotency_key": recorded[0].idempotency_key} if len(recorded) == 1 else {}),
             balance_after=credits_str(account.balance_micros),
@@ -234,7 +319,7 @@ def _record(
     elif writer.expired:
         writer.save()  # the write-off of expired grants stands on its own
     if replayed:
-        originals = _replays(account, [r.idempotency_key for r in replayed])
+        originals = _replays(account, [r.idempotency_key for r in replayed], for_org)
         for r in replayed:
             r.event = originals[r.idempotency_key]
     return results
@@ -326,7 +411,8 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
     limits, which the writer checks and counts (KeySpend) under the same lock."""
     key_require_unpaused(actor)
     prepared = None
-    if credits.SERVER_DEBIT and not key_limited(actor):
+    # Usage a member pays for takes the Python writer (see usage.services.routing).
+    if credits.SERVER_DEBIT and not key_limited(actor) and not routing.members_pay(org):
         prepared = prepare(org, [event], actor=actor)
         if prepared[0].error is not None:
             raise prepared[0].error
@@ -378,8 +464,13 @@ def hold_capture_events(
         if p.error is not None:
             raise p.error
     account, hold = hold_lock(org, hold_id)
+    if hold.for_org_id is not None:
+        # Paid by the member's personal account (member_usage: personal): the events are labelled for the org.
+        for p in prepared:
+            p.for_org_id = hold.for_org_id
+            p.member = p.member or hold.member
     now = timezone.now()
-    price_all(prepared, account.plan_code, now)
+    price_all(prepared, account.plan_code, now)  # the paying account's plan
     if hold.status != "captured":  # capturing again answers the first capture, whatever the plan is now
         features_check_all(prepared, account)
     for p in prepared:
@@ -388,7 +479,9 @@ def hold_capture_events(
     total = sum(p.priced.charge_micros for p in prepared)
     if hold.status != "captured":
         keys = [p.input.idempotency_key for p in prepared]
-        if len(set(keys)) != len(keys) or UsageEvent.objects.filter(account=account, idempotency_key__in=keys).exists():
+        if len(set(keys)) != len(keys) or UsageEvent.objects.filter(
+            account=account, for_org_id=hold.for_org_id, idempotency_key__in=keys,
+        ).exists():
             raise IdempotencyConflict("An idempotency key of these events was already used.")
 
     def queue(writer: Writer, entry) -> None:

@@ -6,12 +6,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import OrgAPIKey
 from billing_project.errors import Conflict, InvalidRequest, NotFound
 from usage.errors import IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
+from usage.services import routing
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.pricing import account_features, feature_require
 from usage.services.rates import current_card
@@ -62,9 +64,14 @@ def hold_create(
         raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
     card = current_card()
     named = [card.meter(code) for code in dict.fromkeys(meters or ())]
-    account = lock_account(org.pk)
+    # The org's, or (member_usage: personal) the member's personal account, labelled for the org.
+    payer = routing.payer_require(org, member) if routing.members_pay(org) else None
+    for_org = org if payer is not None else None
+    # Routed: the key's limit row before the paying account (see usage.services.routing).
+    budget = routing.key_budget_lock(org, actor.prefix, timezone.now()) if payer and key_limited(actor) else None
+    account = lock_account(payer.org_id if payer is not None else org.pk)
     if idempotency_key:
-        existing = Hold.objects.filter(account=account, idempotency_key=idempotency_key).first()
+        existing = Hold.objects.filter(account=account, for_org=for_org, idempotency_key=idempotency_key).first()
         if existing is not None:
             if existing.amount_micros != amount_micros or (
                 request_fingerprint and existing.request_fingerprint
@@ -80,8 +87,11 @@ def hold_create(
     now = timezone.now()
     member_id = member.pk if member is not None else None
     writer = Writer(account, now)
-    writer.load(entries=0, member_ids=[member_id] if member_id else None, month=month_start(now))
-    if key_limited(actor):
+    writer.load(entries=0, member_ids=[member_id] if member_id and payer is None else None, month=month_start(now))
+    if payer is not None:
+        routing.route(writer, org=org, member=member, payer=payer)
+        writer.key = budget
+    elif key_limited(actor):
         writer.load_key(actor.prefix)
     writer.live_grants()
     # Holds are never covered by overage: a negative balance blocks new work until paid.
@@ -89,16 +99,31 @@ def hold_create(
     hold = Hold.objects.create(
         account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
         idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
-        request_fingerprint=request_fingerprint, api_key_prefix=api_key_prefix_of(actor),
+        request_fingerprint=request_fingerprint, for_org=for_org, api_key_prefix=api_key_prefix_of(actor),
     )
     account.held_micros += amount_micros
-    writer.audit("hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros))
+    (writer.audit if payer is None else writer.audit_routed)(
+        "hold.created", actor, hold=hold.pk, amount=credits_str(amount_micros),
+    )
     writer.save()
     return hold
 
 
 def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
-    account = lock_account(org.pk)
+    """Lock one of `org`'s holds and the account it reserves: the org's own, or
+    a member's personal account for a hold made for `org` (member_usage:
+    personal). Any other hold, including one a member's personal organization
+    holds for itself or one held for another org, is 404."""
+    found = Hold.objects.filter(pk=hold_id).filter(
+        Q(account__org=org, for_org__isnull=True) | Q(for_org=org)
+    ).values_list("account__org_id", "for_org_id", "api_key_prefix").first()
+    if found is None:
+        raise NotFound("No such hold.", code="hold_not_found")
+    payer_org_id, for_org_id, prefix = found
+    if for_org_id is not None and prefix:
+        # A routed hold's key limit row before the paying account (see usage.services.routing).
+        routing.key_budget_lock(org, prefix, timezone.now())
+    account = lock_account(payer_org_id)
     hold = Hold.objects.select_for_update().filter(pk=hold_id, account=account).first()
     if hold is None:
         raise NotFound("No such hold.", code="hold_not_found")
@@ -150,9 +175,19 @@ def hold_capture_locked(
     member = member or hold.member
     member_id = member.pk if member is not None else None
     beyond = amount_micros - hold.amount_micros
+    routed = hold.for_org_id is not None
     writer.load(entries=1 if amount_micros else 0, events=events,
-                member_ids=[member_id] if beyond > 0 and member_id is not None else None, month=month_start(writer.now))
-    if _key_counts(hold, actor):
+                member_ids=[member_id] if beyond > 0 and member_id is not None and not routed else None,
+                month=month_start(writer.now))
+    if routed:
+        # Paid by the member's personal account (locked): the org's cap and spend row apply.
+        payer = routing.payer_require(hold.for_org, hold.member)
+        routing.route(writer, org=hold.for_org, member=hold.member, payer=payer)
+        member, member_id = hold.member, hold.member_id
+        reason = f"{reason or 'Usage'} for {hold.for_org.name}"[:500]
+        if _key_counts(hold, actor):
+            writer.key = routing.key_budget_lock(hold.for_org, hold.api_key_prefix, writer.now)  # locked already
+    elif _key_counts(hold, actor):
         writer.load_key(hold.api_key_prefix)
     if hold.status == HoldStatus.OPEN:
         writer.release(hold)
@@ -173,7 +208,7 @@ def hold_capture_locked(
     hold.captured_micros = amount_micros
     hold.closed_at = writer.now
     hold.save(update_fields=["status", "captured_micros", "closed_at"])
-    writer.audit(
+    (writer.audit_routed if routed else writer.audit)(
         "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
         captured=credits_str(amount_micros), balance_after=credits_str(account.balance_micros),
     )
@@ -204,7 +239,12 @@ def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: date
     hold.status = status
     hold.closed_at = closed_at
     hold.save(update_fields=["status", "closed_at"])
-    writer.audit(action, actor, hold=hold.pk, amount=credits_str(hold.amount_micros))
+    data = {"hold": hold.pk, "amount": credits_str(hold.amount_micros)}
+    if hold.for_org_id is not None:  # on both trails, as it was created
+        writer.audit(action, actor, for_org=hold.for_org.name, **data)
+        writer.audit_for(hold.for_org_id, action, actor, paid_by=hold.member.email if hold.member_id else None, **data)
+    else:
+        writer.audit(action, actor, **data)
     writer.save()
 
 

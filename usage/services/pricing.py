@@ -87,6 +87,10 @@ class Prepared:
     plan: str = ""
     row: str = ""  # the event's JSON fields but id, account, entry and balance after
     api_key_prefix: str | None = None  # the API key that records it (usage.services.runaway)
+    # `member_usage: personal` (usage.services.routing): the member's personal
+    # organization pays, for this one.
+    payer_org_id: int | None = None
+    for_org_id: int | None = None
 
 
 def prepare(org: Organization, inputs: list[UsageInput], *, actor=None) -> list[Prepared]:
@@ -184,7 +188,7 @@ def price_all(prepared: list[Prepared], plan: str, now: datetime) -> None:
             "provider_key_id": p.provider_key.pk if p.provider_key is not None else None,
             "workflow_run_id": item.workflow_run_id, "occurred_at": (item.occurred_at or now).isoformat(),
             "created_at": now.isoformat(), "metadata": item.metadata, "idempotency_key": item.idempotency_key,
-            "request_fingerprint": p.fingerprint, "api_key_prefix": p.api_key_prefix,
+            "request_fingerprint": p.fingerprint, "api_key_prefix": p.api_key_prefix, "for_org_id": p.for_org_id,
         })[1:-1]
 
 

@@ -194,6 +194,20 @@ def debit(org_id: int, amount_micros: int, *, now: datetime, entry_key: str | No
     return result
 
 
+def member_spend_lock(account_id: int, member_id: int, month: date) -> int:
+    """Lock a member's spend row of `account_id` for `month` (creating it at zero) and
+    return what it holds. Usage routed to a member's personal account counts on the
+    organization's row without that organization's account lock: the row lock is
+    what keeps its cap exact (usage.services.routing)."""
+    (spent,) = _one(
+        "INSERT INTO usage_memberspend (account_id, member_id, month, spent_micros) VALUES (%s, %s, %s, 0) "
+        "ON CONFLICT (account_id, member_id, month) DO UPDATE SET spent_micros = usage_memberspend.spent_micros "
+        "RETURNING spent_micros",
+        [account_id, member_id, month],
+    )
+    return int(spent)
+
+
 @dataclass
 class KeyBudget:
     """An API key's monthly limit and what counts against it, read under the lock."""
@@ -224,6 +238,19 @@ def key_budget(account_id: int, prefix: str, month: date) -> KeyBudget | None:
     return KeyBudget(prefix, int(row[0]), int(row[1]), int(row[2]))
 
 
+def key_spend_lock(account_id: int, prefix: str, month: date) -> int:
+    """Lock an API key's spend row of `account_id` for `month` (creating it at zero)
+    and return what it holds: usage routed to members' personal accounts counts on
+    the organization's row without the organization's lock (usage.services.routing)."""
+    (spent,) = _one(
+        "INSERT INTO usage_keyspend (account_id, api_key_prefix, month, spent_micros) VALUES (%s, %s, %s, 0) "
+        "ON CONFLICT (account_id, api_key_prefix, month) DO UPDATE SET spent_micros = usage_keyspend.spent_micros "
+        "RETURNING spent_micros",
+        [account_id, prefix, month],
+    )
+    return int(spent)
+
+
 def reserve_entry_ids(count: int) -> list[int]:
     return list(_one("SELECT ARRAY(SELECT nextval(%s) FROM generate_series(1, %s))", [_sequence("usage_ledgerentry"), count])[0])
 
@@ -238,7 +265,7 @@ _ALLOCATION_COLUMNS = ["entry_id", "grant_id", "amount_micros"]
 _EVENT_COLUMNS = [
     "id", "account_id", "member_id", "meter_id", "model", "quantity", "credits_per_unit", "credits_micros",
     "billing_mode", "provider_key_id", "workflow_run_id", "occurred_at", "created_at", "metadata", "idempotency_key",
-    "request_fingerprint", "ledger_entry_id", "hold_id", "balance_after_micros", "api_key_prefix",
+    "request_fingerprint", "ledger_entry_id", "hold_id", "balance_after_micros", "api_key_prefix", "for_org_id",
 ]
 # The audit trail's columns are the orgs app's (AuditEvent.insert_columns()).
 _AUDIT_COLUMNS = AuditEvent.insert_columns()

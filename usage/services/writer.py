@@ -17,6 +17,7 @@ the balance-change seam (usage.balance_changes).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from datetime import timezone as dt_timezone
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from django.db import IntegrityError, transaction
 from billing_project.errors import InvalidRequest
 from orgs.services import audit_fields, audit_record
 from usage import balance_changes
-from usage.errors import InsufficientCredits, KeyLimitReached, SpendLimitReached
+from usage.errors import InsufficientCredits, KeyLimitReached, MemberPayer, SpendLimitReached
 from usage.models import CreditAccount, EntryKind, Grant, Hold, LedgerEntry
 from usage.services import store
 from usage.units import credits_str
@@ -94,6 +95,18 @@ def existing_entry(account: CreditAccount, key: str | None) -> LedgerEntry | Non
     return LedgerEntry.objects.filter(account=account, idempotency_key=key).first()
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A write on a member's personal account for usage of another organization
+    (`member_usage: personal`, usage.services.routing). The member's spend counts
+    on that organization's account, whose caps apply; a 402 names the member."""
+
+    org_id: int  # the organization the usage is for
+    org_name: str
+    account_id: int  # its credit account: the MemberSpend rows its caps read
+    payer: MemberPayer
+
+
 class Writer:
     """Writes entries for one locked account inside one transaction, keeping the
     cached balance, debt and grant remainders in step with what it writes.
@@ -127,6 +140,7 @@ class Writer:
         self._key_spend = 0
         self._granted: list[balance_changes.Granted] = []
         self._holds_expired: list[balance_changes.ExpiredHold] = []
+        self.route: Route | None = None
 
     @classmethod
     def locked(cls, org_id: int, now: datetime, **load: Any) -> Writer:
@@ -281,6 +295,19 @@ class Writer:
         """Queue an audit row; it is written by `save()`, in the same transaction."""
         self._audits.append(audit_fields(org=self.account.org_id, action=action, actor=actor, data=data))
 
+    def audit_routed(self, action: str, actor: Actor, **data: Any) -> None:
+        """Queue the audit row of a routed write on both trails: the organization the
+        usage was for (naming the member who paid) and the member's personal one."""
+        route = self.route
+        self.audit(action, actor, for_org=route.org_name, **data)
+        # The organization never sees the member's balance, not even in its trail.
+        shown = {key: value for key, value in data.items() if key != "balance_after"}
+        self.audit_for(route.org_id, action, actor, paid_by=route.payer.email, **shown)
+
+    def audit_for(self, org_id: int, action: str, actor: Actor, **data: Any) -> None:
+        """Queue an audit row on another organization's trail, written with this write."""
+        self._audits.append(audit_fields(org=org_id, action=action, actor=actor, data=data))
+
     def save(self) -> None:
         account = self.account
         if self.server_applied and not (self._entries or self._events or self._audits or self._touched):
@@ -337,11 +364,13 @@ class Writer:
             events=self._events,
             audits=[{**fields, "created_at": self.now} for fields in self._audits],
             spend=[
-                {"account_id": account.pk, "member_id": member_id, "month": month, "spent_micros": amount}
+                {"account_id": self.route.account_id if self.route is not None else account.pk,
+                 "member_id": member_id, "month": month, "spent_micros": amount}
                 for (member_id, month), amount in self._spend.items()
             ],
             key_spend=[
-                {"account_id": account.pk, "api_key_prefix": self.key.prefix, "month": month_start(self.now),
+                {"account_id": self.route.account_id if self.route is not None else account.pk,
+                 "api_key_prefix": self.key.prefix, "month": month_start(self.now),
                  "spent_micros": self._key_spend}
             ] if self.key is not None and self._key_spend else [],
         )
@@ -367,6 +396,7 @@ def require_affordable(
         raise InsufficientCredits(
             balance_micros=account.balance_micros, available_micros=available + taken_micros,
             required_micros=amount_micros + taken_micros,
+            payer=writer.route.payer if writer.route is not None else None,
         )
     cap = writer.loaded.members.get(member_id) if member_id is not None and writer.loaded else None
     if cap is not None:
@@ -374,7 +404,8 @@ def require_affordable(
         if committed + taken_micros + amount_micros > cap["limit"]:
             raise SpendLimitReached(
                 limit_micros=cap["limit"], spent_micros=committed, required_micros=amount_micros + taken_micros,
-                org_id=account.org_id, member_id=member_id, month=month_start(writer.now),
+                org_id=writer.route.org_id if writer.route is not None else account.org_id,
+                member_id=member_id, month=month_start(writer.now),
             )
     key = writer.key
     if key is not None:

@@ -5,6 +5,10 @@
 -- for a test database built without migrations, by tests/conftest.py. Every
 -- statement is CREATE OR REPLACE: a change to a function edits this file and
 -- adds a migration that runs it again (usage.sql.ledger_functions()).
+--
+-- Usage events and holds with a `for_org_id` were recorded on a member's personal
+-- account for another organization (usage.services.routing, in Python): the
+-- account's own idempotency keys and its own caps' holds leave them out.
 
 -- The burn order, written once for SQL: what expires first, then priority,
 -- then the oldest. Its Python twin is usage.models.GrantQuerySet.burn_order;
@@ -45,13 +49,14 @@ BEGIN
         'existing_events', (SELECT json_agg(v) FROM (
                                SELECT ev.id, ev.idempotency_key, ev.request_fingerprint FROM usage_usageevent ev
                                WHERE cardinality(p_event_keys) > 0 AND ev.account_id = p_account
-                                 AND ev.idempotency_key = ANY(p_event_keys)) v),
+                                 AND ev.idempotency_key = ANY(p_event_keys) AND ev.for_org_id IS NULL) v),
         'members', (SELECT json_agg(m) FROM (
                         SELECT l.member_id, l.monthly_limit_micros AS "limit",
                           coalesce((SELECT s.spent_micros FROM usage_memberspend s WHERE s.account_id = l.account_id
                                     AND s.member_id = l.member_id AND s.month = p_month), 0) AS spent,
                           coalesce((SELECT sum(h.amount_micros) FROM usage_hold h WHERE h.account_id = l.account_id
-                                    AND h.member_id = l.member_id AND h.status = 'open'), 0) AS held
+                                    AND h.member_id = l.member_id AND h.status = 'open'
+                                    AND h.for_org_id IS NULL), 0) AS held
                         FROM usage_memberspendlimit l
                         WHERE cardinality(p_member_ids) > 0 AND l.account_id = p_account
                           AND l.member_id = ANY(p_member_ids)) m)
@@ -112,7 +117,8 @@ BEGIN
     -- Each statement from here on sees everything committed before the lock was granted.
     IF p_event IS NOT NULL THEN
         SELECT json_build_object('id', id, 'request_fingerprint', request_fingerprint) INTO v_found
-        FROM usage_usageevent WHERE account_id = a.id AND idempotency_key = p_event->>'idempotency_key';
+        FROM usage_usageevent WHERE account_id = a.id AND idempotency_key = p_event->>'idempotency_key'
+          AND for_org_id IS NULL;
         IF v_found IS NOT NULL THEN
             RETURN json_build_object('status', 'existing_event', 'account', row_to_json(a), 'event', v_found);
         END IF;
@@ -139,7 +145,7 @@ BEGIN
                 v_committed := coalesce((SELECT spent_micros FROM usage_memberspend WHERE account_id = a.id
                                          AND member_id = p_member AND month = p_month), 0)
                              + coalesce((SELECT sum(amount_micros) FROM usage_hold WHERE account_id = a.id
-                                         AND member_id = p_member AND status = 'open'), 0);
+                                         AND member_id = p_member AND status = 'open' AND for_org_id IS NULL), 0);
                 IF v_committed + p_amount > v_limit THEN
                     RETURN json_build_object('status', 'spend_limit_reached', 'limit', v_limit, 'spent', v_committed);
                 END IF;
