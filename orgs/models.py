@@ -71,6 +71,11 @@ class Organization(models.Model):
         max_length=10, choices=MemberUsage.choices, default=MemberUsage.POOL,
         help_text="Who pays for members' usage: the organization (pool) or each member's personal balance.",
     )
+    members_paid_since = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="When members first paid for their own usage; from then on, a retry in pool mode of an event "
+                  "a member paid for is answered as a replay.",
+    )
 
     objects = OrganizationQuerySet.as_manager()
 

@@ -352,7 +352,11 @@ def org_member_usage_set(
     if org.member_usage != member_usage:
         previous = org.member_usage
         org.member_usage = member_usage
-        org.save(update_fields=["member_usage"])
+        fields = ["member_usage"]
+        if member_usage == MemberUsage.PERSONAL and org.members_paid_since is None:
+            org.members_paid_since = timezone.now()
+            fields.append("members_paid_since")
+        org.save(update_fields=fields)
         audit_record(org=org, action="org.member_usage", actor=user or actor,
                      data={"member_usage": member_usage, "previous": previous})
     return org

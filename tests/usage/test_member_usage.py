@@ -323,3 +323,21 @@ def test_a_retry_across_the_switch_to_personal_replays_what_the_org_paid(communi
     with pytest.raises(IdempotencyConflict):
         services.usage_record(org=community, event=event("run-9", meter="action.small", member=user))
     assert balance(personal) == 10 * C and balance(community) == 100 * C - 2_500_000
+
+
+def test_a_retry_across_the_switch_back_to_pool_replays_what_the_member_paid(community, ada):
+    user, personal = ada
+    set_mode(community, MemberUsage.PERSONAL)
+    first = services.usage_record(org=community, event=event("run-10", member=user)).event
+    assert community.members_paid_since is not None
+    set_mode(community, MemberUsage.POOL)
+    again = services.usage_record(org=community, event=event("run-10", member=user))
+    assert again.replayed and again.event.pk == first.pk and again.event.for_org_id == community.pk
+    (batch_again, new) = services.usage_record_batch(
+        org=community, events=[event("run-10", member=user), event("run-11", member=user)])
+    assert batch_again.status == "replayed" and batch_again.event.pk == first.pk
+    assert new.status == "recorded"
+    with pytest.raises(IdempotencyConflict):
+        services.usage_record(org=community, event=event("run-10", meter="action.small", member=user))
+    # The member paid once; the org paid only for run-11.
+    assert balance(personal) == 10 * C - 2_500_000 and balance(community) == 100 * C - 2_500_000

@@ -174,6 +174,9 @@ class UsageEvent(models.Model):
             # An organization's members' usage paid from their personal balances.
             models.Index(fields=["for_org", "occurred_at"], name="usage_event_for_org_time",
                          condition=Q(for_org__isnull=False)),
+            # A retry in pool mode of an event a member paid for (usage.services.events).
+            models.Index(fields=["for_org", "idempotency_key"], name="usage_event_for_org_key",
+                         condition=Q(for_org__isnull=False)),
         ]
         triggers = [APPEND_ONLY]
 

@@ -146,6 +146,11 @@ def _record(
     _attribute(prepared, actor)
     if routing.members_pay(org):
         return _record_routed(org, prepared, actor)
+    indexed = list(enumerate(prepared))
+    results: dict[int, BatchItem] = {}
+    if org.members_paid_since is not None:
+        indexed = _replay_routed(org, indexed, results)
+        prepared = [p for _index, p in indexed]
     now = timezone.now()
     price_all(prepared, _plan_hint(org.pk), now)
     keys = [p.input.idempotency_key for p in prepared if p.error is None]
@@ -160,7 +165,7 @@ def _record(
     if any(p.plan != account.plan_code for p in prepared if p.error is None):
         _plan_hints.pop(org.pk, None)
         price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
-    results = _decide(writer, list(enumerate(prepared)), actor)
+    results.update(_decide(writer, indexed, actor))
     return [item for _index, item in sorted(results.items())]
 
 
@@ -204,25 +209,42 @@ def _replay_pooled(org: Organization, groups: dict[int, list[tuple[int, Prepared
     members pay (a retry across the switch is a replay, not a second charge), and
     take them out of `groups`."""
     keys = [p.input.idempotency_key for group in groups.values() for _index, p in group]
-    pooled = {e.idempotency_key: e for e in UsageEvent.objects.filter(
-        account__org=org, for_org__isnull=True, idempotency_key__in=keys).select_related("meter", "member")}
-    if not pooled:
-        return
+    firsts = UsageEvent.objects.filter(account__org=org, for_org__isnull=True, idempotency_key__in=keys)
     for payer_org_id, group in list(groups.items()):
-        kept = []
-        for index, p in group:
-            first = pooled.get(p.input.idempotency_key)
-            if first is None:
-                kept.append((index, p))
-            elif first.request_fingerprint != p.fingerprint:
-                results[index] = BatchItem(index, p.input.idempotency_key, "refused", error=IdempotencyConflict(
-                    "This idempotency key was already used for a different usage event.", code="idempotency_key_reused"))
-            else:
-                results[index] = BatchItem(index, p.input.idempotency_key, "replayed", event=first)
+        kept = _answer_replays(firsts, group, results)
         if kept:
             groups[payer_org_id] = kept
         else:
             del groups[payer_org_id]
+
+
+def _replay_routed(org: Organization, indexed: list[tuple[int, Prepared]],
+                   results: dict[int, BatchItem]) -> list[tuple[int, Prepared]]:
+    """The other way across the switch: in pool mode, answer as replays the events
+    a member's personal account paid for `org` while its members paid; the rest,
+    to be decided. Only for an org whose members have ever paid (members_paid_since)."""
+    keys = [p.input.idempotency_key for _index, p in indexed if p.error is None]
+    return _answer_replays(UsageEvent.objects.filter(for_org=org, idempotency_key__in=keys), indexed, results)
+
+
+def _answer_replays(firsts, indexed: list[tuple[int, Prepared]],
+                    results: dict[int, BatchItem]) -> list[tuple[int, Prepared]]:
+    """Answer each event whose key `firsts` (usage events recorded elsewhere) already
+    holds: a replay when the request is the same, else 409. Returns the others."""
+    first_by_key = {e.idempotency_key: e for e in firsts.select_related("meter", "member")} if indexed else {}
+    if not first_by_key:
+        return indexed
+    kept = []
+    for index, p in indexed:
+        first = first_by_key.get(p.input.idempotency_key) if p.error is None else None
+        if first is None:
+            kept.append((index, p))
+        elif first.request_fingerprint != p.fingerprint:
+            results[index] = BatchItem(index, p.input.idempotency_key, "refused", error=IdempotencyConflict(
+                "This idempotency key was already used for a different usage event.", code="idempotency_key_reused"))
+        else:
+            results[index] = BatchItem(index, p.input.idempotency_key, "replayed", event=first)
+    return kept
 
 
 def _decide(
@@ -412,7 +434,10 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
     key_require_unpaused(actor)
     prepared = None
     # Usage a member pays for takes the Python writer (see usage.services.routing).
-    if credits.SERVER_DEBIT and not key_limited(actor) and not routing.members_pay(org):
+    # So does the usage of an org whose members once paid: a retry of an event a
+    # member paid for is a replay, which only the writer's path looks for.
+    if (credits.SERVER_DEBIT and not key_limited(actor) and not routing.members_pay(org)
+            and org.members_paid_since is None):
         prepared = prepare(org, [event], actor=actor)
         if prepared[0].error is not None:
             raise prepared[0].error
