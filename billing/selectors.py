@@ -87,21 +87,24 @@ def plan_code_of(org: Organization | int) -> str:
 
 # How the pages and refusals name each feature, and what it unlocks. A feature
 # the catalog lists without an entry here reads as its code, capitalised.
+# Features are the platform's to honour (it asks POST /entitlements/check);
+# Tollgate itself enforces media_generation (gated meters) and the plan's
+# member and API key caps, which are its own keys, not the platform's API.
 FEATURE_LABELS = {
     "basic_workflows": "Basic workflows",
     "advanced_workflows": "Advanced workflows",
     "api_access": "API access",
     "media_generation": "Image, speech and video generation",
-    "team_members": "Team members and spend caps",
+    "team_members": "Team collaboration",
     "overage": "Keeps running past zero (billed in arrears)",
     "priority_processing": "Priority processing",
 }
 FEATURE_DESCRIPTIONS = {
     "basic_workflows": "Run the small and medium actions most workflows are made of.",
     "advanced_workflows": "Longer, multi-step workflows and agent runs.",
-    "api_access": "Call Tollgate from your own services with API keys.",
+    "api_access": "Use the platform's API from your own code.",
     "media_generation": "Record usage on the image, text-to-speech and video meters.",
-    "team_members": "Invite a team, see each member's spend and cap it monthly.",
+    "team_members": "Shared team workflows, with each member's usage reported.",
     "overage": "Work keeps going when credits run out; the excess is on the next invoice.",
     "priority_processing": "Your platform runs your work ahead of the queue.",
 }
