@@ -273,8 +273,12 @@ def billing_record_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     e = recorded.event
     out = usage_serializers.event_data(e)
     text = (f"Recorded {format(e.quantity.normalize(), ',f')} {e.meter.code}"
-            f"{' (' + e.model + ')' if e.model else ''}: {credits_words(e.credits_micros)} credits. "
-            f"Balance: {credits_words(e.balance_after_micros)} credits ({money_words(e.balance_after_micros)}).")
+            f"{' (' + e.model + ')' if e.model else ''}: {credits_words(e.credits_micros)} credits. ")
+    if out["paid_by"] == "member":
+        # A member's personal balance paid (member_usage: personal): the org never sees it, as on the API.
+        text += f"Paid by {out['member']} from their personal balance."
+    else:
+        text += f"Balance: {credits_words(e.balance_after_micros)} credits ({money_words(e.balance_after_micros)})."
     if recorded.replayed:
         text = "Already recorded (same idempotency key): " + text
     return Result(out, text)
@@ -301,8 +305,9 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
              "The credit packs on sale: credits and price. Buying happens on the billing pages (top_up_url).",
              schemas.EMPTY_INPUT, schemas.PACKAGES, Scope.READ, billing_packages),
     ToolSpec("billing_entitlements", "Plan and features",
-             "The plan in force, its status (trialing, active, past_due, free), the features it unlocks and "
-             "whether usage may run past zero credits (overage).",
+             "The plan in force, its status (trialing, active, past_due, free), the features it unlocks, and its "
+             "limits with what is used of each (credits, members, API keys), as GET /api/v1/entitlements. With "
+             "`feature`, refused with feature_not_in_plan (and the plan that has it) when the plan lacks it.",
              schemas.ENTITLEMENTS_INPUT, schemas.ENTITLEMENTS, Scope.READ, billing_entitlements),
     ToolSpec("billing_reserve", "Reserve credits",
              "Reserve credits before a run (a hold). Refused with insufficient_credits (and a top-up link) unless "

@@ -13,9 +13,12 @@ from mcp.client.streamable_http import streamable_http_client
 from rest_framework.test import APIClient
 
 from accounts.authentication import APIKeyRateThrottle
+from orgs.models import MemberUsage
+from orgs.services import org_member_usage_set
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.agent_tools.conftest import C, run
-from usage import selectors
-from usage.models import Hold, HoldStatus, UsageEvent
+from usage import selectors, services
+from usage.models import GrantSource, Hold, HoldStatus, UsageEvent
 
 TOOLS = {"billing_balance", "billing_usage", "billing_estimate", "billing_history", "billing_packages",
          "billing_entitlements", "billing_reserve", "billing_capture", "billing_release", "billing_record_usage"}
@@ -302,3 +305,22 @@ def test_concurrent_calls_each_run_once_in_their_own_request(mcp_server, funded,
     assert sorted(r.structured_content["idempotency_key"] for r in results) == sorted(f"c-{i}" for i in range(10))
     assert UsageEvent.objects.filter(account__org=funded).count() == 10
     assert selectors.account_for(funded.pk).balance_micros == 1450 * C
+
+
+def test_usage_a_member_pays_for_never_shows_their_balance(mcp_server, funded, full_key):
+    ada = UserFactory(email="ada@example.test")
+    personal = OrganizationFactory(slug="ada", is_personal=True)
+    MembershipFactory(org=personal, user=ada, role="owner")
+    MembershipFactory(org=funded, user=ada, role="member")
+    services.credits_grant(org=personal, amount_micros=777 * C, source=GrantSource.PURCHASE)
+    org_member_usage_set(org=funded, member_usage=MemberUsage.PERSONAL)
+
+    async def steps(client):
+        return await client.call_tool("billing_record_usage", {**EVENT, "idempotency_key": "m-1",
+                                                               "member": "ada@example.test"})
+
+    result = run(calls(mcp_server, full_key, steps))
+    assert not result.is_error
+    assert result.structured_content["paid_by"] == "member" and result.structured_content["balance_after"] is None
+    text = result.content[0].text
+    assert "from their personal balance" in text and "772" not in text and "Balance" not in text
