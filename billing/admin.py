@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from billing import services
 from billing.models import (
@@ -176,17 +177,12 @@ class PurchaseAdmin(ReadOnlyAdmin):
     search_fields = ["org__slug", "payment_intent_id", "checkout_session_id", "promotion_code"]
     list_select_related = ["org", "pack"]
     date_hierarchy = "created_at"
-    actions = ["refund_in_full"]
+    # Refunds need a reason and a finance role: they are taken on the customer's
+    # page in the back office (/admin/backoffice/customers/<org>/).
 
-    @admin.action(description="Refund in full through Stripe (credits are clawed back when Stripe confirms)")
-    def refund_in_full(self, request, queryset):
-        for purchase in queryset:
-            try:
-                services.purchase_refund(purchase=purchase, actor=request.user)
-            except TollgateError as error:
-                self.message_user(request, f"{purchase}: {error.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"Refund requested for {purchase} of {purchase.org}.", messages.SUCCESS)
+    @admin.display(description="customer page")
+    def customer_page(self, purchase: Purchase) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("backoffice:customer", args=[purchase.org_id]), purchase.org)
 
 
 @admin.register(RefundRecord)
