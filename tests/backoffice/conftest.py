@@ -63,3 +63,39 @@ def finance_client(client, finance):
 def support_client(client, support):
     client.force_login(support)
     return client
+
+
+@pytest.fixture
+def customer(webhooks, fake_stripe, org, owner, member):
+    """Acme with a bit of everything: a pack bought and partly refunded, another
+    disputed, a Starter subscription and its paid invoice, an open hold, an auto
+    top-up attempt, a notification, and its audit trail."""
+    from billing.models import AutoTopUpSettings, Pack, Purchase, TopUpAttempt
+    from inbox.models import InboxItem
+    from tests.billing import stripe_builders as b
+    from tests.billing.helpers import C, invoice_for, paid_session, start_pack_checkout, subscription_for
+    from usage import services as usage_services
+
+    bought = []
+    for code in ["pack_500", "pack_2000"]:
+        session = paid_session(fake_stripe, start_pack_checkout(org, owner, code))
+        webhooks.send("checkout.session.completed", session)
+        charge = fake_stripe.get(fake_stripe.get(session["payment_intent"])["latest_charge"])
+        bought.append(charge)
+    refunded, disputed = bought
+    webhooks.send("charge.refunded", dict(refunded, amount_refunded=250, refunded=False))
+    webhooks.send("charge.dispute.created", b.dispute(amount=disputed["amount"], charge=disputed["id"],
+                                                      payment_intent=disputed["payment_intent"], status="needs_response"))
+    sub = subscription_for(fake_stripe, org, "starter")
+    webhooks.send("customer.subscription.created", sub)
+    invoice = invoice_for(fake_stripe, sub)
+    webhooks.send("invoice.paid", invoice)
+    usage_services.hold_create(org=org, amount_micros=7 * C, workflow_run_id="run-42")
+    pack = Pack.objects.get(code="pack_500")
+    AutoTopUpSettings.objects.create(org=org, enabled=True, threshold_micros=100 * C, pack=pack, monthly_cap_cents=5000)
+    TopUpAttempt.objects.create(org=org, pack=pack, credits_micros=pack.credits_micros, amount_cents=pack.amount_cents,
+                                idempotency_key="attempt-1", status="failed", failure_code="card_declined",
+                                purchase=None)
+    InboxItem.objects.create(user=owner, org=org, kind="billing_notice", title="Your card was declined")
+    org.refresh_from_db()
+    return {"org": org, "invoice": invoice, "purchases": list(Purchase.objects.filter(org=org).order_by("pk"))}
