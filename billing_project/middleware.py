@@ -1,10 +1,11 @@
 import re
+import time
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 
-from billing_project import request_context
+from billing_project import metrics, request_context
 from billing_project.api import PayloadTooLarge, error_response, is_api
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -61,3 +62,23 @@ class APIPayloadLimitMiddleware:
             if length > limit:
                 return error_response(PayloadTooLarge())
         return self.get_response(request)
+
+
+class MetricsMiddleware:
+    """Time every request and count it by its route's name (`api:usage-events`),
+    not its path, so ids in URLs add no series. First in MIDDLEWARE, to time
+    the whole answer; requests no URL pattern matched (static files, unknown
+    paths, redirects to HTTPS) count as `unmatched`."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        metrics.request_observed(
+            route=match.view_name if match is not None else "unmatched", method=request.method or "",
+            status=response.status_code, seconds=time.perf_counter() - started,
+        )
+        return response
