@@ -8,7 +8,7 @@ from django.db import DatabaseError, connection
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -40,15 +40,17 @@ def healthz(request):
     return JsonResponse({"database": "ok", "worker": worker})
 
 
-@require_GET
+@csrf_exempt  # a POST is the same 404 as anywhere unknown, not a CSRF 403 that shows the address exists
 def metrics_scrape(request):
     """Prometheus's scrape: every process's counters and the lags measured now.
 
-    Only with `Authorization: Bearer <METRICS_TOKEN>`. Without the setting, or
-    with a missing or wrong token, it is the same 404 as an unknown address, so
-    the endpoint tells a stranger nothing, not even that it exists."""
+    Only a GET with `Authorization: Bearer <METRICS_TOKEN>`. Without the
+    setting, with a missing or wrong token, or with another method, it is the
+    same 404 as an unknown address, so the endpoint tells a stranger nothing,
+    not even that it exists."""
     token = settings.METRICS_TOKEN
-    if not token or not metrics.bearer_matches(request.headers.get("Authorization", ""), token):
+    authorized = bool(token) and metrics.bearer_matches(request.headers.get("Authorization", ""), token)
+    if not authorized or request.method not in ("GET", "HEAD"):
         raise Http404
     body = metrics.exposition(settings.METRICS_DIR, extra=[Lags()])
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

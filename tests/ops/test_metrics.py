@@ -7,6 +7,7 @@ import os
 import pytest
 from celery import shared_task
 from django.core.cache import cache
+from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -76,6 +77,17 @@ def test_it_is_a_404_with_a_missing_or_wrong_token(client, token):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-the-token").status_code == 404
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 404
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}x").status_code == 404
+
+
+def test_prometheus_may_scrape_over_plain_http_behind_the_https_redirect(client, token, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
+
+
+def test_another_method_is_a_404_even_with_the_token(token):
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/metrics").status_code == 404
+    assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 404
 
 
 def test_it_answers_the_text_format_with_the_right_token(client, token):
