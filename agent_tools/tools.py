@@ -271,7 +271,9 @@ def billing_release(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
 def billing_record_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     event = _parse(usage_serializers.UsageEventSerializer, args)
     recorded = usage_services.usage_record(org=check.org, event=event, actor=check.key)
-    usage_observers.usage_events_counted(surface="mcp", **{"replayed" if recorded.replayed else "recorded": 1})
+    usage_observers.usage_events_counted(
+        surface="mcp", recorded=int(not recorded.replayed), replayed=int(recorded.replayed),
+    )
     e = recorded.event
     out = usage_serializers.event_data(e)
     text = (f"Recorded {format(e.quantity.normalize(), ',f')} {e.meter.code}"

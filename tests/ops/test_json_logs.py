@@ -48,8 +48,9 @@ def test_a_line_logged_in_a_request_carries_its_id():
 
 
 def test_the_server_logs_json_lines_with_the_request_id_when_asked():
-    """A real process started with LOG_FORMAT=json: Django's own "Not Found"
-    warning, logged after the middleware has finished, still names the request."""
+    """A real process started with LOG_FORMAT=json: the request's own line, and
+    Django's "Not Found" warning (logged after the middleware has finished),
+    both name the request."""
     script = (
         "import django; django.setup()\n"
         "from django.test import Client\n"
@@ -64,3 +65,11 @@ def test_the_server_logs_json_lines_with_the_request_id_when_asked():
     not_found = next(line for line in lines if line["message"].startswith("Not Found"))
     assert not_found["request_id"] == "trace-abc.1"
     assert not_found["level"] == "WARNING"
+    request = next(line for line in lines if line["logger"] == "tollgate.requests")
+    assert request["message"] == "GET /api/v1/no-such-endpoint 404"
+    assert request["request_id"] == "trace-abc.1"
+    assert request["status"] == 404 and request["route"] == "unmatched" and request["duration_ms"] >= 0
+
+
+def test_requests_are_not_logged_one_by_one_in_plain_format():
+    assert not logging.getLogger("tollgate.requests").isEnabledFor(logging.INFO)
