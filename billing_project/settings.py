@@ -322,7 +322,7 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_DIR = Path(env.str("METRICS_DIR", default=str(VAR_DIR / "metrics")))
 
 
-def _process_kind(argv: list[str]) -> str:
+def metrics_process_kind(argv: list[str]) -> str:
     """Which kind of process this is, for its metrics subdirectory."""
     words = {Path(word).name for word in argv[:4]} | {Path(argv[0]).parent.name if argv else ""}
     if "celery" in words:
@@ -332,7 +332,7 @@ def _process_kind(argv: list[str]) -> str:
 
 # prometheus_client reads this when it is first imported: set here, before any app
 # loads, and always (a child process inherits its parent's, e.g. under `serve`).
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR / _process_kind(sys.argv))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR / metrics_process_kind(sys.argv))
 Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 # --- Billing pages ------------------------------------------------------------

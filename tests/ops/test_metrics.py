@@ -12,6 +12,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing_project import metrics
+from billing_project.settings import metrics_process_kind
 from billing_project.tasks import health_ping
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import paid_session, start_pack_checkout
@@ -223,3 +224,16 @@ def test_a_process_cleans_only_what_earlier_processes_left(tmp_path):
     mine.write_bytes(b"")
     metrics.directory_clean(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [mine.name]
+
+
+@pytest.mark.parametrize(("argv", "kind"), [
+    (["/venv/bin/gunicorn", "-c", "python:billing_project.gunicorn_conf", "billing_project.wsgi"], "web"),
+    (["manage.py", "runserver"], "web"),
+    (["manage.py", "grant_credits", "--org", "acme"], "web"),
+    (["/venv/bin/celery", "-A", "billing_project", "worker", "--loglevel", "INFO"], "worker"),
+    (["/venv/bin/celery", "-A", "billing_project", "beat"], "beat"),
+    (["/venv/lib/python3.11/site-packages/celery/__main__.py", "-A", "billing_project", "worker"], "worker"),
+    (["/venv/lib/python3.11/site-packages/celery/__main__.py", "-A", "billing_project", "beat"], "beat"),
+])
+def test_each_kind_of_process_counts_in_its_own_directory(argv, kind):
+    assert metrics_process_kind(argv) == kind
