@@ -30,6 +30,7 @@ from billing import selectors as billing_selectors
 from billing.money import credits_value, currency, format_money
 from billing_project.errors import InvalidRequest
 from orgs.models import Membership
+from usage import observers as usage_observers
 from usage import parsers as usage_parsers
 from usage import selectors as usage_selectors
 from usage import serializers as usage_serializers
@@ -270,6 +271,9 @@ def billing_release(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
 def billing_record_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     event = _parse(usage_serializers.UsageEventSerializer, args)
     recorded = usage_services.usage_record(org=check.org, event=event, actor=check.key)
+    usage_observers.usage_events_counted(
+        surface="mcp", recorded=int(not recorded.replayed), replayed=int(recorded.replayed),
+    )
     e = recorded.event
     out = usage_serializers.event_data(e)
     text = (f"Recorded {format(e.quantity.normalize(), ',f')} {e.meter.code}"

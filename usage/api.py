@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from billing_project.api import error_for
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
-from usage import parsers, selectors, serializers, services
+from usage import observers, parsers, selectors, serializers, services
 
 ERRORS = {
     400: OpenApiResponse(description="invalid_request: a field is missing or wrong (`fields` names each)"),
@@ -119,6 +119,7 @@ class UsageEventView(UsageAPIView):
     def post(self, request):
         event = self.parse(serializers.UsageEventSerializer, request.data)
         recorded = services.usage_record(org=self.org, event=event, actor=request.auth)
+        observers.usage_events_counted(surface="api", recorded=int(not recorded.replayed), replayed=int(recorded.replayed))
         headers = {REPLAYED_HEADER: "true"} if recorded.replayed else {}
         return Response(serializers.event_data(recorded.event), status=status.HTTP_201_CREATED, headers=headers)
 
@@ -164,6 +165,7 @@ class UsageBatchView(UsageAPIView):
             out.append({"index": index, "idempotency_key": r.idempotency_key, "status": r.status,
                         "event": serializers.event_data(r.event) if r.event is not None else None,
                         "error": _error_body(r.error) if r.error is not None else None})
+        observers.usage_events_counted(surface="api", **counts)
         return Response({**counts, "results": out})
 
 
