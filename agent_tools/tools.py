@@ -208,7 +208,7 @@ def billing_run_receipt(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     text += "."
     if receipt.paid_by_members_micros:
         # Totals only: a member's personal balance stays theirs, as on the API.
-        text += f" Members paid {credits_words(receipt.paid_by_members_micros)} from their personal balances."
+        text += f" Members paid {credits_words(receipt.paid_by_members_micros)} credits from their personal balances."
     if receipt.by_meter:
         text += " By meter: " + "; ".join(
             f"{m.phrase}: {credits_words(m.credits_micros)} credits" for m in receipt.by_meter[:5]) + "."
