@@ -110,8 +110,8 @@ class ReceiptHold:
     closed_at: datetime | None
     expires_at: datetime
     events: int  # of this run's events charged through it
-    # What its capture charged beyond the run's events through it: a hold
-    # captured with an amount (no events) is charged but not itemised.
+    # A hold captured with an amount and none of the run's events through it:
+    # its capture is what the run was charged, with no lines to show for it.
     unitemised_micros: int
 
 
@@ -140,6 +140,9 @@ class Receipt:
     last_at: datetime | None
     credit_price: Decimal
     currency: str
+    # Further parts of a run (the spending tokens that recorded its usage, when
+    # events name one) go here, filled by one more read in `run_receipt` and
+    # rendered beside `holds` in usage.serializers.receipt_data.
 
     @property
     def unitemised_micros(self) -> int:
@@ -201,7 +204,7 @@ def run_receipt_lines(org: Organization, run_id: str) -> Iterator[ReceiptLine]:
     return (_line(event) for event in events.iterator(chunk_size=2000))
 
 
-def _holds(whose: Q, run_id: str, per_hold: dict[int, tuple[int, int]]) -> list[ReceiptHold]:
+def _holds(whose: Q, run_id: str, per_hold: dict[int, int]) -> list[ReceiptHold]:
     # Two plain queries rather than one OR: each is one index probe.
     holds = {h.pk: h for h in Hold.objects.filter(whose, workflow_run_id=run_id).select_related("member")}
     named = set(per_hold) - set(holds)
@@ -209,14 +212,14 @@ def _holds(whose: Q, run_id: str, per_hold: dict[int, tuple[int, int]]) -> list[
         holds.update((h.pk, h) for h in Hold.objects.filter(whose, pk__in=named).select_related("member"))
     out = []
     for hold in sorted(holds.values(), key=lambda h: (h.created_at, h.pk)):
-        count, credits = per_hold.get(hold.pk, (0, 0))
+        count = per_hold.get(hold.pk, 0)
         captured = hold.captured_micros if hold.status == HoldStatus.CAPTURED else None
         out.append(ReceiptHold(
             hold_id=hold.pk, status=hold.status, reserved_micros=hold.amount_micros, captured_micros=captured,
             member_email=hold.member.email if hold.member_id else None,
             paid_by=MEMBER if hold.for_org_id is not None else ORGANIZATION,
             created_at=hold.created_at, closed_at=hold.closed_at, expires_at=hold.expires_at, events=count,
-            unitemised_micros=max((captured or 0) - credits, 0) if count == 0 else 0,
+            unitemised_micros=(captured or 0) if count == 0 else 0,
         ))
     return out
 
@@ -230,7 +233,7 @@ def run_receipt(org: Organization, run_id: str, *, line_limit: int = RECEIPT_LIN
     line_count = events_micros = by_org = by_members = 0
     first_at = last_at = None
     meters: dict[str, list] = {}
-    per_hold: dict[int, tuple[int, int]] = {}
+    per_hold: dict[int, int] = {}  # the run's events through each hold
     # One pass over the run's events: a run is thousands of events at most,
     # and the totals must count every one even when the lines stop.
     for event in events.iterator(chunk_size=2000):
@@ -250,8 +253,7 @@ def run_receipt(org: Organization, run_id: str, *, line_limit: int = RECEIPT_LIN
         subtotal[3] += line.credits_micros
         subtotal[4] += 1
         if line.hold_id is not None:
-            count, credits = per_hold.get(line.hold_id, (0, 0))
-            per_hold[line.hold_id] = (count + 1, credits + line.credits_micros)
+            per_hold[line.hold_id] = per_hold.get(line.hold_id, 0) + 1
     holds = _holds(whose, run_id, per_hold)
     if line_count == 0 and not holds:
         raise RunNotFound()
