@@ -288,6 +288,11 @@ class Hold(models.Model):
             # A member's open holds for an org (their cap there counts them).
             models.Index(fields=["for_org", "member"], condition=Q(status="open", for_org__isnull=False),
                          name="hold_open_for_org"),
+            # A run's receipt: the holds reserved for one run (usage.selectors.receipts).
+            models.Index(fields=["account", "workflow_run_id"], name="hold_account_run",
+                         condition=~Q(workflow_run_id="")),
+            models.Index(fields=["for_org", "workflow_run_id"], name="hold_for_org_run",
+                         condition=Q(for_org__isnull=False) & ~Q(workflow_run_id="")),
             # What a limited key holds, read under the account lock (store.key_budget).
             models.Index(fields=["account", "api_key_prefix"], name="hold_open_by_key",
                          condition=Q(status="open", api_key_prefix__isnull=False)),
