@@ -214,7 +214,10 @@ def batch_template(org_id: int) -> tuple[str, dict[str, str]]:
 def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen:
     """Sample the server and its workers for `seconds` into `out` (collapsed stacks)."""
     spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "200",
+    # --gil: only the thread holding the GIL, i.e. where the workers' Python CPU goes (waits on
+    # PostgreSQL and Redis release it; bench/statements.py times PostgreSQL's side).
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
+                             "--rate", "200",
                              "--duration", str(seconds), "--format", "raw", "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -231,8 +234,15 @@ def _frame(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def profile_summary(raw: Path, top: int = 18) -> None:
-    """Print the share of samples in which each function is on the stack (inclusive) and on top (self)."""
+# Frames on (nearly) every request's stack: the server, the middleware chain, DRF's dispatch.
+SPINE = ("threading.py", "concurrent/futures/", "gunicorn/", "agent_tools/http.py", "django/core/handlers/",
+         "django/utils/deprecation.py", "whitenoise/", "axes/middleware.py", "django/views/", "contextlib.py",
+         "django/views/decorators/")
+
+
+def profile_summary(raw: Path, top: int = 25) -> None:
+    """Print the share of samples in which each function is on the stack (inclusive) and on top (self),
+    leaving out the frames every request passes through (SPINE)."""
     inclusive: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
     total = 0
@@ -240,20 +250,20 @@ def profile_summary(raw: Path, top: int = 18) -> None:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [_frame(f) for f in stack.split(";") if not f.startswith("process ") and not f.startswith("thread ")]
-        # Idle threads (gthread's pool waiting for work, the arbiter) are not work.
-        if not frames or any(f.startswith(("_worker_thread_loop", "wait (threading", "select (selectors",
-                                           "sleep (gunicorn/arbiter")) for f in frames[-2:]):
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
             continue
         n = int(count)
         total += n
         for frame in set(frames):
-            inclusive[frame] += n
+            if not any(part in frame for part in SPINE):
+                inclusive[frame] += n
         own[frames[-1]] += n
-    print(f"  {total} busy samples; inclusive share (self share) of the top functions:")
+    print(f"  {total} samples holding the GIL; functions by inclusive share (self share), the server's and "
+          f"middleware's own frames left out:")
     for frame, n in inclusive.most_common(top):
         print(f"    {n / total:6.1%} ({own[frame] / total:5.1%})  {frame}")
-    print("  top functions by self time:")
+    print("  by self share:")
     for frame, n in own.most_common(top // 2):
         print(f"    {n / total:6.1%}  {frame}")
 
