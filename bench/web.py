@@ -159,7 +159,6 @@ def wrk(url: str, *, connections: int, seconds: int, script: str, args: list[str
     return figures
 
 
-
 # (b)'s ceiling: what the batch endpoint writes for 1,000 events, by PostgreSQL alone. The
 # rows are those of the last batch event the endpoint recorded (`batch_template`): one usage
 # entry for the batch, its allocation, 1,000 usage events naming it, the audit row, the grant
@@ -175,9 +174,10 @@ e AS (INSERT INTO usage_ledgerentry (id, account_id, kind, amount_micros, balanc
              'usage-batch:' || min(id), '{{}}', now() FROM ids
       RETURNING id),
 a AS (INSERT INTO usage_ledgerallocation (entry_id, grant_id, amount_micros) SELECT id, :grant, -:n * :charge FROM e),
-au AS (INSERT INTO orgs_auditevent (org_id, action, actor_api_key, actor_label, source, request_id, data, created_at)
-       SELECT :org, 'usage.recorded', '{prefix}', 'API key', 'api', md5(e.id::text),
-              jsonb_build_object('events', :n, 'amount', '-1', 'balance_after', '1'), now() FROM e)
+au AS (INSERT INTO orgs_auditevent (org_id, action, actor_api_key, actor_label, source, request_id, ip, data,
+                                    created_at)
+       SELECT :org, 'usage.recorded', '{prefix}', 'API key {prefix} (bench)', 'api', md5(e.id::text), '127.0.0.1',
+              jsonb_build_object('events', :n, 'amount', '-300', 'balance_after', '999703200.1'), now() FROM e)
 INSERT INTO usage_usageevent (id, account_id, member_id, meter_id, model, quantity, credits_per_unit, credits_micros,
     balance_after_micros, billing_mode, workflow_run_id, occurred_at, created_at, metadata, idempotency_key,
     request_fingerprint, ledger_entry_id, api_key_prefix)
