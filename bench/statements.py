@@ -1,5 +1,6 @@
-"""PostgreSQL's side of one request, statement by statement: what `POST /api/v1/usage/events`
-and `GET /api/v1/balance` each run, how often and for how long, and the rows each event writes.
+"""PostgreSQL's side of one request, statement by statement: what `POST /api/v1/usage/events`,
+`GET /api/v1/balance` and `POST /api/v1/usage/events/batch` (1,000 events) each run, how often
+and for how long, and the rows each request writes.
 
 pg_stat_statements would say this, but it must be in shared_preload_libraries (a server
 restart). auto_explain needs no restart: it is loaded into this process's own database
@@ -12,7 +13,7 @@ The requests go through the whole Django stack in process (test client, API-key 
 rate limit in Redis when REDIS_URL is set), one at a time, on one organization:
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tollgate_bench REDIS_URL=redis://127.0.0.1:6379/9 \\
-        .venv/bin/python bench/statements.py [--requests 500]
+        .venv/bin/python bench/statements.py [--requests 500] [--batches 10]
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def _watch(sender, connection, **kwargs) -> None:
 
 
 def _normal(text: str) -> str:
-    """One line, literals and numbers blanked: one key per statement, whatever its parameters."""
+    """One line, comments dropped, literals and numbers blanked: one key per statement,
+    whatever its parameters. Comments go first (an apostrophe in one would pair with the
+    next quote)."""
+    text = re.sub(r"--[^\n]*", "", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"'(?:[^']|'')*'", "'…'", text)
     return re.sub(r"\b\d+(\.\d+)?\b", "N", text)
@@ -62,15 +66,15 @@ def table_writes() -> dict[str, tuple[int, int, int]]:
         return {name: (ins, upd, hot) for name, ins, upd, hot in cursor.fetchall()}
 
 
-def phase(label: str, call, requests: int, nested: str) -> None:
+def phase(label: str, call, requests: int, nested: str, warm: int = 30) -> None:
     from django.db import connection
 
-    for _ in range(30):  # warm: prepared statements, the rate card, the plan hint
+    for _ in range(warm):  # prepared statements, the rate card, the plan hint
         call()
     connection.close()  # the next connection loads auto_explain
     call()
+    time.sleep(1.2)  # backends report table counts within a second: let the warm-up's arrive first
     before = table_writes()
-    time.sleep(0.0)
     notices.clear()
     started = time.perf_counter()
     for _ in range(requests):
@@ -124,6 +128,7 @@ def phase(label: str, call, requests: int, nested: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--batches", type=int, default=10, help="batch requests of 1,000 events; 0: none")
     args = parser.parse_args()
 
     from django.conf import settings
@@ -140,8 +145,7 @@ def main() -> None:
         cursor.execute("SELECT string_agg(prosrc, ' ') FROM pg_proc WHERE proname = ANY(%s)", [list(FUNCTIONS)])
         (source,) = cursor.fetchone()
     # PL/pgSQL runs `SELECT x INTO v FROM ...` as `SELECT x FROM ...`.
-    # Comments go first (an apostrophe in one would pair with the next quote).
-    nested = re.sub(r"(?<!INSERT) INTO (v_\w+|a|account|result)\b", "", _normal(re.sub(r"--[^\n]*", "", source)))
+    nested = re.sub(r"(?<!INSERT) INTO (v_\w+|a|account|result)\b", "", _normal(source))
     connection_created.connect(_watch)
     client = Client()
     auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
@@ -158,8 +162,18 @@ def main() -> None:
         answer = client.get("/api/v1/balance", **auth)
         assert answer.status_code == 200, answer.content
 
+    def batch():
+        n = next(count)
+        answer = client.post("/api/v1/usage/events/batch", {"events": [
+            {"idempotency_key": f"st-{run}-{n}-{i}", "meter": "ai.output_tokens", "model": "gpt-5-mini",
+             "quantity": 1000, "workflow_run_id": f"bench-{n}"} for i in range(1000)]},
+            content_type="application/json", **auth)
+        assert answer.status_code == 200 and answer.json()["recorded"] == 1000, answer.content[:300]
+
     phase("POST /api/v1/usage/events (one org, API key, no member)", event, args.requests, nested)
     phase("GET /api/v1/balance", balance, args.requests, nested)
+    if args.batches:
+        phase("POST /api/v1/usage/events/batch (1,000 events)", batch, args.batches, nested, warm=3)
 
 
 if __name__ == "__main__":
