@@ -598,7 +598,7 @@ def plan_cards(*, state: BillingState, interval: str) -> list[PlanCard]:
     return cards
 
 
-# --- reconciliation with Stripe (billing.services.stripe_reconcile) ------------------
+# --- reconciliation with Stripe (billing.services.reconciliation) ------------------
 
 
 @dataclass(frozen=True)

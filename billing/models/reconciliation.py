@@ -1,6 +1,6 @@
 """Reconciliation with Stripe: each run of `stripe_reconcile` and the drift it
 found between what Stripe was paid (dj-stripe's tables) and what the ledger
-granted, clawed back and settled (billing.services.stripe_reconcile)."""
+granted, clawed back and settled (billing.services.reconciliation)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@
     alerts    low / empty balance and allowance e-mails, alert preferences
     overage   usage past zero reported to the Stripe meter
     setup     the Stripe key and webhook endpoint
-    stripe_reconcile  what Stripe was paid against what the ledger granted, clawed back and settled
+    reconciliation  what Stripe was paid against what the ledger granted, clawed back and settled
 """
 
 from billing.services.alerts import (
@@ -52,7 +52,7 @@ from billing.services.refunds import charge_refunded, dispute_closed, dispute_op
 from billing.services.reminders import Reminder, reminder_send, reminders_due, reminders_send
 from billing.services.setup import stripe_setup
 from billing.services.state import customer_for_org
-from billing.services.stripe_reconcile import stripe_reconcile
+from billing.services.reconciliation import stripe_reconcile
 from billing.services.subscriptions import (
     grace_periods_end,
     invoice_paid,

@@ -19,6 +19,7 @@ from djstripe import models as djstripe_models
 
 from billing import services
 from billing.models import DriftKind, Pack, Purchase, ReconciliationRun, RunStatus
+from billing.services import reconciliation
 from tests.billing import stripe_builders as b
 from tests.billing.helpers import C, balance, invoice_for, paid_session, start_pack_checkout, subscription_for
 from tests.factories import UserFactory
@@ -251,6 +252,17 @@ def test_it_checks_only_what_was_made_since_the_date_but_always_the_cached_balan
     assert set(kinds(run)) == {DriftKind.CACHED_BALANCE}
 
 
+def test_it_reads_a_page_at_a_time_and_misses_nothing(clean, fake_stripe, org, owner, monkeypatch):
+    first = sync(djstripe_models.Session, paid_session(fake_stripe, start_pack_checkout(org, owner, "pack_500")))
+    second = sync(djstripe_models.Session, paid_session(fake_stripe, start_pack_checkout(org, owner, "pack_500")))
+    monkeypatch.setattr(reconciliation, "CHUNK", 1)
+
+    run = reconcile()
+
+    assert sorted(run.findings.values_list("stripe_id", flat=True)) == sorted([first.id, second.id])
+    assert run.checked["checkout_sessions"] == 4 and run.checked["purchases"] == 2
+
+
 def test_it_tells_staff_of_drift_once_per_run(clean, org, django_capture_on_commit_callbacks):
     UserFactory(email="finance@tollgate.test", is_staff=True)
     UserFactory(email="former@tollgate.test", is_staff=True, is_active=False)
@@ -313,3 +325,19 @@ def test_beat_runs_it_nightly_instead_of_the_ledger_check_alone(settings):
     assert "usage.ledger_reconcile" not in tasks
     [entry] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "billing.stripe_reconcile"]
     assert entry["schedule"].hour == {3}
+
+
+def test_the_migration_drops_the_beat_row_of_the_ledger_check_alone(db):
+    """django-celery-beat keeps a row for every entry it ever read from the settings."""
+    import importlib
+
+    from django.apps import apps
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    nightly = CrontabSchedule.objects.create(minute="17", hour="3")
+    PeriodicTask.objects.create(name="ledger-reconcile", task="usage.ledger_reconcile", crontab=nightly)
+    PeriodicTask.objects.create(name="stripe-reconcile", task="billing.stripe_reconcile", crontab=nightly)
+
+    importlib.import_module("billing.migrations.0008_reconciliation_runs").drop_ledger_only_beat_entry(apps, None)
+
+    assert list(PeriodicTask.objects.values_list("task", flat=True)) == ["billing.stripe_reconcile"]

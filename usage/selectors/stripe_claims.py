@@ -7,7 +7,7 @@ writes or locks."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,17 +29,38 @@ class GrantClaim:
     created_at: datetime
 
 
-def grant_claims(*, sources: Iterable[str], since: datetime | None = None,
-                 until: datetime | None = None) -> list[GrantClaim]:
-    """Grants from `sources` made in [since, until), with the Stripe object their entry names."""
+CLAIM_FIELDS = ("pk", "grant_id", "account__org_id", "grant__source", "stripe_object_id", "amount_micros",
+                "created_at")
+
+
+def grant_claim_pages(*, sources: Iterable[str], since: datetime | None = None, until: datetime | None = None,
+                      page_size: int = 1000) -> Iterator[list[GrantClaim]]:
+    """Grants from `sources` made in [since, until), with the Stripe object their entry names, a page at a time."""
     entries = LedgerEntry.objects.filter(kind=EntryKind.GRANT, grant__source__in=list(sources))
     if since is not None:
         entries = entries.filter(created_at__gte=since)
     if until is not None:
         entries = entries.filter(created_at__lt=until)
-    rows = entries.values_list("pk", "grant_id", "account__org_id", "grant__source", "stripe_object_id",
-                               "amount_micros", "created_at").order_by("pk")
-    return [GrantClaim(*row) for row in rows.iterator(chunk_size=2000)]
+    last = 0
+    while True:
+        page = [GrantClaim(*row) for row in
+                entries.filter(pk__gt=last).order_by("pk").values_list(*CLAIM_FIELDS)[:page_size]]
+        if not page:
+            return
+        yield page
+        last = page[-1].entry_id
+
+
+def grant_claims_naming(*, sources: Iterable[str], stripe_object_ids: Iterable[str]) -> dict[str, list[GrantClaim]]:
+    """The grants from `sources` whose entry names each of `stripe_object_ids`."""
+    claims: dict[str, list[GrantClaim]] = defaultdict(list)
+    rows = (LedgerEntry.objects.filter(kind=EntryKind.GRANT, grant__source__in=list(sources),
+                                       stripe_object_id__in=list(set(stripe_object_ids)))
+            .order_by("pk").values_list(*CLAIM_FIELDS))
+    for row in rows:
+        claim = GrantClaim(*row)
+        claims[claim.stripe_object_id].append(claim)
+    return dict(claims)
 
 
 def grants_sharing_a_stripe_object(*, sources: Iterable[str], since: datetime | None = None,
@@ -50,15 +71,7 @@ def grants_sharing_a_stripe_object(*, sources: Iterable[str], since: datetime | 
     shared = named.values("stripe_object_id").annotate(n=Count("pk"), last=Max("created_at")).filter(n__gt=1)
     if since is not None:
         shared = shared.filter(last__gte=since)
-    ids = [row["stripe_object_id"] for row in shared]
-    claims: dict[str, list[GrantClaim]] = defaultdict(list)
-    rows = named.filter(stripe_object_id__in=ids).values_list(
-        "pk", "grant_id", "account__org_id", "grant__source", "stripe_object_id", "amount_micros", "created_at"
-    ).order_by("pk")
-    for row in rows:
-        claim = GrantClaim(*row)
-        claims[claim.stripe_object_id].append(claim)
-    return dict(claims)
+    return grant_claims_naming(sources=sources, stripe_object_ids=[row["stripe_object_id"] for row in shared])
 
 
 def entry_totals_by_stripe_object(*, kind: str, stripe_object_ids: Iterable[str]) -> dict[str, int]:
@@ -90,3 +103,7 @@ def overage_debts(*, min_debt_micros: int) -> list[OverageDebt]:
 def account_ids_by_org(org_ids: Iterable[int]) -> dict[int, int]:
     """Each organization's credit account id (for links to the account)."""
     return dict(CreditAccount.objects.filter(org_id__in=list(set(org_ids))).values_list("org_id", "pk"))
+
+
+def credit_account_count() -> int:
+    return CreditAccount.objects.count()
