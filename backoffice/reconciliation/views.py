@@ -36,6 +36,6 @@ def reconciliation(request: HttpRequest) -> HttpResponse:
         "runs": runs,
         "run": run,
         "findings": selectors.reconciliation_findings(run) if run else [],
-        "checked": [(name.replace("_", " "), n) for name, n in (run.checked if run else {}).items()],
+        "checked": [(name.replace("_", " "), n) for name, n in sorted((run.checked if run else {}).items())],
     }
     return TemplateResponse(request, "backoffice/reconciliation/index.html", context)
