@@ -48,6 +48,7 @@ from billing.models import (
     DriftKind,
     OverageReport,
     Purchase,
+    PurchaseKind,
     ReconciliationFinding,
     ReconciliationRun,
     RefundRecord,
@@ -115,16 +116,23 @@ def _rows(queryset: QuerySet) -> list[tuple[int, str, dict]]:
     return list(queryset.values_list("djstripe_id", "id", "stripe_data"))
 
 
-def _stripe_pages(queryset: QuerySet) -> Iterator[list[tuple[int, str, dict]]]:
-    """(dj-stripe row, Stripe id, Stripe's data), a page at a time by row (memory stays one page)."""
+def _stripe_pages(queryset: QuerySet, *fields: str) -> Iterator[list[tuple]]:
+    """(dj-stripe row, Stripe id, *fields; by default Stripe's data), a page at a time
+    by row, so memory holds one page; a scan names only the keys it reads."""
+    fields = fields or ("stripe_data",)
     last = 0
     while True:
         page = list(queryset.filter(djstripe_id__gt=last).order_by("djstripe_id")
-                    .values_list("djstripe_id", "id", "stripe_data")[:CHUNK])
+                    .values_list("djstripe_id", "id", *fields)[:CHUNK])
         if not page:
             return
         yield page
         last = page[-1][0]
+
+
+def _data(model, pk: int) -> dict:
+    """One row's full Stripe data, for the message about a drift found on a light scan."""
+    return model.objects.filter(pk=pk).values_list("stripe_data", flat=True).first() or {}
 
 
 def _pages(queryset: QuerySet) -> Iterator[list]:
@@ -136,6 +144,17 @@ def _pages(queryset: QuerySet) -> Iterator[list]:
             return
         yield page
         last = page[-1].pk
+
+
+def _value_pages(queryset: QuerySet) -> Iterator[list[tuple]]:
+    """Rows of `values_list(...)` whose first value is the primary key, a page at a time by it."""
+    last = 0
+    while True:
+        page = list(queryset.filter(pk__gt=last).order_by("pk")[:CHUNK])
+        if not page:
+            return
+        yield page
+        last = page[-1][0]
 
 
 def _org_id(value) -> int | None:
@@ -163,32 +182,39 @@ def _check_sessions(window: Window) -> tuple[int, list[Drift]]:
         stripe_data__mode="payment", stripe_data__payment_status__in=sorted(PAID)))
     drifts: list[Drift] = []
     count = 0
-    for chunk in _stripe_pages(sessions):
+    for chunk in _stripe_pages(sessions, "stripe_data__metadata__tollgate_kind"):
         count += len(chunk)
-        ids = [session_id for _pk, session_id, _data in chunk]
-        starts = {s.session_id: s for s in CheckoutStart.objects.filter(session_id__in=ids)}
-        purchases = {p.checkout_session_id: p for p in
-                     Purchase.objects.select_related("grant").filter(checkout_session_id__in=ids)}
-        customers = _orgs_by_customer(stripe_id(data.get("customer")) for _pk, _id, data in chunk)
-        for pk, session_id, data in chunk:
+        ids = [session_id for _pk, session_id, _kind in chunk]
+        starts = {sid: (pk, org_id) for sid, pk, org_id in
+                  CheckoutStart.objects.filter(session_id__in=ids).values_list("session_id", "pk", "org_id")}
+        purchases = {sid: row for sid, *row in Purchase.objects.filter(checkout_session_id__in=ids).values_list(
+            "checkout_session_id", "pk", "org_id", "credits_micros", "grant__amount_micros")}
+        for pk, session_id, kind in chunk:
             start = starts.get(session_id)
-            meta = data.get("metadata") or {}
-            if start is None and meta.get("tollgate_kind") not in PURCHASE_KINDS:
+            if start is None and kind not in PURCHASE_KINDS:
                 continue  # not a checkout Tollgate started (another product on the same account)
             purchase = purchases.get(session_id)
             if purchase is None:
-                org_id = start.org_id if start else (_org_id(meta.get("tollgate_org_id"))
-                                                     or customers.get(stripe_id(data.get("customer"))))
+                data = _data(djstripe_models.Session, pk)
+                meta = data.get("metadata") or {}
+                org_id = start[1] if start else (_org_id(meta.get("tollgate_org_id"))
+                                                 or _orgs_by_customer([stripe_id(data.get("customer"))]).get(
+                                                     stripe_id(data.get("customer"))))
                 drifts.append(Drift(
                     DriftKind.PAID_WITHOUT_GRANT,
                     f"Checkout session paid ({data.get('payment_status')}, {_money(data.get('amount_total'), data)}) "
                     "but no credits were granted.",
                     org_id=org_id, stripe_id=session_id, stripe_model="session", stripe_pk=pk,
                     local_model="billing.checkoutstart" if start else "orgs.organization",
-                    local_pk=start.pk if start else org_id,
+                    local_pk=start[0] if start else org_id,
                 ))
-            elif purchase.grant.amount_micros != purchase.credits_micros:
-                drifts.append(_amount_drift(purchase, stripe_id_=session_id, stripe_model="session", stripe_pk=pk))
+            elif purchase[2] != purchase[3]:
+                purchase_pk, org_id, bought, granted = purchase
+                drifts.append(Drift(
+                    DriftKind.GRANT_AMOUNT, f"Bought {credits_str(bought)} credits, granted {credits_str(granted)}.",
+                    org_id=org_id, stripe_id=session_id, stripe_model="session", stripe_pk=pk,
+                    local_model="billing.purchase", local_pk=purchase_pk,
+                ))
     return count, drifts
 
 
@@ -199,20 +225,20 @@ def _check_payment_intents(window: Window) -> tuple[int, list[Drift]]:
         stripe_data__status="succeeded", stripe_data__metadata__tollgate_kind__in=sorted(PURCHASE_KINDS)))
     drifts: list[Drift] = []
     count = 0
-    for chunk in _stripe_pages(intents):
+    for chunk in _stripe_pages(intents, "stripe_data__metadata__tollgate_kind"):
         count += len(chunk)
-        ids = [intent_id for _pk, intent_id, _data in chunk]
+        ids = [intent_id for _pk, intent_id, _kind in chunk]
         purchased = set(Purchase.objects.filter(payment_intent_id__in=ids).values_list("payment_intent_id", flat=True))
         by_session = set(djstripe_models.Session.objects.filter(payment_intent__in=ids)
                          .values_list("payment_intent", flat=True))
-        for pk, intent_id, data in chunk:
+        for pk, intent_id, kind in chunk:
             if intent_id in purchased or intent_id in by_session:
                 continue
-            meta = data.get("metadata") or {}
-            org_id = _org_id(meta.get("tollgate_org_id"))
+            data = _data(djstripe_models.PaymentIntent, pk)
+            org_id = _org_id((data.get("metadata") or {}).get("tollgate_org_id"))
             drifts.append(Drift(
                 DriftKind.PAID_WITHOUT_GRANT,
-                f"Payment intent succeeded ({meta.get('tollgate_kind')}, {_money(data.get('amount_received'), data)}) "
+                f"Payment intent succeeded ({kind}, {_money(data.get('amount_received'), data)}) "
                 "but no credits were granted.",
                 org_id=org_id, stripe_id=intent_id, stripe_model="paymentintent", stripe_pk=pk,
                 local_model="orgs.organization" if org_id else "", local_pk=org_id,
@@ -282,32 +308,33 @@ def _check_purchases(window: Window) -> tuple[int, list[Drift]]:
     """Every purchase paid through Stripe maps to a paid session or a succeeded intent."""
     drifts: list[Drift] = []
     count = 0
-    for chunk in _pages(window.ours(Purchase.objects.filter(simulated=False))):
+    purchases = window.ours(Purchase.objects.filter(simulated=False)).values_list(
+        "pk", "org_id", "kind", "credits_micros", "checkout_session_id", "payment_intent_id")
+    for chunk in _value_pages(purchases):
         count += len(chunk)
-        sessions = {sid: (pk, data) for pk, sid, data in _rows(djstripe_models.Session.objects.filter(
-            id__in=[p.checkout_session_id for p in chunk if p.checkout_session_id]))}
-        intents = {iid: (pk, data) for pk, iid, data in _rows(djstripe_models.PaymentIntent.objects.filter(
-            id__in=[p.payment_intent_id for p in chunk if p.payment_intent_id]))}
-        for purchase in chunk:
-            if purchase.checkout_session_id:
-                stripe_object, model, found = purchase.checkout_session_id, "session", sessions.get(purchase.checkout_session_id)
-                paid = found is not None and found[1].get("payment_status") in PAID
-                state = found[1].get("payment_status") if found else None
-            elif purchase.payment_intent_id:
-                stripe_object, model, found = purchase.payment_intent_id, "paymentintent", intents.get(purchase.payment_intent_id)
-                paid = found is not None and found[1].get("status") == "succeeded"
-                state = found[1].get("status") if found else None
+        sessions = {sid: (pk, state) for pk, sid, state in djstripe_models.Session.objects.filter(
+            id__in=[row[4] for row in chunk if row[4]]).values_list("djstripe_id", "id", "stripe_data__payment_status")}
+        intents = {iid: (pk, state) for pk, iid, state in djstripe_models.PaymentIntent.objects.filter(
+            id__in=[row[5] for row in chunk if row[5]]).values_list("djstripe_id", "id", "stripe_data__status")}
+        for purchase_pk, org_id, kind, credits_micros, session_id, intent_id in chunk:
+            if session_id:
+                stripe_object, model, found = session_id, "session", sessions.get(session_id)
+                paid = found is not None and found[1] in PAID
+            elif intent_id:
+                stripe_object, model, found = intent_id, "paymentintent", intents.get(intent_id)
+                paid = found is not None and found[1] == "succeeded"
             else:
-                stripe_object, model, found, paid, state = "", "", None, False, None
+                stripe_object, model, found, paid = "", "", None, False
             if paid:
                 continue
-            said = f"is {state}" if state else "is not in dj-stripe's tables"
+            what = f"{PurchaseKind(kind).label} of {credits_str(credits_micros)} credits"
+            said = f"is {found[1]}" if found else "is not in dj-stripe's tables"
             drifts.append(Drift(
                 DriftKind.GRANT_WITHOUT_PAYMENT,
-                f"{purchase} were granted, but the payment {said}." if stripe_object
-                else f"{purchase} were granted without naming a Stripe payment.",
-                org_id=purchase.org_id, stripe_id=stripe_object, stripe_model=model,
-                stripe_pk=found[0] if found else None, local_model="billing.purchase", local_pk=purchase.pk,
+                f"{what} granted, but the payment {said}." if stripe_object
+                else f"{what} granted without naming a Stripe payment.",
+                org_id=org_id, stripe_id=stripe_object, stripe_model=model, stripe_pk=found[0] if found else None,
+                local_model="billing.purchase", local_pk=purchase_pk,
             ))
     return count, drifts
 
@@ -369,15 +396,6 @@ def _check_granted_twice(window: Window) -> tuple[int | None, list[Drift]]:
         for stripe_object, claims in shared.items()
     ]
     return None, drifts  # the grants themselves are counted by the purchase, allowance and grant checks
-
-
-def _amount_drift(purchase: Purchase, *, stripe_id_: str, stripe_model: str, stripe_pk: int) -> Drift:
-    return Drift(
-        DriftKind.GRANT_AMOUNT,
-        f"Bought {credits_str(purchase.credits_micros)} credits, granted {credits_str(purchase.grant.amount_micros)}.",
-        org_id=purchase.org_id, stripe_id=stripe_id_, stripe_model=stripe_model, stripe_pk=stripe_pk,
-        local_model="billing.purchase", local_pk=purchase.pk,
-    )
 
 
 # --- refunds and lost disputes -> clawbacks ------------------------------------
