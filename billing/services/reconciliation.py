@@ -284,13 +284,21 @@ def _check_invoices(window: Window) -> tuple[int, list[Drift]]:
             by_period[(subscription_id, period_end, plan_code)] = grant_id
         orgs = _orgs_by_customer(facts.customer_id for _pk, _id, facts in earning)
         states = _states_by_org(orgs.values())
+        # A plan change later in the same period replaces an earlier invoice's allowance (allowance_grant).
+        latest: dict[tuple[int, datetime], datetime] = {}
+        for org_id, period_end, created in AllowancePeriod.objects.filter(
+            org_id__in=set(orgs.values()), period_end__in={facts.period_end for _pk, _id, facts in earning},
+            invoice_created_at__isnull=False,
+        ).values_list("org_id", "period_end", "invoice_created_at"):
+            latest[(org_id, period_end)] = max(created, latest.get((org_id, period_end), created))
         for pk, invoice_id, facts in earning:
             key = (facts.subscription_id, facts.period_end, facts.plan_price.plan.code)
-            if invoice_id in by_invoice or key in by_period:
-                grant_id = by_invoice.get(invoice_id, by_period.get(key))
-                if grant_id is not None:
-                    continue
+            if by_invoice.get(invoice_id) is not None or by_period.get(key) is not None:
+                continue
             org_id = orgs.get(facts.customer_id)
+            superseded = latest.get((org_id, facts.period_end))
+            if superseded is not None and facts.created is not None and superseded > facts.created:
+                continue
             drifts.append(Drift(
                 DriftKind.PAID_WITHOUT_GRANT,
                 f"Invoice paid for {facts.plan_price.plan.name} until {facts.period_end.date().isoformat()} "

@@ -21,7 +21,15 @@ from billing import services
 from billing.models import DriftKind, Pack, Purchase, ReconciliationRun, RunStatus
 from billing.services import reconciliation
 from tests.billing import stripe_builders as b
-from tests.billing.helpers import C, balance, invoice_for, paid_session, start_pack_checkout, subscription_for
+from tests.billing.helpers import (
+    C,
+    balance,
+    invoice_for,
+    paid_session,
+    plan_price,
+    start_pack_checkout,
+    subscription_for,
+)
 from tests.factories import UserFactory
 from usage import services as usage_services
 from usage.models import CreditAccount, GrantSource
@@ -128,6 +136,18 @@ def test_it_finds_a_paid_invoice_whose_allowance_was_not_granted(clean, org):
         DriftKind.PAID_WITHOUT_GRANT, invoice.id, invoice.djstripe_id)
     assert (finding.local_model, finding.org_id) == ("billing.billingstate", org.pk)
     assert "Pro" in finding.message
+
+
+def test_an_invoice_a_later_plan_change_in_its_period_replaced_is_not_drift(clean, org):
+    # Starter was invoiced first for this period, then Pro replaced it: only Pro's allowance stands.
+    invoice = djstripe_models.Invoice.objects.get()
+    data = invoice.stripe_data
+    data["lines"]["data"][0]["pricing"]["price_details"]["price"] = plan_price("starter").stripe_price_id
+    invoice.djstripe_id, invoice.id = None, b.new_id("in")
+    invoice.stripe_data = dict(data, id=invoice.id, created=data["created"] - 3600)
+    invoice.save()
+
+    assert kinds(reconcile()) == []
 
 
 def test_it_finds_one_payment_granted_twice(clean, org):
