@@ -4,9 +4,7 @@ scoped to one organization or its account; nothing here writes or locks.
 One module per concern: `balances` (credits, grants, transfers, and billing's
 reads of them), `history` (the ledger, keyset-paginated), `charts` (usage over
 time, workflow runs' costs), `estimates`, `members` (spend, caps, provider
-keys), `keys` (API keys' spend this month), `runaway` (spend rates for the runaway breaker). Callers import from here,
-but for `stripe_claims` (the ledger's side of reconciliation with Stripe), which
-billing's reconciliation imports as a module.
+keys), `keys` (API keys' spend this month), `runaway` (spend rates for the runaway breaker). Callers import from here.
 """
 
 from usage.balance_changes import low_balance_micros  # noqa: F401
