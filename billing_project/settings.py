@@ -233,7 +233,9 @@ CELERY_BEAT_SCHEDULE = {
     "health-ping": {"task": "billing_project.tasks.health_ping", "schedule": HEALTH_PING_SECONDS},
     "holds-expire": {"task": "usage.holds_expire", "schedule": 30},
     "grants-expire": {"task": "usage.grants_expire", "schedule": 60},
-    "ledger-reconcile": {"task": "usage.ledger_reconcile", "schedule": crontab(hour=3, minute=17)},
+    # Nightly: Stripe against the ledger, and every cached balance against the ledger
+    # (billing.stripe_reconcile folds in usage's ledger_reconcile; docs/backoffice.md).
+    "stripe-reconcile": {"task": "billing.stripe_reconcile", "schedule": crontab(hour=3, minute=17)},
     "usage-runaway-check": {"task": "usage.runaway_check", "schedule": 5 * 60},
 }
 # The runaway breaker (usage.services.runaway): last hour's spend above RUNAWAY_MULTIPLE times
