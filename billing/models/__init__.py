@@ -10,6 +10,7 @@ from billing.models.catalog import (  # noqa: F401
     Plan,
     PlanPrice,
 )
+from billing.models.history import BillingStateChange, PAYING_STATUSES  # noqa: F401
 from billing.models.state import (  # noqa: F401
     AllowancePeriod,
     BillingState,
