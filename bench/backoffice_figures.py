@@ -125,7 +125,8 @@ def seed() -> None:
             LATERAL (SELECT CASE WHEN i % 100 = 0 THEN 'clawback' WHEN i % 50 = 1 THEN 'adjustment'
                                  WHEN i % 33 = 2 THEN 'expiry' WHEN i % 11 = 3 THEN 'grant'
                                  ELSE 'usage' END AS kind) k""",
-        # The roll-ups behind the usage entries: by account, day, meter and model.
+        # The roll-ups behind the usage entries: by account, day, meter and model, written
+        # day after day as usage_rollup writes them.
         """INSERT INTO usage_usagerollup (account_id, day, meter_id, model, member_id, credits_micros, quantity, events)
             SELECT e.account_id, (e.created_at AT TIME ZONE 'UTC')::date, m.id,
                    CASE WHEN e.id % 3 = 0 THEN 'gpt-5' WHEN e.id % 3 = 1 THEN 'gpt-5-mini' ELSE '' END,
@@ -134,7 +135,8 @@ def seed() -> None:
             JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n, count(*) OVER () AS c FROM usage_meter) m
               ON m.n = e.id % m.c
             WHERE e.kind = 'usage'
-            GROUP BY 1, 2, 3, 4""",
+            GROUP BY 1, 2, 3, 4
+            ORDER BY 2""",
         """INSERT INTO usage_rollupcursor (id, rolled_until, updated_at) VALUES (1, now() - interval '1 hour', now())
             ON CONFLICT (id) DO UPDATE SET rolled_until = EXCLUDED.rolled_until""",
         # Usage past the roll-up's cursor: the last hour's events.
@@ -164,9 +166,9 @@ def seed() -> None:
                    CASE WHEN i % 9 = 0 THEN 'failed' WHEN i % 23 = 0 THEN 'action_required' ELSE 'succeeded' END,
                    1 + (i % 5 = 0)::int, '', '', '', '', now() - i * interval '90 minutes'
             FROM generate_series(1, 6000) i JOIN orgs_organization o ON o.slug = '{PREFIX}-' || lpad((1 + i % {ORGS})::text, 5, '0')""",
-        """INSERT INTO djstripe_event (djstripe_id, id, livemode, created, metadata, description, djstripe_created,
-                djstripe_updated, api_version, data, request_id, idempotency_key, type)
-            SELECT i, 'evt_bench_' || i, false, now() - i * interval '15 minutes', '{}'::jsonb, '', now(), now(),
+        """INSERT INTO djstripe_event (id, livemode, created, metadata, djstripe_created, djstripe_updated,
+                stripe_data, api_version, data, request_id, idempotency_key, type)
+            SELECT 'evt_bench_' || i, false, now() - i * interval '15 minutes', '{}'::jsonb, now(), now(), '{}'::jsonb,
                    '2025-01-01', jsonb_build_object('object', jsonb_build_object('id', 'in_bench_' || (i / 2),
                        'amount_paid', CASE WHEN i % 7 = 0 THEN 0 ELSE 999 END)),
                    '', '', CASE WHEN i % 7 = 0 THEN 'invoice.payment_failed' ELSE 'invoice.paid' END
@@ -214,9 +216,9 @@ def sections() -> list[tuple[str, float]]:
 
     period = selectors.period_for(None)
     out = []
-    for name, read in [("revenue", selectors.revenue), ("trials", selectors.trials), ("payments", selectors.payments),
-                       ("credits", selectors.credits), ("patterns", selectors.patterns),
-                       ("health", lambda p: selectors.health(now=timezone.now()))]:
+    for name, read in [("revenue", selectors.mrr_movement), ("trials", selectors.trial_conversion), ("payments", selectors.payment_failures),
+                       ("credits", selectors.credit_flows), ("patterns", selectors.usage_patterns),
+                       ("health", lambda p: selectors.health_now(now=timezone.now()))]:
         samples = []
         for _ in range(5):
             t0 = time.perf_counter()

@@ -26,5 +26,5 @@ def figures_summary() -> Summary:
     """MRR and its net movement, churn, payment failures and webhook health: the
     cheap sections (no usage scan), so the front page stays quick."""
     period = selectors.period_for(None)
-    return Summary(period=period, revenue=selectors.revenue(period), payments=selectors.payments(period),
-                   health=selectors.health(now=timezone.now()))
+    return Summary(period=period, revenue=selectors.mrr_movement(period), payments=selectors.payment_failures(period),
+                   health=selectors.health_now(now=timezone.now()))

@@ -14,19 +14,26 @@ from typing import Any
 
 from django.utils import timezone
 
-from backoffice.figures.selectors.credits import Credits, credits
-from backoffice.figures.selectors.health import Health, health
-from backoffice.figures.selectors.patterns import Chart, Patterns, patterns
-from backoffice.figures.selectors.payments import Payments, payments
+from backoffice.figures.selectors.credits import Credits, credit_flows
+from backoffice.figures.selectors.health import Health, health_now
+from backoffice.figures.selectors.patterns import Chart, Patterns, usage_patterns
+from backoffice.figures.selectors.payments import Payments, payment_failures
 from backoffice.figures.selectors.period import RECENT, Period, period_for
-from backoffice.figures.selectors.revenue import Movement, Revenue, Trials, mrr_cents, revenue, trials
+from backoffice.figures.selectors.revenue import (
+    Movement,
+    Revenue,
+    Trials,
+    mrr_cents,
+    mrr_movement,
+    trial_conversion,
+)
 from billing import money
 from usage.units import credits_str
 
 __all__ = [
     "RECENT", "Chart", "Credits", "Figures", "Health", "Movement", "Patterns", "Payments", "Period", "Revenue",
-    "Trials", "credits", "figures", "figures_data", "health", "mrr_cents", "patterns", "payments", "period_for",
-    "revenue", "trials",
+    "Trials", "credit_flows", "figures", "figures_data", "health_now", "mrr_cents", "mrr_movement", "payment_failures",
+    "period_for", "trial_conversion", "usage_patterns",
 ]
 
 
@@ -44,8 +51,8 @@ class Figures:
 
 def figures(period: Period) -> Figures:
     return Figures(
-        period=period, revenue=revenue(period), trials=trials(period), payments=payments(period),
-        credits=credits(period), patterns=patterns(period), health=health(now=timezone.now()),
+        period=period, revenue=mrr_movement(period), trials=trial_conversion(period), payments=payment_failures(period),
+        credits=credit_flows(period), patterns=usage_patterns(period), health=health_now(now=timezone.now()),
         currency=money.currency(),
     )
 

@@ -95,7 +95,7 @@ CROSS JOIN LATERAL (
 """
 
 
-def credits(period: Period) -> Credits:
+def credit_flows(period: Period) -> Credits:
     params = {"start": period.start, "as_of": period.as_of}
     with connection.cursor() as cursor:
         cursor.execute(_ENTRIES_SQL, params)

@@ -48,7 +48,7 @@ SELECT (SELECT count(*) FROM outbound_delivery WHERE state = 'failed' AND create
 """
 
 
-def health(*, now: datetime) -> Health:
+def health_now(*, now: datetime) -> Health:
     params = {"day": now - timedelta(days=1), "month": now - timedelta(days=30), "stuck": now - STUCK_AFTER, "now": now}
     with connection.cursor() as cursor:
         cursor.execute(_WEBHOOKS_SQL, params)

@@ -121,7 +121,7 @@ def _chart(days: list[date], cells: dict[str, dict[date, int]], labels: dict[str
     return Chart(days, series)
 
 
-def patterns(period: Period) -> Patterns:
+def usage_patterns(period: Period) -> Patterns:
     last = period.as_of.astimezone(dt_timezone.utc).date()
     if period.as_of == datetime.combine(last, datetime.min.time(), tzinfo=dt_timezone.utc):
         last -= timedelta(days=1)  # a finished month ends at midnight: its last day is the day before
@@ -150,11 +150,11 @@ def patterns(period: Period) -> Patterns:
     top_orgs = [OrgUsage(orgs[a]["id"], orgs[a]["name"], orgs[a]["slug"], micros) for a, micros in top if a in orgs]
     return Patterns(
         by_meter=_chart(days, meters, meter_names), by_model=_chart(days, by_model, model_labels),
-        top_orgs=top_orgs, flagged=flagged(period),
+        top_orgs=top_orgs, flagged=flagged_orgs(period),
     )
 
 
-def flagged(period: Period, *, limit: int = 20) -> list[Flagged]:
+def flagged_orgs(period: Period, *, limit: int = 20) -> list[Flagged]:
     """Organizations whose spend (or one of whose keys') ran far above its baseline
     in the last 30 days: the runaway breaker's occurrences, latest first."""
     rows = (

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.db import connection
 
-from backoffice.figures.selectors.period import Period
+from backoffice.figures.selectors.period import RECENT, Period
 from backoffice.figures.selectors.revenue import ratio
 from billing.models import AttemptStatus
 
@@ -55,22 +55,25 @@ class Payments:
 
 
 # An invoice is recovered when it was paid in the window after a failed attempt
-# (the failure may be older than the window).
+# (the failure may be up to 30 days older than the window: Stripe's retries
+# and the grace period are shorter). Each invoice's first failure is found once
+# and joined, not looked up per payment.
 _INVOICES_SQL = """
-WITH w AS (
+WITH e AS (
     SELECT type, data -> 'object' ->> 'id' AS invoice, created,
            coalesce((data -> 'object' ->> 'amount_paid')::bigint, 0) AS paid
     FROM djstripe_event
-    WHERE type IN ('invoice.paid', 'invoice.payment_failed') AND created >= %(since)s AND created < %(until)s
+    WHERE type IN ('invoice.paid', 'invoice.payment_failed') AND created >= %(lookback)s AND created < %(until)s
+), failed AS (
+    SELECT invoice, min(created) AS first_at FROM e WHERE type = 'invoice.payment_failed' GROUP BY invoice
+), w AS (
+    SELECT e.type, e.paid, (e.type = 'invoice.paid' AND e.paid > 0 AND f.first_at < e.created) AS recovered
+    FROM e LEFT JOIN failed f USING (invoice) WHERE e.created >= %(since)s
 )
 SELECT count(*) FILTER (WHERE type = 'invoice.paid' AND paid > 0),
        count(*) FILTER (WHERE type = 'invoice.payment_failed'),
-       count(*) FILTER (WHERE type = 'invoice.paid' AND paid > 0 AND EXISTS (
-           SELECT 1 FROM djstripe_event f WHERE f.type = 'invoice.payment_failed'
-           AND f.data -> 'object' ->> 'id' = w.invoice AND f.created < w.created)),
-       coalesce(sum(paid) FILTER (WHERE type = 'invoice.paid' AND paid > 0 AND EXISTS (
-           SELECT 1 FROM djstripe_event f WHERE f.type = 'invoice.payment_failed'
-           AND f.data -> 'object' ->> 'id' = w.invoice AND f.created < w.created)), 0)
+       count(*) FILTER (WHERE recovered),
+       coalesce(sum(paid) FILTER (WHERE recovered), 0)
 FROM w
 """
 
@@ -85,9 +88,9 @@ WHERE status = ANY(%(finished)s) AND created_at >= %(since)s AND created_at < %(
 """
 
 
-def payments(period: Period) -> Payments:
-    params = {"since": period.recent_start, "until": period.as_of, "failed": list(_FAILED_TOPUP),
-              "finished": list(_FINISHED_TOPUP)}
+def payment_failures(period: Period) -> Payments:
+    params = {"since": period.recent_start, "lookback": period.recent_start - RECENT, "until": period.as_of,
+              "failed": list(_FAILED_TOPUP), "finished": list(_FINISHED_TOPUP)}
     with connection.cursor() as cursor:
         cursor.execute(_INVOICES_SQL, params)
         paid, failed, recovered, recovered_cents = cursor.fetchone()

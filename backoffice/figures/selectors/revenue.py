@@ -119,7 +119,7 @@ FROM m
 """
 
 
-def revenue(period: Period) -> Revenue:
+def mrr_movement(period: Period) -> Revenue:
     """MRR at the month's start and at its moment, and what moved it: new
     customers, upgrades (expansion), downgrades (contraction), cancellations
     (churned) and returns (reactivated). An organization counts once, by where
@@ -160,7 +160,7 @@ WHERE changed_at >= %(start)s AND changed_at < %(as_of)s
 """
 
 
-def trials(period: Period) -> Trials:
+def trial_conversion(period: Period) -> Trials:
     """A trial ends by becoming a paid subscription (converted) or by falling to Free."""
     with connection.cursor() as cursor:
         cursor.execute(_TRIALS_SQL, {"start": period.start, "as_of": period.as_of, "paying": list(PAYING_STATUSES)})
