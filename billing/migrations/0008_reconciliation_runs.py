@@ -16,7 +16,7 @@ def drop_ledger_only_beat_entry(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_plan_limits_and_account_features'),
+        ('billing', '0007_billing_state_history'),
         ('orgs', '0005_members_paid_since'),
         ('django_celery_beat', '0019_alter_periodictasks_options'),
     ]

@@ -11,6 +11,7 @@ from billing.models.catalog import (  # noqa: F401
     Plan,
     PlanPrice,
 )
+from billing.models.history import BillingStateChange, PAYING_STATUSES  # noqa: F401
 from billing.models.reconciliation import (  # noqa: F401
     DriftKind,
     ReconciliationFinding,

@@ -214,6 +214,12 @@ class UsageRollup(models.Model):
                 fields=["account", "day", "meter", "model", "member"], name="usage_rollup_key", nulls_distinct=False
             ),
         ]
+        indexes = [
+            # Staff figures: every account's days in a range (usage by meter and
+            # model, top organizations). `day` never changes on the roll-up's
+            # upsert, so its updates stay HOT.
+            models.Index(fields=["day"], name="usage_rollup_day"),
+        ]
 
 
 class UsageRunRollup(models.Model):
