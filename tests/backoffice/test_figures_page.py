@@ -7,9 +7,10 @@ from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from billing import services as billing_services
-from billing.models import PlanPrice
+from billing.models import PlanPrice, ReconciliationRun, RunStatus
 from tests.factories import OrganizationFactory, UserFactory
 
 pytestmark = pytest.mark.usefixtures("catalog")
@@ -55,3 +56,12 @@ def test_the_admin_front_page_has_the_figures_panel(admin_client, customer):
     with time_machine.travel(NOW, tick=False):
         html = admin_client.get("/admin/").content.decode()
     assert 'data-testid="figures-panel"' in html and "$82.50" in html and URL in html
+
+
+def test_health_shows_the_last_reconciliation_with_stripe(admin_client, customer):
+    with time_machine.travel(NOW, tick=False):
+        assert "never run" in admin_client.get(URL).content.decode()
+        with time_machine.travel(NOW - timedelta(hours=3), tick=False):
+            ReconciliationRun.objects.create(status=RunStatus.DRIFT, finished_at=timezone.now(), findings_count=2)
+        html = admin_client.get(URL).content.decode()
+    assert "3\xa0hours ago: 2 drifts" in html

@@ -141,5 +141,7 @@ def figures_data(f: Figures) -> dict[str, Any]:
             "last_stripe_webhook_age_seconds": int(h.last_webhook_age.total_seconds()) if h.last_webhook_age else None,
             "outbound_failed_30d": h.outbound_failed_30d, "outbound_retrying": h.outbound_retrying,
             "outbound_endpoints_failing": h.endpoints_failing, "outbound_endpoints_disabled": h.endpoints_disabled,
+            "last_reconciliation_at": h.reconciled_at.isoformat() if h.reconciled_at else None,
+            "last_reconciliation_drift": h.reconciliation_drift,
         },
     }

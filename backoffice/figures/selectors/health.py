@@ -1,6 +1,6 @@
 """Health of the money's plumbing: Stripe webhooks in (dj-stripe's
 WebhookEventTrigger, one row per delivery) and signed events out (outbound
-deliveries). These look at now, whatever month the report is about."""
+deliveries), and the last reconciliation with Stripe. These look at now, whatever month the report is about."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
+
+from billing.selectors import reconciliation_last
 
 # A delivery verified but not processed after this long is stuck, not in flight.
 STUCK_AFTER = timedelta(minutes=5)
@@ -25,6 +27,9 @@ class Health:
     endpoints_failing: int
     endpoints_disabled: int
     now: datetime
+    reconciled_at: datetime | None = None  # when the last finished reconciliation with Stripe started
+    reconciliation_drift: int | None = None  # what it found (None: none has run)
+    reconciliation_run_id: int | None = None
 
     @property
     def last_webhook_age(self) -> timedelta | None:
@@ -55,8 +60,12 @@ def health_now(*, now: datetime) -> Health:
         day, month, failed, unprocessed, last = cursor.fetchone()
         cursor.execute(_OUTBOUND_SQL, params)
         out_failed, retrying, failing, disabled = cursor.fetchone()
+    reconciled = reconciliation_last()
     return Health(
         webhooks_24h=day, webhooks_30d=month, webhooks_failed_30d=failed, webhooks_unprocessed=unprocessed,
         last_webhook_at=last, outbound_failed_30d=out_failed, outbound_retrying=retrying,
         endpoints_failing=failing, endpoints_disabled=disabled, now=now,
+        reconciled_at=reconciled.run.started_at if reconciled else None,
+        reconciliation_drift=reconciled.run.findings_count if reconciled else None,
+        reconciliation_run_id=reconciled.run.pk if reconciled else None,
     )
