@@ -14,7 +14,8 @@ COPY . .
 RUN DATABASE_URL=postgres://build@localhost/build SECRET_KEY=build-only STATIC_MANIFEST=true \
     python manage.py collectstatic --noinput
 ENV STATIC_MANIFEST=true
-RUN useradd --create-home tollgate && chown -R tollgate /app
+# var/metrics: every process's counters for /metrics (a volume web, worker and beat share).
+RUN useradd --create-home tollgate && mkdir -p var/metrics && chown -R tollgate /app
 USER tollgate
 EXPOSE 8000
-CMD ["gunicorn", "billing_project.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "python:billing_project.gunicorn_conf", "billing_project.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]

@@ -11,8 +11,14 @@ from django.utils import timezone
 from accounts.models import OrgAPIKey
 from orgs.models import Organization
 
-_KEY_COLUMNS = ["id", "prefix", "hashed_key", "name", "revoked", "expiry_date", "org_id", "scopes", "last_used_at"]
-_ORG_COLUMNS = ["id", "name", "slug", "is_personal", "created_at"]
+# Every column the API and the usage path read from the key and its organization
+# (pause, key budget, who pays): a deferred column costs a query of its own on
+# first access, and the key model's __init__ then reloads `revoked` as well.
+_KEY_COLUMNS = [
+    "id", "prefix", "hashed_key", "name", "revoked", "expiry_date", "org_id", "scopes", "last_used_at",
+    "paused_at", "monthly_limit_micros", "meters",
+]
+_ORG_COLUMNS = ["id", "name", "slug", "is_personal", "created_at", "pause_on_runaway", "member_usage", "members_paid_since"]
 _KEY_SQL = (
     "SELECT " + ", ".join(f"k.{c}" for c in _KEY_COLUMNS) + ", " + ", ".join(f"o.{c}" for c in _ORG_COLUMNS)
     + " FROM accounts_orgapikey k JOIN orgs_organization o ON o.id = k.org_id WHERE k.prefix = %s"

@@ -90,6 +90,35 @@ HISTORY = obj({
     "workflow_run_count": INT,
 }, ["entries", "next_cursor", "workflow_runs", "workflow_run_count"])
 
+RUN_RECEIPT_INPUT = obj({
+    "workflow_run_id": {"type": "string", "minLength": 1, "maxLength": 255,
+                        "description": "The `workflow_run_id` the run's usage events and holds were recorded with."},
+}, ["workflow_run_id"], additionalProperties=False)
+PAID_BY = {"type": "string", "enum": ["organization", "member"],
+           "description": "Whose balance paid: the organization's, or the member's personal one."}
+RECEIPT_LINE = obj({
+    "event_id": INT, "occurred_at": WHEN, "meter": STR, "model": STR, "quantity": STR, "credits_per_unit": STR,
+    "credits": CREDITS, "billing_mode": STR, "member": NSTR, "paid_by": PAID_BY, "hold_id": NINT,
+    "idempotency_key": STR,
+}, ["event_id", "occurred_at", "meter", "quantity", "credits", "paid_by"])
+RECEIPT_HOLD = obj({
+    "id": INT, "status": STR, "reserved": CREDITS, "captured": NSTR, "captured_without_events": CREDITS,
+    "events": INT, "member": NSTR, "paid_by": PAID_BY, "created_at": WHEN, "closed_at": NWHEN, "expires_at": WHEN,
+}, ["id", "status", "reserved", "captured"])
+RECEIPT = obj({
+    "workflow_run_id": STR, "receipt_url": STR, "first_at": NWHEN, "last_at": NWHEN,
+    "totals": obj({
+        "credits": CREDITS, "events": INT, "events_credits": CREDITS, "captured_without_events": CREDITS,
+        "paid_by_organization": CREDITS, "paid_by_members": CREDITS,
+        "money": obj({"currency": STR, "amount": STR, "credit_price": STR}, ["currency", "amount"]),
+    }, ["credits", "events", "paid_by_organization", "paid_by_members", "money"]),
+    "by_meter": array(obj({"meter": STR, "name": STR, "unit": STR, "quantity": STR, "credits": CREDITS,
+                           "events": INT})),
+    "lines": array(RECEIPT_LINE, description="The run's usage events, oldest first, at most 1,000."),
+    "lines_truncated": BOOL,
+    "holds": array(RECEIPT_HOLD),
+}, ["workflow_run_id", "totals", "by_meter", "lines", "lines_truncated", "holds"])
+
 PACK = obj({"code": STR, "name": STR, "credits": CREDITS, "price": STR, "price_cents": INT, "currency": STR})
 PACKAGES = obj({"data": array(PACK)}, ["data"])
 

@@ -30,6 +30,7 @@ from billing import selectors as billing_selectors
 from billing.money import credits_value, currency, format_money
 from billing_project.errors import InvalidRequest
 from orgs.models import Membership
+from usage import observers as usage_observers
 from usage import parsers as usage_parsers
 from usage import selectors as usage_selectors
 from usage import serializers as usage_serializers
@@ -191,6 +192,30 @@ def _when(value) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def billing_run_receipt(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    """GET /api/v1/runs/{id}: one workflow run, itemised (an unknown run or another org's is run_not_found)."""
+    unknown = set(args) - {"workflow_run_id"}
+    if unknown:
+        raise drf.ValidationError({name: ["Unknown argument."] for name in sorted(unknown)})
+    run_id = args.get("workflow_run_id")
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 255:
+        raise drf.ValidationError({"workflow_run_id": ["The run's id: a string of 1 to 255 characters."]})
+    receipt = usage_selectors.run_receipt(check.org, run_id)
+    total = receipt.total_micros
+    text = (f"Run {run_id}: {credits_words(total)} credits ({money_words(total)}) over "
+            f"{receipt.line_count:,} event{'' if receipt.line_count == 1 else 's'}")
+    if receipt.holds:
+        text += f" and {len(receipt.holds)} hold{'' if len(receipt.holds) == 1 else 's'}"
+    text += "."
+    if receipt.paid_by_members_micros:
+        # Totals only: a member's personal balance stays theirs, as on the API.
+        text += f" Members paid {credits_words(receipt.paid_by_members_micros)} credits from their personal balances."
+    if receipt.by_meter:
+        text += " By meter: " + "; ".join(
+            f"{m.phrase}: {credits_words(m.credits_micros)} credits" for m in receipt.by_meter[:5]) + "."
+    return Result(usage_serializers.receipt_data(receipt), text)
+
+
 def billing_packages(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     packs = list(billing_selectors.packs_active())
     data = {"data": [billing_api.PackSerializer(p).data for p in packs]}
@@ -270,6 +295,9 @@ def billing_release(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
 def billing_record_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     event = _parse(usage_serializers.UsageEventSerializer, args)
     recorded = usage_services.usage_record(org=check.org, event=event, actor=check.key)
+    usage_observers.usage_events_counted(
+        surface="mcp", recorded=int(not recorded.replayed), replayed=int(recorded.replayed),
+    )
     e = recorded.event
     out = usage_serializers.event_data(e)
     text = (f"Recorded {format(e.quantity.normalize(), ',f')} {e.meter.code}"
@@ -301,6 +329,11 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
              "The credit ledger, newest first (one page; pass `next_cursor` for the next), and the costliest "
              "workflow runs of the last 30 days with their credits and events.",
              schemas.HISTORY_INPUT, schemas.HISTORY, Scope.READ, billing_history),
+    ToolSpec("billing_run_receipt", "Receipt of a workflow run",
+             "One workflow run itemised, as GET /api/v1/runs/{workflow_run_id}: every usage event (meter, model, "
+             "quantity, credits, who paid), the holds it used, and the totals in credits and money. An unknown "
+             "run, or another organization's, is run_not_found.",
+             schemas.RUN_RECEIPT_INPUT, schemas.RECEIPT, Scope.READ, billing_run_receipt),
     ToolSpec("billing_packages", "Credit packs",
              "The credit packs on sale: credits and price. Buying happens on the billing pages (top_up_url).",
              schemas.EMPTY_INPUT, schemas.PACKAGES, Scope.READ, billing_packages),

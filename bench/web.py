@@ -5,7 +5,16 @@
     POST /api/v1/usage/events (one event; all for one organization, then spread over 32, one
     API key each), against a bare DRF endpoint that reads one row by primary key (no
     authentication, permission or throttle) served by the same gunicorn;
-(d) GET /api/v1/balance latency on an account with 10^3 ledger entries and one with 10^6.
+(d) GET /api/v1/balance latency on an account with 10^3 ledger entries and one with 10^6;
+(e) the latency floor: p50/p99 at one client of GET /api/v1/balance and of POST /api/v1/usage/events
+    (one org), next to the bare read's, in interleaved rounds.
+
+(b) also prints, in the same run, its ceiling: pgbench writing the same rows the batch endpoint
+writes for 1,000 events (one entry, its allocation, 1,000 usage events, one audit row, the grant and
+account updates) in one transaction on the same account, at the same connections.
+
+With --profile DIR, py-spy records the gunicorn workers while 32 clients drive each of the bare
+read, the balance read and single usage events (--seconds each), and prints where the time goes.
 
     apt-get install wrk
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/tollgate_bench REDIS_URL=redis://127.0.0.1:6379/9 \\
@@ -18,15 +27,18 @@ REDIS_URL is set) with API_RATE_LIMIT raised so the load is not refused.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
-from _common import ROOT, bench_orgs, median, vacuum
+from _common import ROOT, bench_orgs, median, pgbench, vacuum
 
 HERE = ROOT / "bench"
 
@@ -77,12 +89,39 @@ _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 # Whose CPU time (c) reports per request, by process name: gunicorn's workers,
-# PostgreSQL's backends, Redis (the rate-limit counter).
+# PostgreSQL's backends, Redis (the rate-limit counter). On a machine shared with
+# other work only our own are counted: the workers of our server (its process
+# group) and the backends connected to our database (the workers keep theirs
+# open); Redis is one process, whoever else uses it.
 CPU_OF = {"web": "gunicorn", "PostgreSQL": "postgres", "Redis": "redis-server"}
+OURS: dict[str, set[int] | None] = {"web": None, "PostgreSQL": None, "Redis": None}
+
+
+def our_processes(server_pid: int) -> None:
+    """Count only our server's workers and the backends of our database from now on."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        OURS["PostgreSQL"] = {row[0] for row in cursor.fetchall()}
+    connection.close()
+    OURS["web"] = {server_pid, *_group(server_pid)}
+
+
+def _group(pgid: int) -> set[int]:
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(") ", 1)[1].split()[2]) == pgid:
+                    pids.add(int(pid))
+        except (OSError, IndexError, ValueError):
+            continue
+    return pids
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by all processes of each CPU_OF name."""
+    """CPU seconds (user + system) used so far by each CPU_OF name's processes (ours, see OURS)."""
     tick = os.sysconf("SC_CLK_TCK")
     totals = dict.fromkeys(CPU_OF, 0.0)
     names = {comm: label for label, comm in CPU_OF.items()}
@@ -93,8 +132,11 @@ def cpu_seconds() -> dict[str, float]:
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
         if comm in names:
+            label = names[comm]
+            if OURS[label] is not None and int(pid) not in OURS[label]:
+                continue
             fields = rest.split()
-            totals[names[comm]] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            totals[label] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return totals
 
 
@@ -117,6 +159,115 @@ def wrk(url: str, *, connections: int, seconds: int, script: str, args: list[str
     return figures
 
 
+# (b)'s ceiling: what the batch endpoint writes for 1,000 events, by PostgreSQL alone. The
+# rows are those of the last batch event the endpoint recorded (`batch_template`): one usage
+# entry for the batch, its allocation, 1,000 usage events naming it, the audit row, the grant
+# and account updates, under the account lock, in one transaction. Generated in the server
+# (generate_series), so no client builds or sends rows: the ceiling, not a second client.
+BATCH_CEILING = """\\set n 1000
+BEGIN;
+SELECT balance_micros FROM usage_creditaccount WHERE id = :account FOR UPDATE;
+WITH ids AS MATERIALIZED (SELECT nextval('{event_seq}') AS id, n FROM generate_series(1, :n) n),
+e AS (INSERT INTO usage_ledgerentry (id, account_id, kind, amount_micros, balance_after_micros, grant_id, member_id,
+                                     stripe_object_id, reason, idempotency_key, metadata, created_at)
+      SELECT nextval('{entry_seq}'), :account, 'usage', -:n * :charge, 0, :grant, NULL, '', :n || ' usage events',
+             'usage-batch:' || min(id), '{{}}', now() FROM ids
+      RETURNING id),
+a AS (INSERT INTO usage_ledgerallocation (entry_id, grant_id, amount_micros) SELECT id, :grant, -:n * :charge FROM e),
+au AS (INSERT INTO orgs_auditevent (org_id, action, actor_api_key, actor_label, source, request_id, ip, data,
+                                    created_at)
+       SELECT :org, 'usage.recorded', '{prefix}', 'API key {prefix} (bench)', 'api', md5(e.id::text), '127.0.0.1',
+              jsonb_build_object('events', :n, 'amount', '-300', 'balance_after', '999703200.1'), now() FROM e)
+INSERT INTO usage_usageevent (id, account_id, member_id, meter_id, model, quantity, credits_per_unit, credits_micros,
+    balance_after_micros, billing_mode, workflow_run_id, occurred_at, created_at, metadata, idempotency_key,
+    request_fingerprint, ledger_entry_id, api_key_prefix)
+SELECT ids.id, :account, NULL, :meter, '{model}', {quantity}, {per_unit}, :charge, -ids.n * :charge,
+       '{billing_mode}', 'bench-' || :client_id, now(), now(), '{{}}', 'pgb-' || :client_id || '-' || ids.id,
+       lpad(ids.id::text, 64, 'f'), e.id, '{prefix}'
+FROM ids, e;
+UPDATE usage_grant SET remaining_micros = remaining_micros - :n * :charge WHERE id = :grant;
+UPDATE usage_creditaccount SET balance_micros = balance_micros - :n * :charge, updated_at = now() WHERE id = :account;
+END;
+"""
+
+
+def batch_template(org_id: int) -> tuple[str, dict[str, str]]:
+    """BATCH_CEILING filled in from the last usage event the endpoint recorded for `org_id`."""
+    from django.db import connection
+
+    from usage.models import LedgerAllocation, UsageEvent
+
+    event = UsageEvent.objects.filter(account__org_id=org_id, ledger_entry__isnull=False).order_by("-id").first()
+    allocation = LedgerAllocation.objects.filter(entry_id=event.ledger_entry_id).first()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('usage_usageevent', 'id'), "
+                       "pg_get_serial_sequence('usage_ledgerentry', 'id')")
+        event_seq, entry_seq = cursor.fetchone()
+    script = BATCH_CEILING.format(event_seq=event_seq, entry_seq=entry_seq, prefix=event.api_key_prefix,
+                                  model=event.model, quantity=event.quantity, per_unit=event.credits_per_unit,
+                                  billing_mode=event.billing_mode)
+    variables = {"account": str(event.account_id), "org": str(org_id), "grant": str(allocation.grant_id),
+                 "meter": str(event.meter_id), "charge": str(event.credits_micros)}
+    return script, variables
+
+
+def py_spy(pid: int, out: Path, seconds: int) -> subprocess.Popen:
+    """Sample the server and its workers for `seconds` into `out` (collapsed stacks)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    # --gil: only the thread holding the GIL, i.e. where the workers' Python CPU goes (waits on
+    # PostgreSQL and Redis release it; bench/statements.py times PostgreSQL's side).
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
+                             "--rate", "200",
+                             "--duration", str(seconds), "--format", "raw", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _frame(frame: str) -> str:
+    """`function (path/to/file.py:line)` -> `function (file.py)`: one name per function."""
+    match = re.match(r"(.*?) \((.*?)(?::\d+)?\)$", frame)
+    if not match:
+        return frame
+    name, path = match.groups()
+    for marker in ("site-packages/", "lib/python3.11/", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})"
+
+
+# Frames on (nearly) every request's stack: the server, the middleware chain, DRF's dispatch.
+SPINE = ("threading.py", "concurrent/futures/", "gunicorn/", "agent_tools/http.py", "django/core/handlers/",
+         "django/utils/deprecation.py", "whitenoise/", "axes/middleware.py", "django/views/", "contextlib.py",
+         "django/views/decorators/")
+
+
+def profile_summary(raw: Path, top: int = 25) -> None:
+    """Print the share of samples in which each function is on the stack (inclusive) and on top (self),
+    leaving out the frames every request passes through (SPINE)."""
+    inclusive: collections.Counter = collections.Counter()
+    own: collections.Counter = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        n = int(count)
+        total += n
+        for frame in set(frames):
+            if not any(part in frame for part in SPINE):
+                inclusive[frame] += n
+        own[frames[-1]] += n
+    print(f"  {total} samples holding the GIL; functions by inclusive share (self share), the server's and "
+          f"middleware's own frames left out:")
+    for frame, n in inclusive.most_common(top):
+        print(f"    {n / total:6.1%} ({own[frame] / total:5.1%})  {frame}")
+    print("  by self share:")
+    for frame, n in own.most_common(top // 2):
+        print(f"    {n / total:6.1%}  {frame}")
+
+
 def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -127,7 +278,7 @@ def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
         "DB_CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
     }
-    cmd = [str(ROOT / ".venv/bin/gunicorn"), "billing_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "billing_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
            "--backlog", "2048", "--log-level", "warning", "--keep-alive", "30"]
     server = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
@@ -171,9 +322,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--port", type=int, default=8931)
     parser.add_argument("--rounds", type=int, default=3, help="(c): interleaved rounds per endpoint")
-    parser.add_argument("--only", choices=["b", "c", "d"], nargs="*")
+    parser.add_argument("--only", choices=["b", "c", "d", "e"], nargs="*")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="only profile (py-spy) the bare read, the balance read and single events into DIR")
     args = parser.parse_args()
-    only = set(args.only or ["b", "c", "d"])
+    only = set(args.only or ["b", "c", "d", "e"]) if not args.profile else set()
 
     from django.db import connections
 
@@ -200,6 +353,23 @@ def main() -> None:
         wrk(f"{base}/api/v1/balance", connections=32, seconds=2, script="wrk_get.lua", args=[key])
         wrk(base, connections=32, seconds=2, script="wrk_event.lua", args=[key, f"warm{run}"])
         wrk(f"{base}/bench/bare/{hot_account}", connections=32, seconds=2, script="wrk_get.lua", args=[key])
+        our_processes(server.pid)
+
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            print(f"profile: py-spy (200 Hz, all workers) while 32 clients drive each for {args.seconds} s")
+            for name, url, script, extra in [
+                ("bare", f"{base}/bench/bare/{hot_account}", "wrk_get.lua", [key]),
+                ("balance", f"{base}/api/v1/balance", "wrk_get.lua", [key]),
+                ("event", base, "wrk_event.lua", [key, f"prof{run}"]),
+            ]:
+                out = args.profile / f"{name}.txt"
+                spy = py_spy(server.pid, out, args.seconds)
+                time.sleep(1)  # py-spy attaches to every worker first
+                figures = wrk(url, connections=32, seconds=args.seconds - 1, script=script, args=extra)
+                spy.wait(timeout=60)
+                show(name, figures)
+                profile_summary(out)
 
         if "c" in only:
             # Interleaved rounds: on a shared machine the load changes within a
@@ -234,9 +404,35 @@ def main() -> None:
                       + f"   total {sum(cpu.values()):6.3f}   {sum(cpu.values()) / sum(merged['bare']['cpu_ms'].values()):.2f}x bare",
                       flush=True)
 
+        if "e" in only:
+            # One client: no queue, so p50 is one request's own time through the whole stack.
+            print(f"(e) latency floor: 1 client, {args.rounds} interleaved rounds of {max(1, args.seconds // args.rounds)} s")
+            floor: dict[str, list[dict]] = {"bare": [], "bare_auth": [], "balance": [], "event": []}
+            slice_ = max(1, args.seconds // args.rounds)
+            for r in range(args.rounds):
+                floor["bare"].append(wrk(f"{base}/bench/bare/{hot_account}", connections=1, seconds=slice_,
+                                         script="wrk_get.lua", args=[key]))
+                floor["bare_auth"].append(wrk(f"{base}/bench/bare-auth/{hot_account}", connections=1, seconds=slice_,
+                                              script="wrk_get.lua", args=[key]))
+                floor["balance"].append(wrk(f"{base}/api/v1/balance", connections=1, seconds=slice_,
+                                            script="wrk_get.lua", args=[key]))
+                floor["event"].append(wrk(base, connections=1, seconds=slice_, script="wrk_event.lua",
+                                          args=[key, f"floor{run}{r}"]))
+            merged = {name: _merge(figures) for name, figures in floor.items()}
+            show("bare DRF, one row by pk", merged["bare"])
+            for name, label in [("bare_auth", "same, behind API key auth + limit"), ("balance", "GET /api/v1/balance"),
+                                ("event", "POST /api/v1/usage/events, 1 org")]:
+                f, b = merged[name], merged["bare"]
+                print(f"{label:<34} {f['rps']:9.0f} req/s   p50 {f['p50']:7.2f} ms   p99 {f['p99']:7.2f} ms   "
+                      f"p50 {f['p50'] / b['p50']:5.2f}x bare   p99 {f['p99'] / b['p99']:5.2f}x bare"
+                      + (f"   (!) {f['bad'] or f['non2xx']} unexpected answers" if f["bad"] or f["non2xx"] else ""),
+                      flush=True)
+
         if "b" in only:
-            print("(b) batch endpoint, 1,000 events per request")
+            print("(b) batch endpoint, 1,000 events per request; ceiling: pgbench writing the same rows, "
+                  "1,000 events a transaction")
             for conns in (2, 4):
+                vacuum("usage_creditaccount", "usage_grant", "usage_ledgerentry", "usage_usageevent", "orgs_auditevent")
                 before = UsageEvent.objects.filter(account__org_id=hot).count()
                 connections.close_all()
                 batch = wrk(base, connections=conns, seconds=args.seconds, script="wrk_batch.lua", args=[key, f"b{conns}{run}"])
@@ -245,6 +441,15 @@ def main() -> None:
                 print(f"{'POST /api/v1/usage/events/batch':<34} {conns} connections: {batch['rps'] * 1000:9.0f} events/s"
                       f"   p50 {batch['p50']:7.1f} ms per batch   ({recorded} events recorded"
                       f"{', (!) ' + str(batch['bad']) + ' batches not fully recorded' if batch['bad'] else ''})", flush=True)
+                script, variables = batch_template(hot)
+                vacuum("usage_creditaccount", "usage_grant", "usage_ledgerentry", "usage_usageevent", "orgs_auditevent")
+                before = UsageEvent.objects.filter(account__org_id=hot).count()
+                connections.close_all()
+                tps = pgbench(script, conns, args.seconds, variables)
+                written = UsageEvent.objects.filter(account__org_id=hot).count() - before
+                connections.close_all()
+                print(f"{'  ceiling: pgbench, same rows':<34} {conns} connections: {tps * 1000:9.0f} events/s"
+                      f"   ({written} events written)   endpoint {batch['rps'] / tps:6.1%} of the ceiling", flush=True)
 
         if "d" in only:
             print("(d) balance read latency by ledger length, 1 client then 32")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_save
 
 from usage import balance_changes
 
@@ -15,8 +16,10 @@ class BillingConfig(AppConfig):
         # import it back). `webhooks` connects the Stripe receivers: billing is
         # installed after djstripe, so they run after dj-stripe has synced the
         # event's object.
+        from djstripe.models import WebhookEventTrigger
+
         from accounts import signups
-        from billing import receivers, tasks, webhooks  # noqa: F401
+        from billing import observers, receivers, tasks, webhooks  # noqa: F401
         from billing import selectors as billing_selectors
         from billing import services as billing_services
         from billing.notifications import billing_kinds_register
@@ -28,3 +31,6 @@ class BillingConfig(AppConfig):
         creations.receiver_add(billing_services.free_start_for_new_org)
         for receiver in receivers.RECEIVERS:
             balance_changes.receiver_register(receiver)
+        # /metrics (docs/operations.md): Stripe webhooks in, by result.
+        post_save.connect(observers.stripe_webhook_saved, sender=WebhookEventTrigger,
+                          dispatch_uid="billing.observers.stripe_webhook_saved")

@@ -14,7 +14,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 
 from usage import units
-from usage.units import MICROS_PER_CREDIT
 
 _CENT = Decimal("0.01")
 # The most one amount of money typed on a page or sent to a service may be
@@ -33,8 +32,7 @@ def currency() -> str:
 
 def credits_value(micros: int) -> Decimal:
     """What `micros` credits are worth at list price, to the cent (half up)."""
-    exact = Decimal(micros) * credit_price() / MICROS_PER_CREDIT
-    return exact.quantize(_CENT, rounding=ROUND_HALF_UP)
+    return units.credits_value(micros)
 
 
 def credits_price_cents(micros: int) -> int:

@@ -96,6 +96,9 @@ KINDS = (
             (AlertKind.ALLOWANCE_100, AlertKind.ALLOWANCE_95, 100),
         )
     ),
+    # Reconciliation with Stripe found drift: sent to staff by address, never to customers.
+    NotificationKind(name="stripe_drift", channels=("email",), preferences=False,
+                     label="Drift between Stripe and the ledger"),
 )
 
 

@@ -27,6 +27,8 @@ from billing.models import (
     Plan,
     PlanPrice,
     Purchase,
+    ReconciliationFinding,
+    ReconciliationRun,
     TopUpAttempt,
 )
 from billing_project.errors import InvalidRequest, NotFound
@@ -594,3 +596,44 @@ def plan_cards(*, state: BillingState, interval: str) -> list[PlanCard]:
             unlocks=tuple(feature_lines(plan.features or [])), limits=tuple(limit_lines(plan)),
         ))
     return cards
+
+
+# --- reconciliation with Stripe (billing.services.reconciliation) ------------------
+
+
+@dataclass(frozen=True)
+class ReconciliationSummary:
+    run: ReconciliationRun
+    by_kind: list[tuple[str, int]]  # (what drifted, how many), the most first
+
+
+def reconciliation_runs(*, limit: int = 30) -> list[ReconciliationRun]:
+    """The latest runs, newest first."""
+    return list(ReconciliationRun.objects.order_by("-started_at", "-id")[:limit])
+
+
+def reconciliation_run(run_id: int) -> ReconciliationRun:
+    run = ReconciliationRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise NotFound("No such reconciliation run.", code="run_not_found")
+    return run
+
+
+def reconciliation_findings(run: ReconciliationRun) -> list[ReconciliationFinding]:
+    """A run's drift, each with its organization, in the order found."""
+    return list(run.findings.select_related("org").order_by("id"))
+
+
+def reconciliation_last(*, finished: bool = True) -> ReconciliationSummary | None:
+    """The last run (that finished, unless `finished` is False) and its drift counted by kind."""
+    runs = ReconciliationRun.objects.order_by("-started_at", "-id")
+    if finished:
+        runs = runs.filter(finished_at__isnull=False)
+    run = runs.first()
+    if run is None:
+        return None
+    counts: dict[str, int] = {}
+    for finding in run.findings.only("kind"):
+        label = finding.get_kind_display()
+        counts[label] = counts.get(label, 0) + 1
+    return ReconciliationSummary(run=run, by_kind=sorted(counts.items(), key=lambda item: (-item[1], item[0])))

@@ -71,3 +71,11 @@ def reminders_send() -> int:
     """Beat, every 15 minutes: trials and grace periods ending, renewals coming."""
     with acting_as("task:billing.reminders_send"):
         return services.reminders_send()
+
+
+@shared_task(name="billing.stripe_reconcile")
+def stripe_reconcile(trigger: str = "beat") -> int:
+    """Beat, nightly (and staff's "run now"): Stripe against the ledger, and the
+    cached balances against the ledger; stores the run, tells staff of drift."""
+    with acting_as("task:billing.stripe_reconcile"):
+        return services.stripe_reconcile(trigger=trigger).pk

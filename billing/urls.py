@@ -20,6 +20,9 @@ urlpatterns = [
     path("portal/", views.portal, name="portal"),
     path("usage/", views.usage, name="usage"),
     path("usage/export.csv", views.usage_export, name="usage_export"),
+    # Run ids are the platform's and may hold a slash: the CSV's suffix has none, so the two never overlap.
+    path("usage/runs/<path:run_id>/receipt.csv", views.run_receipt_export, name="run_receipt_export"),
+    path("usage/runs/<path:run_id>/", views.run_receipt, name="run_receipt"),
     path("send/", views.send, name="send"),
     path("send/confirm/", views.send_confirm, name="send_confirm"),
     path("members/", views.members, name="members"),

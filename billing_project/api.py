@@ -22,6 +22,7 @@ from rest_framework import parsers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from billing_project import metrics
 from billing_project.errors import TollgateError
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,12 @@ def error_body(type_: str, code: str, message: str, **details: Any) -> dict:
     return {"error": {"type": type_, "code": code, "message": message, **details}}
 
 
+def _fallback(type_: str, code: str, message: str, status: int) -> JsonResponse:
+    """An envelope Django's own handlers answer for /api/ (counted like the others)."""
+    metrics.api_error_counted(status=status, code=code)
+    return JsonResponse(error_body(type_, code, message), status=status)
+
+
 def _flatten(detail: Any) -> Any:
     """DRF ErrorDetail trees -> plain lists/dicts of strings."""
     if isinstance(detail, dict):
@@ -132,7 +139,15 @@ def _first_message(fields: Any) -> str:
 def error_for(exc: Exception) -> tuple[dict[str, Any], int] | None:
     """The envelope's `error` object for `exc` and its HTTP status, or None for an
     exception that is a bug (a 500). The handler below answers with it; a batch
-    answers each refused item with it."""
+    answers each refused item with it. Each refusal is counted once, here
+    (`tollgate_api_errors_total`, by status and code)."""
+    found = _error_for(exc)
+    if found is not None:
+        metrics.api_error_counted(status=found[1], code=found[0]["code"])
+    return found
+
+
+def _error_for(exc: Exception) -> tuple[dict[str, Any], int] | None:
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, TollgateError):
@@ -191,6 +206,7 @@ def is_api(request: HttpRequest) -> bool:
 
 
 def error_response(exc: TollgateError) -> JsonResponse:
+    metrics.api_error_counted(status=exc.status, code=exc.code)
     return JsonResponse({"error": exc.as_dict()}, status=exc.status)
 
 
@@ -199,26 +215,23 @@ def bad_request(request: HttpRequest, exception: Exception | None = None):
         if isinstance(exception, RequestDataTooBig):
             return error_response(PayloadTooLarge())
         message = "The request was refused." if isinstance(exception, SuspiciousOperation) else "Bad request."
-        return JsonResponse(error_body("invalid_request", "invalid_request", message), status=400)
+        return _fallback("invalid_request", "invalid_request", message, 400)
     return defaults.bad_request(request, exception)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None):
     if is_api(request):
-        return JsonResponse(error_body("permission_denied", "permission_denied", "You may not do that."), status=403)
+        return _fallback("permission_denied", "permission_denied", "You may not do that.", 403)
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None):
     if is_api(request):
-        return JsonResponse(error_body("not_found", "not_found", "No such endpoint."), status=404)
+        return _fallback("not_found", "not_found", "No such endpoint.", 404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest):
     if is_api(request):
-        return JsonResponse(
-            error_body("server_error", "server_error", "Something went wrong on our side; it has been logged."),
-            status=500,
-        )
+        return _fallback("server_error", "server_error", "Something went wrong on our side; it has been logged.", 500)
     return defaults.server_error(request)

@@ -30,6 +30,8 @@ urlpatterns = [
     path("holds/<int:hold_id>/release", usage_api.HoldReleaseView.as_view(), name="hold-release"),
     path("estimates", usage_api.EstimateView.as_view(), name="estimates"),
     path("ledger", usage_api.LedgerView.as_view(), name="ledger"),
+    # run ids are the platform's and may hold a slash
+    path("runs/<path:workflow_run_id>", usage_api.RunReceiptView.as_view(), name="run-receipt"),
     path("transfers", usage_api.TransferView.as_view(), name="transfers"),
     path("provider-keys", usage_api.ProviderKeysView.as_view(), name="provider-keys"),
     path("provider-keys/<int:key_id>/revoke", usage_api.ProviderKeyRevokeView.as_view(), name="provider-key-revoke"),

@@ -1,11 +1,15 @@
+import logging
 import re
+import time
 import uuid
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 
-from billing_project import request_context
+from billing_project import metrics, request_context
 from billing_project.api import PayloadTooLarge, error_response, is_api
+
+requests_log = logging.getLogger("tollgate.requests")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -61,3 +65,29 @@ class APIPayloadLimitMiddleware:
             if length > limit:
                 return error_response(PayloadTooLarge())
         return self.get_response(request)
+
+
+class MetricsMiddleware:
+    """Time every request and count it by its route's name (`api:usage-events`),
+    not its path, so ids in URLs add no series; with LOG_FORMAT=json, also log
+    it as one line (logger `tollgate.requests`). First in MIDDLEWARE, to time
+    the whole answer; requests no URL pattern matched (static files, unknown
+    paths, redirects to HTTPS) count as `unmatched`."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        seconds = time.perf_counter() - started
+        match = getattr(request, "resolver_match", None)
+        route = match.view_name if match is not None else "unmatched"
+        metrics.request_observed(route=route, method=request.method or "", status=response.status_code, seconds=seconds)
+        if requests_log.isEnabledFor(logging.INFO):  # off unless LOG_FORMAT=json (settings.LOGGING)
+            requests_log.info(
+                "%s %s %s", request.method, request.path, response.status_code,
+                extra={"request_id": getattr(request, "request_id", ""), "route": route,
+                       "status": response.status_code, "duration_ms": round(seconds * 1000, 1)},
+            )
+        return response

@@ -9,6 +9,7 @@ request: their audit rows carry the task or command name instead.
 from __future__ import annotations
 
 import contextvars
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -62,3 +63,17 @@ class acting_as:
 
     def __exit__(self, *exc) -> None:
         reset(self._token)
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Put the current request's id on every log record (`request_id`, empty
+    outside a request), so JSON log lines can be joined to the request that
+    logged them and to its `X-Request-Id` answer header."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            # Django logs a 4xx/5xx ("Not Found: ...") after the middleware has
+            # returned, with the request on the record: its id is there.
+            request = getattr(record, "request", None)
+            record.request_id = current().request_id or getattr(request, "request_id", "")
+        return True

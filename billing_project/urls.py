@@ -14,6 +14,7 @@ handler500 = "billing_project.api.server_error"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="billing:overview", permanent=False), name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics_scrape, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("billing/", include("orgs.urls")),
     path("billing/", include("accounts.page_urls")),

@@ -1,5 +1,11 @@
 """Test settings: the real ones, with the outside world made local and fast."""
 
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 from billing_project.settings import *  # noqa: F401,F403
 
 # Tests build their schema without running migrations (dj-stripe's take a
@@ -29,3 +35,9 @@ BILLING_TAX_AUTO_TOPUP = True
 # Outbound webhooks: the tests' receivers listen on loopback over plain http.
 OUTBOUND_WEBHOOKS_ALLOW_LOCAL = True
 OUTBOUND_WEBHOOKS_TIMEOUT_SECONDS = 2.0
+# Metrics: each test run counts into its own directory, removed when it ends.
+METRICS_DIR = Path(tempfile.mkdtemp(prefix="tollgate-test-metrics-"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR / "web")
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir()
+atexit.register(shutil.rmtree, METRICS_DIR, ignore_errors=True)
+METRICS_TOKEN = ""

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from billing_project.api import error_for
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
-from usage import parsers, selectors, serializers, services
+from usage import observers, parsers, selectors, serializers, services
 
 ERRORS = {
     400: OpenApiResponse(description="invalid_request: a field is missing or wrong (`fields` names each)"),
@@ -119,6 +119,7 @@ class UsageEventView(UsageAPIView):
     def post(self, request):
         event = self.parse(serializers.UsageEventSerializer, request.data)
         recorded = services.usage_record(org=self.org, event=event, actor=request.auth)
+        observers.usage_events_counted(surface="api", recorded=int(not recorded.replayed), replayed=int(recorded.replayed))
         headers = {REPLAYED_HEADER: "true"} if recorded.replayed else {}
         return Response(serializers.event_data(recorded.event), status=status.HTTP_201_CREATED, headers=headers)
 
@@ -164,6 +165,7 @@ class UsageBatchView(UsageAPIView):
             out.append({"index": index, "idempotency_key": r.idempotency_key, "status": r.status,
                         "event": serializers.event_data(r.event) if r.event is not None else None,
                         "error": _error_body(r.error) if r.error is not None else None})
+        observers.usage_events_counted(surface="api", **counts)
         return Response({**counts, "results": out})
 
 
@@ -315,6 +317,46 @@ class UsageSummaryView(UsageAPIView):
             "since": q["since"].isoformat().replace("+00:00", "Z"), "until": q["until"].isoformat().replace("+00:00", "Z"),
             "rows": serializers.UsageRowSerializer(rows, many=True).data,
         })
+
+
+# --- run receipts -------------------------------------------------------------------
+
+RECEIPT_EXAMPLE = {
+    "workflow_run_id": "run-8731", "receipt_url": "https://billing.example.com/billing/usage/runs/run-8731/?org=acme",
+    "first_at": "2026-11-21T06:13:14Z", "last_at": "2026-11-21T06:13:52Z",
+    "totals": {"credits": "6.22", "events": 2, "events_credits": "6.22", "captured_without_events": "0",
+               "paid_by_organization": "6.22", "paid_by_members": "0",
+               "money": {"currency": "usd", "amount": "0.06", "credit_price": "0.01"}},
+    "by_meter": [{"meter": "ai.output_tokens", "name": "AI output tokens", "unit": "token", "quantity": "12400",
+                  "credits": "3.72", "events": 1},
+                 {"meter": "action.medium", "name": "Medium actions", "unit": "action", "quantity": "1",
+                  "credits": "2.5", "events": 1}],
+    "lines": [{"event_id": 981, "occurred_at": "2026-11-21T06:13:14Z", "meter": "ai.output_tokens",
+               "model": "gpt-5-mini", "quantity": "12400", "credits_per_unit": "0.0003", "credits": "3.72",
+               "billing_mode": "platform_key", "member": "ada@example.com", "paid_by": "organization",
+               "hold_id": 12, "idempotency_key": "run-8731:llm-1"}],
+    "lines_truncated": False,
+    "holds": [{"id": 12, "status": "captured", "reserved": "50", "captured": "6.22", "captured_without_events": "0",
+               "events": 2, "member": "ada@example.com", "paid_by": "organization",
+               "created_at": "2026-11-21T06:13:10Z", "closed_at": "2026-11-21T06:13:53Z",
+               "expires_at": "2026-11-21T06:28:10Z"}],
+}
+
+
+class RunReceiptView(UsageAPIView):
+    @extend_schema(
+        summary="An itemised receipt of one workflow run",
+        description="Every usage event recorded with this `workflow_run_id` (meter, model, quantity, credits, "
+                    "who paid), the holds reserved for the run or charged by its events, and the totals in "
+                    "credits and money at the list price of a credit. In `member_usage: personal` the lines "
+                    "and totals say a member paid (`paid_by`), never their balance. An unknown run, or "
+                    "another organization's, is 404 `run_not_found`.",
+        responses={200: serializers.ReceiptSerializer, **ERRORS,
+                   404: OpenApiResponse(description="run_not_found")},
+        examples=[OpenApiExample("Receipt", response_only=True, value=RECEIPT_EXAMPLE)],
+    )
+    def get(self, request, workflow_run_id: str):
+        return Response(serializers.receipt_data(selectors.run_receipt(self.org, workflow_run_id)))
 
 
 # --- transfers ------------------------------------------------------------------

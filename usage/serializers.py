@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,8 +16,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from billing_project import request_context
 from usage.models import BillingMode, EntryKind, Hold, LedgerEntry, Transfer, UsageEvent
-from usage.selectors import BalanceSummary, Estimate, UsageRow
+from usage.selectors import BalanceSummary, Estimate, Receipt, UsageRow
 from usage.parsers import clean_metadata, parse_event
 from usage.services.pricing import MAX_BATCH, UsageInput
 from usage.units import AmountError, credits_str, credits_to_micros
@@ -424,3 +426,142 @@ class PausableApiKeySerializer(serializers.Serializer):
 
     def get_monthly_limit(self, key) -> str | None:
         return credits_str(key.monthly_limit_micros) if key.monthly_limit_micros is not None else None
+
+
+# --- run receipts -------------------------------------------------------------------
+
+
+def _when(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _decimal(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+# The receipt page (billing.urls "billing:run_receipt"); `?org=` makes the
+# run's organization the current one for a person who belongs to it.
+RECEIPT_PATH = "/billing/usage/runs/{run_id}/"
+
+
+def receipt_url(receipt: Receipt) -> str:
+    path = RECEIPT_PATH.format(run_id=quote(receipt.run_id, safe=""))
+    return request_context.site_url() + path + "?" + urlencode({"org": receipt.org_slug})
+
+
+def receipt_data(receipt: Receipt) -> dict[str, Any]:
+    """GET /api/v1/runs/{id}: the run's lines, holds and totals. Whose balance
+    paid is named (`paid_by`), never a member's balance."""
+    return {
+        "workflow_run_id": receipt.run_id,
+        "receipt_url": receipt_url(receipt),
+        "first_at": _when(receipt.first_at),
+        "last_at": _when(receipt.last_at),
+        "totals": {
+            "credits": credits_str(receipt.total_micros),
+            "events": receipt.line_count,
+            "events_credits": credits_str(receipt.events_micros),
+            "captured_without_events": credits_str(receipt.unitemised_micros),
+            "paid_by_organization": credits_str(receipt.paid_by_org_micros),
+            "paid_by_members": credits_str(receipt.paid_by_members_micros),
+            "money": {"currency": receipt.currency, "amount": str(receipt.total_money),
+                      "credit_price": _decimal(receipt.credit_price)},
+        },
+        "by_meter": [
+            {"meter": m.meter, "name": m.meter_name, "unit": m.unit, "quantity": _decimal(m.quantity),
+             "credits": credits_str(m.credits_micros), "events": m.events}
+            for m in receipt.by_meter
+        ],
+        "lines": [
+            {"event_id": line.event_id, "occurred_at": _when(line.occurred_at), "meter": line.meter,
+             "model": line.model, "quantity": _decimal(line.quantity),
+             "credits_per_unit": _decimal(line.credits_per_unit), "credits": credits_str(line.credits_micros),
+             "billing_mode": line.billing_mode, "member": line.member_email, "paid_by": line.paid_by,
+             "hold_id": line.hold_id, "idempotency_key": line.idempotency_key}
+            for line in receipt.lines
+        ],
+        "lines_truncated": receipt.truncated,
+        "holds": [
+            {"id": h.hold_id, "status": h.status, "reserved": credits_str(h.reserved_micros),
+             "captured": credits_str(h.captured_micros) if h.captured_micros is not None else None,
+             "captured_without_events": credits_str(h.unitemised_micros), "events": h.events,
+             "member": h.member_email, "paid_by": h.paid_by, "created_at": _when(h.created_at),
+             "closed_at": _when(h.closed_at), "expires_at": _when(h.expires_at)}
+            for h in receipt.holds
+        ],
+    }
+
+
+_PAID_BY = serializers.ChoiceField(
+    choices=["organization", "member"],
+    help_text="Whose balance paid: the organization's, or the member's personal one (member_usage: personal)",
+)
+
+
+class ReceiptMoneySerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    amount = serializers.CharField(help_text="The total at the list price of a credit, rounded half up to the cent")
+    credit_price = serializers.CharField(help_text="The list price of one credit (CREDIT_PRICE)")
+
+
+class ReceiptTotalsSerializer(serializers.Serializer):
+    credits = serializers.CharField(help_text="What the run cost: its events, and holds captured without events")
+    events = serializers.IntegerField(help_text="Every usage event of the run (the lines stop at 1,000)")
+    events_credits = serializers.CharField()
+    captured_without_events = serializers.CharField(
+        help_text="Captures of the run's holds by amount, which no usage event itemises")
+    paid_by_organization = serializers.CharField()
+    paid_by_members = serializers.CharField(help_text="Paid from members' personal balances: a total, never a balance")
+    money = ReceiptMoneySerializer()
+
+
+class ReceiptMeterSerializer(serializers.Serializer):
+    meter = serializers.CharField()
+    name = serializers.CharField()
+    unit = serializers.CharField()
+    quantity = serializers.CharField()
+    credits = serializers.CharField()
+    events = serializers.IntegerField()
+
+
+class ReceiptLineSerializer(serializers.Serializer):
+    event_id = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    meter = serializers.CharField()
+    model = serializers.CharField()
+    quantity = serializers.CharField()
+    credits_per_unit = serializers.CharField()
+    credits = serializers.CharField()
+    billing_mode = serializers.ChoiceField(choices=BillingMode.choices)
+    member = serializers.EmailField(allow_null=True)
+    paid_by = _PAID_BY
+    hold_id = serializers.IntegerField(allow_null=True)
+    idempotency_key = serializers.CharField()
+
+
+class ReceiptHoldSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["open", "captured", "released", "expired"])
+    reserved = serializers.CharField()
+    captured = serializers.CharField(allow_null=True)
+    captured_without_events = serializers.CharField()
+    events = serializers.IntegerField(help_text="The run's events charged through it")
+    member = serializers.EmailField(allow_null=True)
+    paid_by = _PAID_BY
+    created_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+
+
+class ReceiptSerializer(serializers.Serializer):
+    """Documentation of `receipt_data`."""
+
+    workflow_run_id = serializers.CharField()
+    receipt_url = serializers.URLField(help_text="The receipt's page, for people of the organization")
+    first_at = serializers.DateTimeField(allow_null=True)
+    last_at = serializers.DateTimeField(allow_null=True)
+    totals = ReceiptTotalsSerializer()
+    by_meter = ReceiptMeterSerializer(many=True)
+    lines = ReceiptLineSerializer(many=True, help_text="The run's usage events, oldest first, at most 1,000")
+    lines_truncated = serializers.BooleanField()
+    holds = ReceiptHoldSerializer(many=True)

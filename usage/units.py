@@ -62,6 +62,14 @@ def credit_price() -> Decimal:
     return price
 
 
+def credits_value(micros: int) -> Decimal:
+    """What `micros` credits are worth at the list price (`credit_price`), to
+    the cent, half up: the money shown beside credits on pages, receipts and
+    tools (billing.money.credits_value is this)."""
+    exact = Decimal(micros) * credit_price() / MICROS_PER_CREDIT
+    return exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
 def micros_to_credits(micros: int) -> Decimal:
     """Exact, normalized: 2_500_000 -> Decimal('2.5'), 1_000_000_000 -> Decimal('1000')."""
     value = (Decimal(micros) / MICROS_PER_CREDIT).quantize(_MICRO)

@@ -1,6 +1,7 @@
 """Billing's models, one module per concern: the plans and packs on sale
 (`catalog`), each organization's billing state and purchases (`state`), and
-what runs on its own: auto top-up, overage, alerts (`upkeep`). Import them
+what runs on its own: auto top-up, overage, alerts (`upkeep`), and the runs
+of reconciliation with Stripe (`reconciliation`). Import them
 from here."""
 
 from billing.models.catalog import (  # noqa: F401
@@ -9,6 +10,13 @@ from billing.models.catalog import (  # noqa: F401
     Pack,
     Plan,
     PlanPrice,
+)
+from billing.models.history import BillingStateChange, PAYING_STATUSES  # noqa: F401
+from billing.models.reconciliation import (  # noqa: F401
+    DriftKind,
+    ReconciliationFinding,
+    ReconciliationRun,
+    RunStatus,
 )
 from billing.models.state import (  # noqa: F401
     AllowancePeriod,

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing.models.catalog import Interval, Pack, PlanPrice
+from billing.models.history import RECORD_CHANGE
 from usage.units import format_credits
 
 
@@ -55,6 +56,8 @@ class BillingState(models.Model):
             models.Index(fields=["trial_ends_at"], condition=Q(status="trialing"), name="billing_trial_due"),
             models.Index(fields=["current_period_end"], condition=Q(status="free"), name="billing_free_period_due"),
         ]
+        # Every change of plan, status or interval leaves a BillingStateChange.
+        triggers = [RECORD_CHANGE]
 
     def __str__(self) -> str:
         return f"{self.org} on {self.plan_code} ({self.status})"

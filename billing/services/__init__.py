@@ -12,6 +12,7 @@
     alerts    low / empty balance and allowance e-mails, alert preferences
     overage   usage past zero reported to the Stripe meter
     setup     the Stripe key and webhook endpoint
+    reconciliation  what Stripe was paid against what the ledger granted, clawed back and settled
     staff     staff actions from the customer page: extend a trial, resend an invoice link
 """
 
@@ -53,6 +54,7 @@ from billing.services.reminders import Reminder, reminder_send, reminders_due, r
 from billing.services.setup import stripe_setup
 from billing.services.staff import invoice_link_resend, trial_extend
 from billing.services.state import customer_for_org
+from billing.services.reconciliation import stripe_reconcile
 from billing.services.subscriptions import (
     grace_periods_end,
     invoice_paid,
@@ -77,6 +79,6 @@ __all__ = [
     "checkout_start", "credits_fulfil", "custom_amount_limits", "custom_amount_price", "customer_for_org", "dispute_closed", "dispute_opened", "free_periods_renew", "free_start_for_new_org",
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
     "pack_fulfil", "promo_credits_grant", "promotion_label", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
-    "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trial_start_for_signup", "trials_end",
+    "stripe_reconcile", "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trial_start_for_signup", "trials_end",
     "invoice_link_resend", "trial_extend",
 ]

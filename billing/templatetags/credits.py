@@ -3,6 +3,7 @@
     {% load credits %}
     {{ account.balance_micros|credits }}        12,345.68
     {{ entry.amount_micros|credits_signed }}     +250 / −12.5
+    {{ line.credits_micros|credits_precise }}    0.0035 (every digit, with separators)
     {{ account.balance_micros|credits_money }}  $123.46
     {{ pack.price_cents|money }}                $9.00
 
@@ -38,6 +39,17 @@ def credits(micros: int | None) -> str:
     if micros is None:
         return ""
     text = format_credits(abs(micros))
+    return f"{MINUS}{text}" if micros < 0 else text
+
+
+@register.filter
+def credits_precise(micros: int | None) -> str:
+    """Like `credits`, to the micro-credit: an itemised receipt's small charges
+    (0.0035 credits of tokens) must not read as 0. 12_345_678_900 -> "12,345.6789"."""
+    micros = _micros(micros)
+    if micros is None:
+        return ""
+    text = format_credits(abs(micros), places=6)
     return f"{MINUS}{text}" if micros < 0 else text
 
 

@@ -4,7 +4,7 @@ is buying (top up, plans, invoices, checkout, portal, return pages);
 members page with each member's spend and cap."""
 
 from billing.views.members import member_limit, members
-from billing.views.pages import overview, usage, usage_export
+from billing.views.pages import overview, run_receipt, run_receipt_export, usage, usage_export
 from billing.views.send import send, send_confirm
 from billing.views.payments import (
     checkout_canceled,
@@ -31,7 +31,7 @@ from billing.views.settings import (
 )
 
 __all__ = [
-    "overview", "send", "send_confirm", "usage", "usage_export",
+    "overview", "send", "send_confirm", "usage", "usage_export", "run_receipt", "run_receipt_export",
     "checkout_canceled", "checkout_done", "checkout_page", "checkout_start", "checkout_status", "invoices",
     "plan_cancel", "plan_change", "plans", "portal", "simulate", "top_up",
     "member_limit", "members",

@@ -14,7 +14,7 @@ import csv
 from collections.abc import Mapping
 from datetime import timezone as dt_timezone
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -179,5 +179,62 @@ def usage_export(request):
     response = StreamingHttpResponse(_csv_rows(account.pk, filters), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d")
     response["Content-Disposition"] = f'attachment; filename="tollgate-{org.slug}-ledger-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+# --- a workflow run's receipt ------------------------------------------------------
+
+
+@membership_required
+def run_receipt(request, run_id: str):
+    """One run of the current organization, itemised (usage.selectors.run_receipt
+    scopes it; another organization's run is a 404, as an unknown one)."""
+    org = request.membership.org
+    try:
+        receipt = usage_selectors.run_receipt(org, run_id)
+    except usage_selectors.RunNotFound as error:
+        raise Http404(error.message) from None
+    return render(request, "billing/run_receipt.html", {"org": org, "receipt": receipt})
+
+
+RECEIPT_CSV_HEADER = [
+    "occurred_at", "event_id", "meter", "model", "quantity", "unit", "credits_per_unit", "credits", "billing_mode",
+    "member", "paid_by", "hold_id", "idempotency_key",
+]
+
+
+def _receipt_rows(lines):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(RECEIPT_CSV_HEADER)
+    for line in lines:
+        yield writer.writerow([
+            line.occurred_at.astimezone(dt_timezone.utc).isoformat(),
+            line.event_id,
+            line.meter,
+            _text_cell(line.model),
+            format(line.quantity.normalize(), "f"),
+            line.unit,
+            format(line.credits_per_unit.normalize(), "f"),
+            credits_str(line.credits_micros),
+            line.billing_mode,
+            _text_cell(line.member_email or ""),
+            line.paid_by,
+            line.hold_id or "",
+            _text_cell(line.idempotency_key),
+        ])
+
+
+@membership_required
+def run_receipt_export(request, run_id: str):
+    """The receipt's lines as CSV, every one of them, exact decimals."""
+    org = request.membership.org
+    try:
+        lines = usage_selectors.run_receipt_lines(org, run_id)
+    except usage_selectors.RunNotFound as error:
+        raise Http404(error.message) from None
+    response = StreamingHttpResponse(_receipt_rows(lines), content_type="text/csv; charset=utf-8")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)[:80]
+    response["Content-Disposition"] = f'attachment; filename="tollgate-{org.slug}-run-{safe}.csv"'
     response["Cache-Control"] = "no-store"
     return response

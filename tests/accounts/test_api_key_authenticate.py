@@ -62,3 +62,17 @@ def test_it_records_last_use_at_most_once_a_minute(org):
         account_services.api_key_authenticate(raw_key=secret)
     key.refresh_from_db()
     assert key.last_used_at > first
+
+
+def test_what_the_usage_path_reads_from_the_key_and_its_org_costs_no_query(org, django_assert_num_queries):
+    # Pause, key budget and who pays are read on every usage event; a deferred
+    # column would cost a query each (and the key's __init__ another).
+    _key, secret = api_key_for(org, scopes=("read", "usage:write"))
+    check = account_services.api_key_authenticate(raw_key=secret)
+    with django_assert_num_queries(0):
+        assert check.key.paused_at is None
+        assert check.key.monthly_limit_micros is None
+        assert check.key.meters == []
+        assert check.org.member_usage == org.member_usage
+        assert check.org.members_paid_since is None
+        assert check.org.pause_on_runaway == org.pause_on_runaway

@@ -21,7 +21,8 @@ from usage import selectors, services
 from usage.models import GrantSource, Hold, HoldStatus, UsageEvent
 
 TOOLS = {"billing_balance", "billing_usage", "billing_estimate", "billing_history", "billing_packages",
-         "billing_entitlements", "billing_reserve", "billing_capture", "billing_release", "billing_record_usage"}
+         "billing_entitlements", "billing_run_receipt", "billing_reserve", "billing_capture", "billing_release",
+         "billing_record_usage"}
 EVENT = {"meter": "action.medium", "quantity": 2, "workflow_run_id": "run-1"}
 
 

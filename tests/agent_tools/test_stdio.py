@@ -8,6 +8,7 @@ import pytest
 from mcp import Client
 
 from tests.agent_tools.conftest import run, stdio_params
+from tests.agent_tools.test_http import TOOLS
 from usage import selectors
 from usage.models import UsageEvent
 
@@ -24,7 +25,7 @@ def test_stdio_serves_the_tools_with_the_key_from_the_environment(funded, full_k
             return tools, balance, recorded, refused, card
 
     tools, balance, recorded, refused, card = run(session())
-    assert len(tools) == 10
+    assert {t.name for t in tools} == TOOLS  # the same tools as over HTTP
     assert balance.content[0].text.startswith("Balance: 1,500 credits ($15.00)")
     assert balance.structured_content["balance"] == "1500"
     assert not recorded.is_error and recorded.structured_content["credits_charged"] == "2.5"

@@ -24,6 +24,13 @@ def test_signed_credits_always_carry_their_sign():
     assert render("{{ a|credits_signed }} {{ b|credits_signed }}", a=250_000_000, b=-12_500_000) == "+250 −12.5"
 
 
+def test_precise_credits_keep_every_micro_credit_with_separators():
+    assert tags.credits_precise(3_500) == "0.0035"
+    assert tags.credits_precise(12_345_678_901) == "12,345.678901"
+    assert tags.credits_precise(-2_500_000) == "\u22122.5"
+    assert tags.credits_precise(None) == ""
+
+
 def test_credit_labels_agree_in_number():
     assert render("{{ a|credits_label }}, {{ b|credits_label }}", a=1_000_000, b=2_500_000) == "1 credit, 2.5 credits"
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import F, Q
 
@@ -152,6 +153,10 @@ class Grant(models.Model):
             # which bloats a busy account's index; exhausted grants are few and
             # filtered on the heap instead.
             models.Index(fields=["account", "expires_at", "priority", "created_at"], name="grant_burn_order"),
+            # Staff figures: the month's grants by source. Grants are written in
+            # time order, so a BRIN finds the month in a few pages and costs
+            # next to nothing on each grant.
+            BrinIndex(fields=["created_at"], name="grant_created_brin", autosummarize=True),
         ]
 
     def __str__(self) -> str:
@@ -222,6 +227,10 @@ class LedgerEntry(models.Model):
             models.Index(fields=["account", "member", "-created_at", "-id"], name="entry_account_member"),
             models.Index(fields=["hold"], condition=Q(hold__isnull=False), name="entry_hold"),
             models.Index(fields=["transfer"], condition=Q(transfer__isnull=False), name="entry_transfer"),
+            # Staff figures: the month's entries summed by kind, across accounts.
+            # A BRIN (entries are appended in time order) keeps the hot insert
+            # cheap, where a B-tree on created_at would not.
+            BrinIndex(fields=["created_at"], name="entry_created_brin", autosummarize=True),
         ]
         triggers = [APPEND_ONLY]
 
@@ -288,6 +297,11 @@ class Hold(models.Model):
             # A member's open holds for an org (their cap there counts them).
             models.Index(fields=["for_org", "member"], condition=Q(status="open", for_org__isnull=False),
                          name="hold_open_for_org"),
+            # A run's receipt: the holds reserved for one run (usage.selectors.receipts).
+            models.Index(fields=["account", "workflow_run_id"], name="hold_account_run",
+                         condition=~Q(workflow_run_id="")),
+            models.Index(fields=["for_org", "workflow_run_id"], name="hold_for_org_run",
+                         condition=Q(for_org__isnull=False) & ~Q(workflow_run_id="")),
             # What a limited key holds, read under the account lock (store.key_budget).
             models.Index(fields=["account", "api_key_prefix"], name="hold_open_by_key",
                          condition=Q(status="open", api_key_prefix__isnull=False)),

@@ -174,6 +174,12 @@ class UsageEvent(models.Model):
             # An organization's members' usage paid from their personal balances.
             models.Index(fields=["for_org", "occurred_at"], name="usage_event_for_org_time",
                          condition=Q(for_org__isnull=False)),
+            # A run's receipt (usage.selectors.receipts): the org's events of one
+            # run, and its members' paid personally. Partial: most events name no run.
+            models.Index(fields=["account", "workflow_run_id"], name="usage_event_account_run",
+                         condition=~Q(workflow_run_id="")),
+            models.Index(fields=["for_org", "workflow_run_id"], name="usage_event_for_org_run",
+                         condition=Q(for_org__isnull=False) & ~Q(workflow_run_id="")),
             # A retry in pool mode of an event a member paid for (usage.services.events).
             models.Index(fields=["for_org", "idempotency_key"], name="usage_event_for_org_key",
                          condition=Q(for_org__isnull=False)),
@@ -207,6 +213,12 @@ class UsageRollup(models.Model):
             models.UniqueConstraint(
                 fields=["account", "day", "meter", "model", "member"], name="usage_rollup_key", nulls_distinct=False
             ),
+        ]
+        indexes = [
+            # Staff figures: every account's days in a range (usage by meter and
+            # model, top organizations). `day` never changes on the roll-up's
+            # upsert, so its updates stay HOT.
+            models.Index(fields=["day"], name="usage_rollup_day"),
         ]
 
 

@@ -4,7 +4,7 @@ scoped to one organization or its account; nothing here writes or locks.
 One module per concern: `balances` (credits, grants, transfers, and billing's
 reads of them), `history` (the ledger, keyset-paginated), `charts` (usage over
 time, workflow runs' costs), `estimates`, `members` (spend, caps, provider
-keys), `keys` (API keys' spend this month), `runaway` (spend rates for the runaway breaker). Callers import from here.
+keys), `keys` (API keys' spend this month), `receipts` (one workflow run, itemised), `runaway` (spend rates for the runaway breaker), `upkeep` (how far behind scheduled upkeep is, for /metrics). Callers import from here.
 """
 
 from usage.balance_changes import low_balance_micros  # noqa: F401
@@ -78,4 +78,15 @@ from usage.selectors.members import (  # noqa: F401
     member_usage_totals,
     provider_keys,
 )
+from usage.selectors.receipts import (  # noqa: F401
+    RECEIPT_LINES,
+    MeterSubtotal,
+    Receipt,
+    ReceiptHold,
+    ReceiptLine,
+    RunNotFound,
+    run_receipt,
+    run_receipt_lines,
+)
 from usage.selectors.runaway import Baseline, HourSpend, hourly_baseline, spend_last_hour  # noqa: F401
+from usage.selectors.upkeep import hold_oldest_overdue_at  # noqa: F401

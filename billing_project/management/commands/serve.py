@@ -58,7 +58,7 @@ class Command(BaseCommand):
         bin_dir = os.path.dirname(python)
         commands = {
             "web": [
-                os.path.join(bin_dir, "gunicorn"), "billing_project.wsgi",
+                os.path.join(bin_dir, "gunicorn"), "-c", "python:billing_project.gunicorn_conf", "billing_project.wsgi",
                 "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", "4",
                 "--access-logfile", "-",
             ],
