@@ -18,7 +18,7 @@ def test_finance_finds_a_customer_reads_the_page_and_pauses_its_usage(open_sessi
     page.get_by_label("E-mail, slug, name or Stripe customer id").fill("owner@acme.test")
     page.get_by_role("button", name="Find").click()
     page.get_by_role("link", name="Acme").click()
-    expect(page.get_by_role("heading", name="Credits")).to_be_visible()
+    expect(page.get_by_role("heading", name="Credits", exact=True)).to_be_visible()
     for heading in ["Members and roles", "Plan and status", "Grants with credits left", "Latest ledger entries",
                     "Open holds", "Purchases", "Invoices", "Refunds and disputes", "Auto top-up",
                     "Notifications sent", "Stripe events about its customer", "Audit trail"]:
