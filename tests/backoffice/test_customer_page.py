@@ -87,3 +87,26 @@ def test_the_whole_ledger_and_audit_links_open(page, customer, support_client):
 
 def test_another_org_is_a_404(support_client, db):
     assert support_client.get("/admin/backoffice/customers/999999/").status_code == 404
+
+
+def test_the_page_costs_the_same_queries_however_long_the_history(customer, support_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.billing.helpers import C
+    from usage import services as usage_services
+    from usage.models import GrantSource
+
+    org = customer["org"]
+    url = f"/admin/backoffice/customers/{org.pk}/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert support_client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    before = queries()
+    for n in range(30):
+        usage_services.credits_grant(org=org, amount_micros=C, source=GrantSource.PROMO, reason=f"n{n}")
+        usage_services.hold_create(org=org, amount_micros=C // 10)
+    assert queries() == before
