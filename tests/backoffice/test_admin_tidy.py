@@ -84,3 +84,16 @@ def test_the_index_lists_a_few_stripe_models_and_one_api_keys_entry(superuser_cl
     assert "/admin/djstripe/bankaccount/" not in index and "/admin/djstripe/applicationfee/" not in index
     assert "/admin/djstripe/apikey/" not in index and "/admin/rest_framework_api_key/" not in index
     assert index.count(">API keys<") == 1
+
+
+def test_tiny_usage_amounts_show_exactly_not_as_zero(superuser_client, account):
+    from decimal import Decimal
+
+    from usage.services import UsageInput
+
+    usage_services.usage_record(org=account.org, event=UsageInput(
+        idempotency_key="tiny", meter="ai.output_tokens", model="gpt-5-mini", quantity=Decimal(1)))
+
+    listing = superuser_client.get(reverse("admin:usage_usageevent_changelist")).content.decode()
+
+    assert "0.0003 credits ($0.00)" in listing
