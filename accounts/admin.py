@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts import services
 from accounts.models import OrgAPIKey, User
+from billing_project.admin_base import AmountsAdmin
 
 
 @admin.register(User)
@@ -19,9 +20,12 @@ class UserAdmin(DjangoUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the ledger and audit trail name people (PROTECT): deactivate instead
+
 
 @admin.register(OrgAPIKey)
-class OrgAPIKeyAdmin(admin.ModelAdmin):
+class OrgAPIKeyAdmin(AmountsAdmin):
     """Keys are created on the org's page or by `create_api_key`, where the secret
     is shown once; here staff can only look them up and revoke them."""
 

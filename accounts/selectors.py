@@ -18,7 +18,8 @@ _KEY_COLUMNS = [
     "id", "prefix", "hashed_key", "name", "revoked", "expiry_date", "org_id", "scopes", "last_used_at",
     "paused_at", "monthly_limit_micros", "meters",
 ]
-_ORG_COLUMNS = ["id", "name", "slug", "is_personal", "created_at", "pause_on_runaway", "member_usage", "members_paid_since"]
+_ORG_COLUMNS = ["id", "name", "slug", "is_personal", "created_at", "pause_on_runaway", "member_usage", "members_paid_since",
+                "usage_paused_at"]
 _KEY_SQL = (
     "SELECT " + ", ".join(f"k.{c}" for c in _KEY_COLUMNS) + ", " + ", ".join(f"o.{c}" for c in _ORG_COLUMNS)
     + " FROM accounts_orgapikey k JOIN orgs_organization o ON o.id = k.org_id WHERE k.prefix = %s"

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from billing import services
 from billing.models import (
@@ -27,7 +28,7 @@ from billing.models import (
     RefundRecord,
     TopUpAttempt,
 )
-from billing_project.admin_base import ReadOnlyAdmin
+from billing_project.admin_base import AmountsAdmin, ReadOnlyAdmin
 from billing_project.errors import TollgateError
 from billing_project.request_context import acting_as
 from usage.units import AmountError, credits_to_micros, format_credits
@@ -39,12 +40,21 @@ from usage.units import AmountError, credits_to_micros, format_credits
 class PlanPriceInline(admin.TabularInline):
     model = PlanPrice
     extra = 0
+    can_delete = False  # invoices and allowance periods name their price
     fields = ["interval", "amount_cents", "currency", "allowance_micros", "lookup_key", "stripe_price_id", "active"]
     readonly_fields = ["stripe_price_id"]
 
 
+class CatalogAdmin(AmountsAdmin):
+    """Plans, packs and prices are referenced by what was sold (PROTECT): retire
+    them (untick "active") rather than delete them."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(CatalogAdmin):
     list_display = ["name", "code", "overage_allowed", "members_limit", "api_keys_limit", "trial_days", "active",
                     "sort_order", "stripe_product_id"]
     list_editable = ["active", "sort_order"]
@@ -59,14 +69,14 @@ class PlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(Pack)
-class PackAdmin(admin.ModelAdmin):
+class PackAdmin(CatalogAdmin):
     list_display = ["name", "code", "credits_micros", "amount_cents", "currency", "active", "stripe_price_id"]
     list_editable = ["active"]
     readonly_fields = ["stripe_product_id", "stripe_price_id"]
 
 
 @admin.register(OveragePrice)
-class OveragePriceAdmin(admin.ModelAdmin):
+class OveragePriceAdmin(CatalogAdmin):
     list_display = ["interval", "cents_per_credit", "currency", "lookup_key", "stripe_price_id"]
     readonly_fields = ["stripe_price_id"]
 
@@ -171,22 +181,17 @@ class TopUpAttemptAdmin(ReadOnlyAdmin):
 @admin.register(Purchase)
 class PurchaseAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "org", "kind", "pack", "amount_cents", "discount_cents", "promotion_code",
-                    "total_cents", "payment_intent_id", "simulated"]
+                    "total_cents", "payment_intent_id", "simulated", "customer_page"]
     list_filter = ["kind", "simulated"]
     search_fields = ["org__slug", "payment_intent_id", "checkout_session_id", "promotion_code"]
     list_select_related = ["org", "pack"]
     date_hierarchy = "created_at"
-    actions = ["refund_in_full"]
+    # Refunds need a reason and a finance role: they are taken on the customer's
+    # page in the back office (/admin/backoffice/customers/<org>/).
 
-    @admin.action(description="Refund in full through Stripe (credits are clawed back when Stripe confirms)")
-    def refund_in_full(self, request, queryset):
-        for purchase in queryset:
-            try:
-                services.purchase_refund(purchase=purchase, actor=request.user)
-            except TollgateError as error:
-                self.message_user(request, f"{purchase}: {error.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"Refund requested for {purchase} of {purchase.org}.", messages.SUCCESS)
+    @admin.display(description="customer page")
+    def customer_page(self, purchase: Purchase) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("backoffice:customer", args=[purchase.org_id]), purchase.org)
 
 
 @admin.register(RefundRecord)

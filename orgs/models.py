@@ -77,6 +77,11 @@ class Organization(models.Model):
                   "a member paid for is answered as a replay.",
     )
 
+    # Staff pause an organization's usage (orgs.services.org_usage_pause): its
+    # usage events and holds are refused with 402 usage_paused until resumed.
+    usage_paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    usage_paused_reason = models.CharField(max_length=500, blank=True, editable=False)
+
     objects = OrganizationQuerySet.as_manager()
 
     class Meta:

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from billing_project.admin_base import ReadOnlyAdmin
+from billing_project.admin_base import AmountsAdmin, ReadOnlyAdmin, amount_formats
 from billing_project.errors import TollgateError
 from billing_project.request_context import acting_as
 from usage import services
@@ -63,26 +63,32 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     list_filter = ["plan_code", "overage_allowed"]
     search_fields = ["org__slug", "org__name"]
     list_select_related = ["org"]
-    readonly_fields = ["org", "balance_micros", "held_micros", "debt_micros", "plan_code", "overage_allowed", "updated_at"]
+    readonly_fields = ["org", "balance_micros", "available", "held_micros", "debt_micros", "plan_code", "overage_allowed",
+                       "low_balance_threshold_micros", "auto_topup_threshold_micros", "features", "updated_at"]
+    fields = readonly_fields
 
     def has_change_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("usage.view_creditaccount") and obj is None
 
-    @admin.display(description="balance")
+    @admin.display(description="balance", ordering="balance_micros")
     def balance(self, account):
-        return format_credits(account.balance_micros)
+        return amount_formats.credits(account.balance_micros)
 
     @admin.display(description="available")
     def available(self, account):
-        return format_credits(account.available_micros)
+        return amount_formats.credits(account.available_micros)
 
-    @admin.display(description="held")
+    @admin.display(description="held", ordering="held_micros")
     def held(self, account):
-        return format_credits(account.held_micros)
+        return amount_formats.credits(account.held_micros)
 
-    @admin.display(description="debt")
+    @admin.display(description="debt", ordering="debt_micros")
     def debt(self, account):
-        return format_credits(account.debt_micros)
+        return amount_formats.credits(account.debt_micros)
+
+    def history_view(self, request, object_id, extra_context=None):
+        """An account's history is its ledger, not Django's change log (nobody edits an account here)."""
+        return redirect(reverse("admin:usage_ledgerentry_changelist") + f"?account__id__exact={int(object_id)}")
 
     def get_urls(self):
         return [
@@ -219,7 +225,7 @@ class RateInline(admin.TabularInline):
 
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(AmountsAdmin):
     """Meters and their rates are editable; edits apply in every process within
     a few seconds (usage.services.rates.CARD_TTL)."""
 

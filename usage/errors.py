@@ -114,6 +114,21 @@ class UsagePaused(PaymentRequired):
         )
 
 
+class OrgUsagePaused(PaymentRequired):
+    """Staff paused the organization's usage (orgs.services.org_usage_pause).
+    The staff member's reason is internal and stays out of the answer."""
+
+    code = "usage_paused"
+
+    def __init__(self, *, paused_at) -> None:
+        super().__init__(
+            "This organization's usage is paused by Tollgate staff; usage events and holds are refused "
+            "until it is resumed. Contact support.",
+            paused_at=paused_at.isoformat(),
+            **_links(),
+        )
+
+
 class MemberRequired(InvalidRequest):
     """An organization whose members pay for their own usage must be told whose it is."""
 

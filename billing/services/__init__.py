@@ -13,6 +13,7 @@
     overage   usage past zero reported to the Stripe meter
     setup     the Stripe key and webhook endpoint
     reconciliation  what Stripe was paid against what the ledger granted, clawed back and settled
+    staff     staff actions from the customer page: extend a trial, resend an invoice link
 """
 
 from billing.services.alerts import (
@@ -51,6 +52,7 @@ from billing.services.promotions import promo_credits_grant, promotion_label
 from billing.services.refunds import charge_refunded, dispute_closed, dispute_opened, purchase_refund
 from billing.services.reminders import Reminder, reminder_send, reminders_due, reminders_send
 from billing.services.setup import stripe_setup
+from billing.services.staff import invoice_link_resend, trial_extend
 from billing.services.state import customer_for_org
 from billing.services.reconciliation import stripe_reconcile
 from billing.services.subscriptions import (
@@ -78,4 +80,5 @@ __all__ = [
     "grace_periods_end", "invoice_paid", "invoice_payment_failed", "overage_report", "overage_report_all",
     "pack_fulfil", "promo_credits_grant", "promotion_label", "plan_cancel_start", "plan_change_start", "plan_simulate_cancel", "plan_simulate_subscribe", "purchase_refund", "portal_start", "stripe_setup",
     "stripe_reconcile", "subscription_refresh", "topup_charge", "topup_intent_update", "trial_start", "trial_start_for_signup", "trials_end",
+    "invoice_link_resend", "trial_extend",
 ]

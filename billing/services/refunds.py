@@ -22,7 +22,7 @@ from billing.models import DisputeRecord, Purchase, RefundRecord
 from billing.services.state import lock_state, notify_billing_managers
 from billing.stripe_data import stripe_id
 from billing_project.errors import InvalidRequest
-from orgs.services import audit_record
+from orgs.services import audit_record, staff_reason_require
 from usage import services as usage_services
 from usage.units import credits_str
 
@@ -147,9 +147,11 @@ def dispute_closed(*, dispute: dict, actor: Actor = "stripe") -> DisputeRecord |
     return record
 
 
-def purchase_refund(*, purchase: Purchase, actor: Actor = None) -> str:
-    """Staff: refund a purchase in full through Stripe. Credits come back out
-    when Stripe confirms (charge.refunded), through `charge_refunded`."""
+def purchase_refund(*, purchase: Purchase, reason: str, actor: Actor = None) -> str:
+    """Staff: refund a purchase in full through Stripe, saying why (400
+    `reason_required` when not). Credits come back out when Stripe confirms
+    (charge.refunded), through `charge_refunded`."""
+    reason = staff_reason_require(reason)
     if purchase.simulated or not purchase.payment_intent_id:
         raise InvalidRequest("This purchase was not paid through Stripe; adjust credits instead.", code="not_refundable")
     with gateway.translated_errors("refund the payment"):
@@ -158,5 +160,5 @@ def purchase_refund(*, purchase: Purchase, actor: Actor = None) -> str:
             **gateway.options(idempotency_key=f"tollgate-refund-{purchase.payment_intent_id}-full"),
         )
     audit_record(org=purchase.org_id, action="billing.refund_requested", actor=actor,
-                 data={"purchase": purchase.pk, "refund": refund["id"]})
+                 data={"purchase": purchase.pk, "refund": refund["id"], "reason": reason})
     return refund["id"]

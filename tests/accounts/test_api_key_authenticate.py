@@ -76,3 +76,4 @@ def test_what_the_usage_path_reads_from_the_key_and_its_org_costs_no_query(org, 
         assert check.org.member_usage == org.member_usage
         assert check.org.members_paid_since is None
         assert check.org.pause_on_runaway == org.pause_on_runaway
+        assert check.org.usage_paused_at is None  # staff's pause of the organization

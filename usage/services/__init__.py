@@ -28,7 +28,7 @@ from usage.services.account import (  # noqa: F401
     accounts_set_plan_features,
 )
 from usage.services.credits import credits_adjust, credits_debit, credits_grant  # noqa: F401
-from usage.services.expiry import grant_expire_now, grants_expire  # noqa: F401
+from usage.services.expiry import grant_expire_now, grant_expiry_extend, grants_expire  # noqa: F401
 from usage.services.holds import (  # noqa: F401
     DEFAULT_HOLD_TTL,
     MAX_HOLD_TTL,

@@ -431,7 +431,7 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
     An API key carrying a monthly limit takes the Python writer instead: the
     one-statement debit (usage_ledger_debit) knows members' caps but not keys'
     limits, which the writer checks and counts (KeySpend) under the same lock."""
-    key_require_unpaused(actor)
+    key_require_unpaused(actor, org)
     prepared = None
     # Usage a member pays for takes the Python writer (see usage.services.routing).
     # So does the usage of an org whose members once paid: a retry of an event a
@@ -462,7 +462,7 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
 def usage_record_batch(*, org: Organization, events: list[UsageInput], actor: Actor = None) -> list[BatchItem]:
     """Up to 1,000 events in one transaction, each decided (and idempotent) on its own, in order.
     A batch from a paused API key is refused whole (402 usage_paused)."""
-    key_require_unpaused(actor)
+    key_require_unpaused(actor, org)
     if not events:
         raise InvalidRequest("Send at least one event.", code="invalid_request")
     if len(events) > MAX_BATCH:
@@ -482,7 +482,7 @@ def hold_capture_events(
     events returns the first capture; with other events, 409."""
     if not events or len(events) > MAX_BATCH:
         raise InvalidRequest(f"Send 1 to {MAX_BATCH} events.", code="invalid_request")
-    key_require_unpaused(actor)
+    key_require_unpaused(actor, org)
     prepared = prepare(org, events, actor=actor)
     _attribute(prepared, actor)
     for p in prepared:

@@ -50,3 +50,20 @@ def grant_expire_now(*, grant: Grant, reason: str, actor: Actor = None) -> Ledge
     writer.save()
     audit(account.org_id, "credits.expired", actor, grant=grant.pk, amount=credits_str(entry.amount_micros), reason=reason)
     return entry
+
+
+@transaction.atomic
+def grant_expiry_extend(*, org_id: int, reference: str, expires_at: datetime, actor: Actor = None) -> int:
+    """Move the expiry of `org_id`'s live grants labelled `reference` later, to
+    `expires_at` (a trial extended by staff keeps its allowance to the new end).
+    No entry: no credits move, only when they will. Grants already expired, or
+    expiring later than `expires_at`, are left as they are. Returns how many moved."""
+    now = timezone.now()
+    lock_account(org_id)
+    moved = Grant.objects.filter(
+        account__org_id=org_id, reference=reference, remaining_micros__gt=0, expires_at__gt=now,
+        expires_at__lt=expires_at,
+    ).update(expires_at=expires_at)
+    if moved:
+        audit(org_id, "credits.expiry_extended", actor, reference=reference, expires_at=expires_at.isoformat())
+    return moved

@@ -58,7 +58,7 @@ def hold_create(
     that made it: while open it counts against that key's limit.
     `meters` names what the run will record: a meter that needs a feature the
     plan lacks refuses the hold (403 feature_not_in_plan), an unknown one is 400."""
-    key_require_unpaused(actor)
+    key_require_unpaused(actor, org)
     require_positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
         raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
