@@ -179,11 +179,19 @@ class HoldCreateView(UsageAPIView):
         description="Refused with 402 unless available credits (and the member's cap and the calling key's "
                     "monthly limit) cover it. Expires after `expires_in` seconds (default 900) and releases itself. "
                     "`meters` names what the run will record: one that needs a feature the plan lacks refuses the "
-                    "hold with 403 feature_not_in_plan.",
+                    "hold with 403 feature_not_in_plan. With `parent_hold_id`, a child hold carved out of that "
+                    "open hold's reservation (nothing more is reserved from the balance; 409 "
+                    "parent_hold_insufficient when it has less left, hold_depth_exceeded, hold_children_exceeded, "
+                    "hold_not_open; 404 hold_not_found).",
         request=serializers.HoldCreateSerializer,
-        responses={201: serializers.HoldSerializer, **ERRORS, **FEATURE, **PAYMENT, **CONFLICT},
+        responses={201: serializers.HoldSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
+                   409: OpenApiResponse(description="conflict: idempotency_key_reused; with parent_hold_id "
+                                                    "parent_hold_insufficient, hold_not_open, hold_depth_exceeded, "
+                                                    "hold_children_exceeded, hold_member_mismatch")},
         examples=[OpenApiExample("Hold", request_only=True, value={"idempotency_key": "run-8731", "credits": "50",
-                                                                    "expires_in": 600, "workflow_run_id": "run-8731"})],
+                                                                    "expires_in": 600, "workflow_run_id": "run-8731"}),
+                  OpenApiExample("Child hold", request_only=True, value={"idempotency_key": "run-8731:researcher",
+                                                                          "credits": "10", "parent_hold_id": 812})],
     )
     def post(self, request):
         data = self.parse(serializers.HoldCreateSerializer, request.data)
@@ -191,7 +199,8 @@ class HoldCreateView(UsageAPIView):
             org=self.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
             member=self.member(data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
             workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-            request_fingerprint=parsers.request_fingerprint(request.data), meters=data["meters"], actor=request.auth,
+            request_fingerprint=parsers.request_fingerprint(request.data), meters=data["meters"],
+            parent_hold_id=data.get("parent_hold_id"), actor=request.auth,
         )
         return Response(serializers.HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
 

@@ -223,6 +223,13 @@ class HoldCreateSerializer(serializers.Serializer):
         help_text="The meters the run will record. One that needs a plan feature the org lacks refuses the hold "
                   "(403 feature_not_in_plan); an unknown one is 400 unknown_meter.",
     )
+    parent_hold_id = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="Carve this hold out of an open hold's reservation (for a sub-agent): nothing more is reserved "
+                  "from the balance, and the child never spends past what it and its parents have left. 409 "
+                  "parent_hold_insufficient, hold_not_open, hold_depth_exceeded, hold_children_exceeded; 404 "
+                  "hold_not_found.",
+    )
 
     def validate_metadata(self, value: dict) -> dict:
         return clean_metadata(value)
@@ -234,6 +241,8 @@ class HoldSerializer(serializers.ModelSerializer):
                         help_text="The part of the reservation spent by usage recorded against the hold.")
     recorded = CreditsField(source="recorded_micros", allow_zero=True,
                             help_text="Every credit of usage recorded against the hold (beyond the reservation too).")
+    parent_hold_id = serializers.IntegerField(source="parent_id", allow_null=True, read_only=True,
+                                              help_text="The hold it was carved out of, or null.")
     left = serializers.SerializerMethodField(help_text="What the hold still reserves: credits - used while open, "
                                                        "0 once it is closed.")
     captured = serializers.SerializerMethodField()
@@ -246,7 +255,8 @@ class HoldSerializer(serializers.ModelSerializer):
     class Meta:
         model = Hold
         fields = ["id", "idempotency_key", "status", "credits", "used", "recorded", "left", "captured", "member",
-                  "paid_by", "workflow_run_id", "expires_at", "created_at", "closed_at", "metadata"]
+                  "paid_by", "parent_hold_id", "depth", "workflow_run_id", "expires_at", "created_at", "closed_at",
+                  "metadata"]
 
     def get_paid_by(self, hold: Hold) -> str:
         return "member" if hold.for_org_id is not None else "organization"

@@ -33,10 +33,10 @@ from django.utils import timezone
 
 from billing_project.errors import Conflict, InvalidRequest, NotFound, TollgateError
 from orgs.services import audit_fields
-from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
+from usage.errors import HoldBudgetExceeded, IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, Meter, UsageEvent
 from usage.services import credits, routing
-from usage.services.holds import hold_capture_locked, hold_lock
+from usage.services.holds import hold_capture_locked, hold_chain, hold_lock, hold_take, hold_untake
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
 from usage.services.pricing import (
@@ -349,16 +349,21 @@ def _decide(
             continue
         charge = p.priced.charge_micros
         member_id = p.member.pk if p.member is not None else None
-        hold = covered = None
+        hold, taken = None, []
         if p.input.hold_id is not None:
             try:
                 hold = _hold_open(holds, p.input.hold_id, writer.now)
             except TollgateError as error:
                 item.error = error
                 continue
-            # The reservation pays first: from here on the checks see it spent.
-            covered = min(charge, hold.left_micros)
-            writer.hold_use(hold, covered)
+            # The reservation pays first (a child's, then its parents'): from here on
+            # the checks see it spent.
+            chain = hold_chain(hold, holds)
+            taken, rest = hold_take(writer, chain, charge)
+            if rest and hold.parent_id is not None:  # a child never spends past its parents
+                hold_untake(writer, taken)
+                item.error = HoldBudgetExceeded(hold_id=hold.pk, left_micros=charge - rest, required_micros=charge)
+                continue
         if charge:
             try:
                 # What a hold covered is available again (hold_use), so the whole charge is compared.
@@ -371,8 +376,7 @@ def _decide(
                 require_affordable(writer, charge, member_id, strict=False)  # the member's cap, the key's limit
             except TollgateError as error:
                 item.error = error
-                if covered:
-                    writer.hold_use(hold, -covered)  # refused: the reservation stays as it was
+                hold_untake(writer, taken)  # refused: the reservations stay as they were
                 if isinstance(error, SpendLimitReached):
                     limit_reached_announce(error)  # a batch keeps going and commits: told after that
                 continue
@@ -383,6 +387,7 @@ def _decide(
         if hold is not None:
             hold.recorded_micros += charge
             used[hold.pk] = hold
+            used.update((h.pk, h) for h, _part in taken)
         item.status = "recorded"
         item.event = _event(writer, p, entry_id=by_member[member_id][0] if charge else None,
                             balance_after_micros=account.balance_micros - total, hold=hold)
