@@ -213,3 +213,15 @@ def test_a_child_is_for_its_parents_member(api, org, owner, member):
                                       "member": owner.email}), 409, "hold_member_mismatch")
     child = post(api, "/api/v1/holds", {"idempotency_key": "y", "credits": "1", "parent_hold_id": parent.pk}).json()
     assert child["member"] == member.email
+
+
+def test_capturing_a_parent_with_events_adds_them_to_what_its_children_recorded(org):
+    fund(org, 100)
+    parent = services.hold_create(org=org, amount_micros=10 * C)
+    child = services.hold_create(org=org, amount_micros=5 * C, parent_hold_id=parent.pk)
+    record(org, "a", child)
+    hold, _events = services.hold_capture_events(
+        org=org, hold_id=parent.pk, events=[UsageInput("b", "action.medium", Decimal(1))])
+    assert hold.captured_micros == 2 * MEDIUM  # the child's usage, then the event, both debited once
+    assert figures(org) == (100 * C - 2 * MEDIUM, 0, 100 * C - 2 * MEDIUM)
+    reconciled(org)

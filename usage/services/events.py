@@ -600,7 +600,7 @@ def hold_capture_events(
 
     # Usage recorded against the hold while it was open is part of the run, debited already.
     hold, _entry = hold_capture_locked(
-        account, hold, hold.recorded_micros + total, actor=actor, events=len(prepared), queue_events=queue,
+        account, hold, None, on_top_micros=total, actor=actor, events=len(prepared), queue_events=queue,
         reason=f"Captured with {len(prepared)} usage event{'s' if len(prepared) != 1 else ''}",
     )
     return hold, list(hold.usage_events.select_related("meter", "member").order_by("id"))

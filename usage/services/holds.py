@@ -326,15 +326,19 @@ def hold_capture(
 def hold_capture_locked(
     account: CreditAccount, hold: Hold, amount_micros: int | None, *, member=None, reason: str = "",
     metadata: dict | None = None, actor: Actor = None, events: int = 0, queue_events=None,
+    on_top_micros: int | None = None,
 ) -> tuple[Hold, LedgerEntry | None]:
     """Capture a hold whose account and row the caller has locked. `queue_events(writer,
-    entry)` may queue the usage events the capture is made of (see usage.services.events).
+    entry)` may queue the usage events the capture is made of (see usage.services.events);
+    `on_top_micros` (with no amount): capture what was recorded plus that much.
 
     Its open children are settled first (`_children_settle`), so what they recorded
     is part of what this hold recorded. A child hold's capture takes what it owes
     from its own reservation, then its parents' (`hold_take`), never from the
     balance: past them it is refused (402 hold_budget_exceeded)."""
     key = f"hold:{hold.pk}:capture"
+    if on_top_micros is not None and hold.status == HoldStatus.CAPTURED:
+        amount_micros = hold.recorded_micros + on_top_micros  # what was recorded is frozen once it closed
     if hold.status == HoldStatus.CAPTURED:
         if amount_micros is not None and hold.captured_micros != amount_micros:
             raise Conflict("This hold was already captured with a different amount.", code="hold_already_captured")
@@ -363,8 +367,10 @@ def hold_capture_locked(
     touched = [hold]
     if hold.status == HoldStatus.OPEN:
         _children_settle(writer, hold, actor, touched)
-    recorded = hold.recorded_micros
-    if amount_micros is None:
+    recorded = hold.recorded_micros  # its children's included, now that they are settled
+    if on_top_micros is not None:
+        amount_micros = recorded + on_top_micros
+    elif amount_micros is None:
         amount_micros = recorded
     if amount_micros < recorded:
         raise Conflict(
