@@ -118,6 +118,7 @@ HOLD = obj({
     "recorded": {**CREDITS, "description": "All usage recorded against the hold, beyond the reservation too."},
     "left": {**CREDITS, "description": "What the hold still reserves (0 once closed)."},
     "captured": NSTR, "member": NSTR, "parent_hold_id": NINT, "depth": INT,
+    "prices_locked": {"type": "boolean", "description": "A quote's hold: usage against it is priced as quoted."},
     "workflow_run_id": STR, "expires_at": WHEN, "created_at": WHEN, "closed_at": NWHEN, "metadata": {"type": "object"},
 }, ["id", "status", "credits"])
 RESERVE_INPUT = obj({

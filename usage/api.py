@@ -253,11 +253,17 @@ class EstimateView(UsageAPIView):
     @extend_schema(
         summary="What a workflow or a list of meter quantities would cost",
         description="Credits and money (at the pack price of $0.01 per credit, rounded half up to the cent) as a "
-                    "low-high range, on the org's plan.",
+                    "low-high range, on the org's plan. With `\"reserve\": true` (a quote) it also holds the upper "
+                    "bound (201, with `hold`; 402 as a hold when it cannot be covered): usage recorded against the "
+                    "hold (`hold_id`) or captured with events is priced at the rates of this moment, even if the "
+                    "rate card changes during the run.",
         request=serializers.EstimateRequestSerializer,
-        responses={200: serializers.EstimateResponseSerializer, **ERRORS},
+        responses={200: serializers.EstimateResponseSerializer, 201: serializers.QuoteResponseSerializer, **ERRORS,
+                   **FEATURE, **PAYMENT, **CONFLICT},
         examples=[
             OpenApiExample("A workflow", request_only=True, value={"workflow": "thread"}),
+            OpenApiExample("A quote", request_only=True, value={"workflow": "thread", "reserve": True,
+                                                                 "idempotency_key": "run-8731"}),
             OpenApiExample("Quantities", request_only=True, value={"items": [
                 {"meter": "ai.output_tokens", "model": "gpt-5-mini", "low": 1000, "high": 4000},
                 {"meter": "action.large", "quantity": 1}]}),
@@ -270,6 +276,15 @@ class EstimateView(UsageAPIView):
     )
     def post(self, request):
         data = self.parse(serializers.EstimateRequestSerializer, request.data)
+        if data["reserve"]:
+            quote = services.quote_create(
+                org=self.org, idempotency_key=data["idempotency_key"], workflow=data.get("workflow"),
+                items=data.get("items"), billing_mode=data["billing_mode"], member=self.member(data.get("member")),
+                expires_in=timedelta(seconds=data["expires_in"]), workflow_run_id=data["workflow_run_id"],
+                request_fingerprint=parsers.request_fingerprint(request.data), actor=request.auth,
+            )
+            return Response({**serializers.estimate_data(quote.estimate),
+                             "hold": serializers.HoldSerializer(quote.hold).data}, status=status.HTTP_201_CREATED)
         estimate = selectors.estimate(
             plan_code=selectors.account_for(self.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
             billing_mode=data["billing_mode"],

@@ -243,6 +243,8 @@ class HoldSerializer(serializers.ModelSerializer):
                             help_text="Every credit of usage recorded against the hold (beyond the reservation too).")
     parent_hold_id = serializers.IntegerField(source="parent_id", allow_null=True, read_only=True,
                                               help_text="The hold it was carved out of, or null.")
+    prices_locked = serializers.SerializerMethodField(
+        help_text="A quote's hold (or its child): usage against it is priced at the rates of the quote.")
     left = serializers.SerializerMethodField(help_text="What the hold still reserves: credits - used while open, "
                                                        "0 once it is closed.")
     captured = serializers.SerializerMethodField()
@@ -255,11 +257,14 @@ class HoldSerializer(serializers.ModelSerializer):
     class Meta:
         model = Hold
         fields = ["id", "idempotency_key", "status", "credits", "used", "recorded", "left", "captured", "member",
-                  "paid_by", "parent_hold_id", "depth", "workflow_run_id", "expires_at", "created_at", "closed_at",
-                  "metadata"]
+                  "paid_by", "parent_hold_id", "depth", "prices_locked", "workflow_run_id", "expires_at", "created_at",
+                  "closed_at", "metadata"]
 
     def get_paid_by(self, hold: Hold) -> str:
         return "member" if hold.for_org_id is not None else "organization"
+
+    def get_prices_locked(self, hold: Hold) -> bool:
+        return hold.locked_rates is not None
 
     @extend_schema_field({"type": "string", "format": "decimal", "example": "12.5"})
     def get_left(self, hold: Hold) -> str:
@@ -311,10 +316,23 @@ class EstimateRequestSerializer(serializers.Serializer):
     workflow = serializers.ChoiceField(choices=["tweet", "thread", "carousel", "story", "video"], required=False)
     items = EstimateItemSerializer(many=True, required=False)
     billing_mode = serializers.ChoiceField(choices=BillingMode.choices, default=BillingMode.PLATFORM_KEY)
+    reserve = serializers.BooleanField(
+        default=False,
+        help_text="Also hold the upper bound (a quote): usage recorded or captured against the hold is priced at "
+                  "today's rates, even if the rate card changes during the run. Needs `idempotency_key`.",
+    )
+    idempotency_key = serializers.CharField(max_length=200, required=False,
+                                            help_text="With `reserve`: unique per quote; a replay answers the first.")
+    expires_in = serializers.IntegerField(min_value=1, max_value=86400, default=900,
+                                          help_text="With `reserve`: the hold's lifetime in seconds (default 900).")
+    member = serializers.EmailField(required=False, help_text="With `reserve`: the member the run is for.")
+    workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
 
     def validate(self, attrs: dict) -> dict:
         if ("workflow" in attrs) == ("items" in attrs) or attrs.get("items") == []:
             raise ValidationError({"non_field_errors": ["Send either `workflow` or a non-empty `items` list."]})
+        if attrs["reserve"] and not attrs.get("idempotency_key"):
+            raise ValidationError({"idempotency_key": ["Required with `reserve`: unique per quote."]})
         return attrs
 
 
@@ -349,6 +367,10 @@ class EstimateResponseSerializer(serializers.Serializer):
     money = MoneyRangeSerializer()
     usd_per_credit = serializers.CharField()
     items = serializers.ListField(child=serializers.DictField())
+
+
+class QuoteResponseSerializer(EstimateResponseSerializer):
+    hold = HoldSerializer(help_text="The hold of the estimate's upper bound, its prices locked.")
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):

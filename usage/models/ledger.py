@@ -281,6 +281,11 @@ class Hold(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", db_index=False,
     )
     depth = models.PositiveSmallIntegerField(default=0, help_text="0 for a hold made from the balance.")
+    # A quote's prices (usage.services.quotes): the rate card for the plan as it
+    # was when the estimate was made, so usage recorded or captured against the
+    # hold is priced as quoted even if the card changes during the run. Its
+    # children carry it too. Null: usage is priced at the rates of the moment.
+    locked_rates = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=HoldStatus.choices, default=HoldStatus.OPEN)
     captured_micros = models.BigIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField()

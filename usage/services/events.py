@@ -272,7 +272,9 @@ def _holds_attach(org: Organization, prepared: list[Prepared]) -> None:
         hold = found.get(p.input.hold_id)
         if hold is None:
             p.error = NotFound("No such hold.", code="hold_not_found")
-        elif hold.member_id is not None:
+            continue
+        p.locked_rates = hold.locked_rates  # a quote's prices; set when it was made, never changed
+        if hold.member_id is not None:
             if p.member is None:
                 p.member = hold.member
             elif p.member.pk != hold.member_id:
@@ -571,6 +573,8 @@ def hold_capture_events(
         if p.error is not None:
             raise p.error
     account, hold = hold_lock(org, hold_id)
+    for p in prepared:
+        p.locked_rates = hold.locked_rates  # a quote's hold: priced as quoted
     if hold.for_org_id is not None:
         # Paid by the member's personal account (member_usage: personal): the events are labelled for the org.
         for p in prepared:

@@ -52,6 +52,7 @@ def hold_create(
     request_fingerprint: str = "",
     meters: list[str] | None = None,
     parent_hold_id: int | None = None,
+    locked_rates: dict | None = None,
     actor: Actor = None,
 ) -> Hold:
     """Reserve credits before a run. Refused with 402 unless available covers it
@@ -61,7 +62,8 @@ def hold_create(
     `meters` names what the run will record: a meter that needs a feature the
     plan lacks refuses the hold (403 feature_not_in_plan), an unknown one is 400.
     With `parent_hold_id` the hold is carved out of that open hold's reservation
-    instead (see `_child_create`)."""
+    instead (see `_child_create`). `locked_rates`: a quote's prices (see
+    usage.services.quotes)."""
     key_require_unpaused(actor)
     require_positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
@@ -110,6 +112,7 @@ def hold_create(
         account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
         idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
         request_fingerprint=request_fingerprint, for_org=for_org, api_key_prefix=api_key_prefix_of(actor),
+        locked_rates=locked_rates,
     )
     account.held_micros += amount_micros
     (writer.audit if payer is None else writer.audit_routed)(
@@ -173,7 +176,7 @@ def _child_create(
         expires_at=min(now + expires_in, parent.expires_at), idempotency_key=idempotency_key,
         workflow_run_id=workflow_run_id or parent.workflow_run_id, metadata=metadata or {},
         request_fingerprint=request_fingerprint, for_org_id=parent.for_org_id, api_key_prefix=parent.api_key_prefix,
-        parent=parent, depth=parent.depth + 1,
+        parent=parent, depth=parent.depth + 1, locked_rates=parent.locked_rates,  # a quote's child: its prices
     )
     account.held_micros += amount_micros  # ... by what the child reserves: held credits do not move
     parent.save(update_fields=["used_micros"])
