@@ -36,7 +36,9 @@ PAYMENT = {402: OpenApiResponse(description="payment_required: `insufficient_cre
                                             "(the calling API key was paused by the runaway breaker), with "
                                             "key_prefix, paused_at, reason, resume_url; or `key_limit_reached` "
                                             "(the calling API key's monthly limit), with key_prefix, limit, spent, "
-                                            "required, settings_url")}
+                                            "required, settings_url; or `hold_budget_exceeded` (usage against a "
+                                            "child hold past what it and its parents have left), with hold_id, "
+                                            "left, required")}
 # Events and holds on a meter that needs a plan feature (Meter.required_feature).
 FEATURE = {403: OpenApiResponse(description="permission_denied (the key lacks the scope), meter_not_allowed (the key "
                                             "may not record the meter) or feature_not_in_plan: the meter needs a "

@@ -10,6 +10,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from orgs.models import MemberUsage
+from orgs.services import org_member_usage_set
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from usage import services
 from usage.errors import HoldBudgetExceeded
 from usage.models import CreditAccount, GrantSource, Hold, HoldStatus, LedgerEntry
@@ -225,3 +228,24 @@ def test_capturing_a_parent_with_events_adds_them_to_what_its_children_recorded(
     assert hold.captured_micros == 2 * MEDIUM  # the child's usage, then the event, both debited once
     assert figures(org) == (100 * C - 2 * MEDIUM, 0, 100 * C - 2 * MEDIUM)
     reconciled(org)
+
+
+def test_in_personal_mode_a_child_reserves_from_the_members_hold(api, org):
+    user = UserFactory(email="ada@example.test")
+    personal = OrganizationFactory(name="Ada", slug="ada", is_personal=True)
+    MembershipFactory(org=personal, user=user, role="owner")
+    MembershipFactory(org=org, user=user, role="member")
+    fund(personal, 10)
+    org_member_usage_set(org=org, member_usage=MemberUsage.PERSONAL)
+    org.refresh_from_db()
+    parent = post(api, "/api/v1/holds", {"idempotency_key": "p", "credits": "8", "member": user.email}).json()
+    child = post(api, "/api/v1/holds", {"idempotency_key": "c", "credits": "3", "parent_hold_id": parent["id"]})
+    assert child.status_code == 201, child.content
+    assert (child.json()["paid_by"], child.json()["member"]) == ("member", user.email)
+    recorded = post(api, "/api/v1/usage/events", {"idempotency_key": "e", "meter": "action.medium", "quantity": 1,
+                                                  "hold_id": child.json()["id"]})
+    assert recorded.status_code == 201 and recorded.json()["paid_by"] == "member"
+    assert figures(personal) == (10 * C - MEDIUM, 8 * C - MEDIUM, 2 * C)
+    assert post(api, f"/api/v1/holds/{parent['id']}/capture", {}).json()["hold"]["captured"] == "2.5"
+    assert figures(personal) == (10 * C - MEDIUM, 0, 10 * C - MEDIUM)
+    assert services.ledger_reconcile(org_ids=[org.pk, personal.pk]) == []
