@@ -325,3 +325,37 @@ def test_usage_a_member_pays_for_never_shows_their_balance(mcp_server, funded, f
     assert result.structured_content["paid_by"] == "member" and result.structured_content["balance_after"] is None
     text = result.content[0].text
     assert "from their personal balance" in text and "772" not in text and "Balance" not in text
+
+
+def test_usage_recorded_against_a_hold_is_captured_with_no_amount(mcp_server, funded, full_key):
+    async def steps(client):
+        hold = await client.call_tool("billing_reserve", {"idempotency_key": "run-7", "credits": "10"})
+        hold_id = hold.structured_content["id"]
+        recorded = await client.call_tool("billing_record_usage", {**EVENT, "idempotency_key": "run-7:a",
+                                                                   "hold_id": hold_id})
+        return recorded, await client.call_tool("billing_capture", {"hold_id": hold_id})
+
+    recorded, capture = run(calls(mcp_server, full_key, steps))
+    assert not recorded.is_error and not capture.is_error, (recorded.content, capture.content)
+    assert recorded.structured_content["hold_id"] == capture.structured_content["hold"]["id"]
+    hold = capture.structured_content["hold"]
+    assert (hold["status"], hold["recorded"], hold["captured"], hold["left"]) == ("captured", "5", "5", "0")
+    assert capture.structured_content["balance_after"] == "1495"
+    assert selectors.account_for(funded.pk).held_micros == 0
+
+
+def test_an_agent_hands_a_sub_agent_a_child_hold(mcp_server, funded, full_key):
+    async def steps(client):
+        parent = await client.call_tool("billing_reserve", {"idempotency_key": "run-8", "credits": "20"})
+        parent_id = parent.structured_content["id"]
+        child = await client.call_tool("billing_reserve", {"idempotency_key": "run-8:sub", "credits": "5",
+                                                           "parent_hold_id": parent_id})
+        too_much = await client.call_tool("billing_reserve", {"idempotency_key": "run-8:big", "credits": "16",
+                                                              "parent_hold_id": parent_id})
+        return child, too_much
+
+    child, too_much = run(calls(mcp_server, full_key, steps))
+    assert not child.is_error, child.content
+    assert (child.structured_content["depth"], child.structured_content["credits"]) == (1, "5")
+    assert too_much.is_error and "parent_hold_insufficient" in too_much.content[0].text
+    assert selectors.account_for(funded.pk).held_micros == 20 * C

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("usage", "0015_members_paid_since"),
+        ("usage", "0018_quote_locked_rates"),
     ]
 
     operations = [
