@@ -229,6 +229,57 @@ class HoldReleaseView(UsageAPIView):
         return Response(serializers.HoldSerializer(hold).data)
 
 
+# --- spending tokens --------------------------------------------------------------
+
+TOKEN_ERRORS = {401: OpenApiResponse(description="authentication_failed; with a spending token: token_revoked or "
+                                                 "token_expired")}
+
+
+class HoldTokensView(UsageAPIView):
+    @extend_schema(
+        summary="A hold's spending tokens, newest first (never their secrets)",
+        responses={200: serializers.SpendingTokenSerializer(many=True), **ERRORS, **NOT_FOUND},
+    )
+    def get(self, request, hold_id: int):
+        tokens = selectors.spending_tokens(self.org, hold_id)
+        return Response(serializers.SpendingTokenSerializer(tokens, many=True).data)
+
+    @extend_schema(
+        summary="Issue a spending token for a hold",
+        description="A token, shown once (`tgs_<prefix>.<secret>`), that can do exactly one thing: record usage "
+                    "events against this hold (or one of its child holds) as the Bearer of `POST /api/v1/usage/events` "
+                    "and `/usage/events/batch`, within its `credits` ceiling and `meters`, until it expires (default "
+                    "900 s, at most 24 h, never past the hold's expiry). It records as the API key that issued it, "
+                    "whose monthly limit and meters apply too. Any other call with it is 403 `token_not_allowed`. "
+                    "Revoking it, or the hold ending, stops it at once. Needs `usage:write`; a hold that has ended "
+                    "is 409 `hold_closed`.",
+        request=serializers.SpendingTokenCreateSerializer,
+        responses={201: serializers.SpendingTokenCreatedSerializer, **ERRORS, **NOT_FOUND,
+                   402: OpenApiResponse(description="usage_paused: the calling API key was paused"),
+                   409: OpenApiResponse(description="hold_closed: the hold was captured, released or expired")},
+        examples=[OpenApiExample("A tool's token", request_only=True, value={
+            "credits": "5", "meters": ["ai.output_tokens"], "expires_in": 600, "name": "search tool"})],
+    )
+    def post(self, request, hold_id: int):
+        data = self.parse(serializers.SpendingTokenCreateSerializer, request.data)
+        token, secret = services.spending_token_create(
+            org=self.org, hold_id=hold_id, ceiling_micros=data.get("credits"), meters=data["meters"],
+            expires_in=timedelta(seconds=data["expires_in"]), name=data["name"], actor=request.auth,
+        )
+        return Response({**serializers.SpendingTokenSerializer(token).data, "token": secret},
+                        status=status.HTTP_201_CREATED)
+
+
+class HoldTokenView(UsageAPIView):
+    @extend_schema(
+        summary="Revoke a spending token at once (harmless twice)",
+        request=None, responses={200: serializers.SpendingTokenSerializer, **ERRORS, **NOT_FOUND},
+    )
+    def delete(self, request, hold_id: int, token_id: int):
+        token = services.spending_token_revoke(org=self.org, hold_id=hold_id, token_id=token_id, actor=request.auth)
+        return Response(serializers.SpendingTokenSerializer(token).data)
+
+
 # --- estimates ------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ class UsageConfig(AppConfig):
         # Imported here, not at the top: the module touches models, which load
         # only once the app registry is ready.
         from accounts import key_budgets
+        from usage import schema  # noqa: F401  registers the OpenAPI description of spending tokens
         from usage.notifications import usage_kinds_register
         from usage.selectors import api_key_spend_this_month, key_meter_choices
         from usage.units import credits_str, credits_to_micros

@@ -79,3 +79,4 @@ from usage.selectors.members import (  # noqa: F401
     provider_keys,
 )
 from usage.selectors.runaway import Baseline, HourSpend, hourly_baseline, spend_last_hour  # noqa: F401
+from usage.selectors.tokens import hold_of_org, spending_tokens  # noqa: F401,E402
