@@ -324,3 +324,15 @@ def test_usage_a_member_pays_for_never_shows_their_balance(mcp_server, funded, f
     assert result.structured_content["paid_by"] == "member" and result.structured_content["balance_after"] is None
     text = result.content[0].text
     assert "from their personal balance" in text and "772" not in text and "Balance" not in text
+
+
+def test_a_spending_token_is_refused_with_403_token_not_allowed(mcp_server, funded, full_key):
+    hold = services.hold_create(org=funded, amount_micros=5 * C)
+    _token, secret = services.spending_token_create(org=funded, hold_id=hold.pk)
+    headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json, text/event-stream"}
+
+    response = httpx2.post(f"{mcp_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                           headers=headers)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "token_not_allowed"
