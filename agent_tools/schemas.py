@@ -113,7 +113,11 @@ ENTITLEMENTS = obj({
 }, ["plan", "plan_name", "status", "features", "limits", "meters"])
 
 HOLD = obj({
-    "id": INT, "idempotency_key": NSTR, "status": STR, "credits": CREDITS, "captured": NSTR, "member": NSTR,
+    "id": INT, "idempotency_key": NSTR, "status": STR, "credits": CREDITS,
+    "used": {**CREDITS, "description": "The part of the reservation spent by usage recorded against the hold."},
+    "recorded": {**CREDITS, "description": "All usage recorded against the hold, beyond the reservation too."},
+    "left": {**CREDITS, "description": "What the hold still reserves (0 once closed)."},
+    "captured": NSTR, "member": NSTR,
     "workflow_run_id": STR, "expires_at": WHEN, "created_at": WHEN, "closed_at": NWHEN, "metadata": {"type": "object"},
 }, ["id", "status", "credits"])
 RESERVE_INPUT = obj({
@@ -144,12 +148,19 @@ EVENT = obj({
                       "description": "The org's balance after it; null when a member's personal balance paid."},
     "paid_by": {"type": "string", "enum": ["organization", "member"]},
 }, ["id", "idempotency_key", "meter", "quantity", "credits_charged", "balance_after"])
-RECORD_INPUT = {**EVENT_IN, "additionalProperties": False}
+RECORD_INPUT = obj({
+    **EVENT_IN["properties"],
+    "hold_id": {"type": "integer", "minimum": 1,
+                "description": "An open hold to charge the event against: its reservation pays first; only what goes "
+                               "beyond it needs available credits."},
+}, EVENT_IN["required"], additionalProperties=False)
 
 CAPTURE_INPUT = obj({
     "hold_id": INT,
-    "credits": {**CREDITS_IN, "description": "The amount the run used; or send `events`."},
-    "events": array(EVENT_IN, minItems=1, description="The usage events the run was made of; their total is captured."),
+    "credits": {**CREDITS_IN, "description": "What the run used in all, usage recorded against the hold included; "
+                                             "or send `events`; or neither, to capture what was recorded."},
+    "events": array(EVENT_IN, minItems=1, description="The usage events the run was made of besides those recorded "
+                                                      "against the hold; their total is captured on top."),
 }, ["hold_id"], additionalProperties=False)
 CAPTURE = obj({"hold": HOLD, "events": array(EVENT), "balance_after": CREDITS}, ["hold", "events", "balance_after"])
 RELEASE_INPUT = obj({"hold_id": INT}, ["hold_id"], additionalProperties=False)

@@ -247,7 +247,8 @@ def billing_capture(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     if "events" in data:
         hold, events = usage_services.hold_capture_events(org=check.org, hold_id=hold_id, events=data["events"], actor=check.key)
     else:
-        hold, _entry = usage_services.hold_capture(org=check.org, hold_id=hold_id, amount_micros=data["credits"], actor=check.key)
+        hold, _entry = usage_services.hold_capture(org=check.org, hold_id=hold_id, amount_micros=data.get("credits"),
+                                                   actor=check.key)
         events = list(hold.usage_events.select_related("meter", "member"))
     account = usage_selectors.account_for(check.org.pk)
     out = {"hold": usage_serializers.HoldSerializer(hold).data, "events": [usage_serializers.event_data(e) for e in events],
@@ -314,7 +315,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
              "the available credits cover it. Expires after `expires_in` seconds. Needs the usage:write scope.",
              schemas.RESERVE_INPUT, schemas.HOLD, Scope.USAGE_WRITE, billing_reserve),
     ToolSpec("billing_capture", "Capture a hold",
-             "Charge a hold with what the run used (`credits`, or the run's usage `events`) and free the rest. "
+             "Charge a hold with what the run used (`credits` in all, or the run's usage `events`; with neither, "
+             "what was recorded against it with billing_record_usage's `hold_id`) and free the rest. "
              "Needs the usage:write scope.",
              schemas.CAPTURE_INPUT, schemas.CAPTURE, Scope.USAGE_WRITE, billing_capture),
     ToolSpec("billing_release", "Release a hold",
@@ -323,6 +325,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
     ToolSpec("billing_record_usage", "Record usage",
              "Record one usage event (priced from the rate card) and debit its credits; refused with "
              "insufficient_credits (and a top-up link) when they are not there. A replayed idempotency key answers "
-             "the first result. Needs the usage:write scope.",
+             "the first result. With `hold_id`, the event is charged against that open hold, whose reservation "
+             "pays first and shrinks. Needs the usage:write scope.",
              schemas.RECORD_INPUT, schemas.EVENT, Scope.USAGE_WRITE, billing_record_usage),
 ]}

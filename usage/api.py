@@ -108,7 +108,10 @@ class UsageEventView(UsageAPIView):
         summary="Record one usage event (check-and-debit)",
         description="Priced from the rate card; billed compute-only when `provider_key_id` names one of the org's "
                     "provider keys. Refused with 402 (nothing recorded) when the account, the member's monthly "
-                    "cap or the calling key's monthly limit cannot cover it (403 when the key may not record the meter). Replaying an idempotency key with the same body answers the first result "
+                    "cap or the calling key's monthly limit cannot cover it (403 when the key may not record the meter). "
+                    "With `hold_id`, the event is charged against that open hold: what the hold still reserves "
+                    "pays first and shrinks, only the part beyond it is checked (404 hold_not_found, 409 "
+                    "hold_not_open, hold_member_mismatch). Replaying an idempotency key with the same body answers the first result "
                     f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409.",
         request=serializers.UsageEventSerializer,
         responses={201: serializers.UsageEventResultSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
@@ -196,15 +199,19 @@ class HoldCreateView(UsageAPIView):
 class HoldCaptureView(UsageAPIView):
     @extend_schema(
         summary="Capture a hold: debit what the run used and free the rest",
-        description="Send `credits` (the amount used) or `events` (the usage events the run was made of). The "
-                    "held amount is always capturable; the part above it must fit in the available credits "
-                    "besides this hold and in the member's monthly cap (unless the plan allows overage), else "
-                    "402, nothing is recorded and the hold stays open. Capturing again with the same amount "
-                    "answers the first capture; another amount is 409.",
+        description="Send `credits` (the amount the run used in all), `events` (the usage events the run was "
+                    "made of besides those recorded against the hold), or nothing: what was recorded against the "
+                    "hold (`hold_id` on usage events) while it was open, which is debited already. Less than was "
+                    "recorded is 409 capture_below_recorded. What the hold still reserves is always capturable; "
+                    "the part above it must fit in the available credits besides this hold and in the member's "
+                    "monthly cap (unless the plan allows overage), else 402, nothing is recorded and the hold "
+                    "stays open. Capturing again with the same amount (or none) answers the first capture; another "
+                    "amount is 409.",
         request=serializers.HoldCaptureSerializer,
         responses={200: serializers.HoldCaptureResponseSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
                    **CONFLICT},
         examples=[OpenApiExample("By amount", request_only=True, value={"credits": "37.25"}),
+                  OpenApiExample("What was recorded", request_only=True, value={}),
                   OpenApiExample("By events", request_only=True, value={"events": [EVENT_EXAMPLE]})],
     )
     def post(self, request, hold_id: int):
@@ -212,7 +219,8 @@ class HoldCaptureView(UsageAPIView):
         if "events" in data:
             hold, events = services.hold_capture_events(org=self.org, hold_id=hold_id, events=data["events"], actor=request.auth)
         else:
-            hold, _entry = services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=data["credits"], actor=request.auth)
+            hold, _entry = services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=data.get("credits"),
+                                                 actor=request.auth)
             events = list(hold.usage_events.select_related("meter", "member"))
         account = selectors.account_for(self.org.pk)  # one row; the grants are not needed here
         return Response({"hold": serializers.HoldSerializer(hold).data, "events": [serializers.event_data(e) for e in events],

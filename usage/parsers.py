@@ -123,6 +123,9 @@ def parse_event(data: Any) -> UsageInput:
         occurred_at = _datetime(occurred_at, "occurred_at", errors)
         if occurred_at is not None and occurred_at > timezone.now() + MAX_CLOCK_SKEW:
             errors["occurred_at"] = ["Usage cannot occur in the future."]
+    hold_id = data.get("hold_id")
+    if hold_id is not None and (not isinstance(hold_id, int) or isinstance(hold_id, bool) or hold_id < 1):
+        errors["hold_id"] = ["The id of one of your organization's open holds."]
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         errors["metadata"] = ["A JSON object."]
@@ -133,4 +136,5 @@ def parse_event(data: Any) -> UsageInput:
     return UsageInput(
         idempotency_key=key, meter=meter, quantity=quantity, model=model, member_email=member,
         provider_key_id=provider_key_id, workflow_run_id=run, occurred_at=occurred_at, metadata=metadata,
+        hold_id=hold_id,
     )

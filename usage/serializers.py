@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-from usage.models import BillingMode, EntryKind, Hold, LedgerEntry, Transfer, UsageEvent
+from usage.models import BillingMode, EntryKind, Hold, HoldStatus, LedgerEntry, Transfer, UsageEvent
 from usage.selectors import BalanceSummary, Estimate, UsageRow
 from usage.parsers import clean_metadata, parse_event
 from usage.services.pricing import MAX_BATCH, UsageInput
@@ -69,6 +69,13 @@ class UsageEventSerializer(serializers.Serializer):
     occurred_at = serializers.DateTimeField(required=False, help_text="Defaults to the time it is recorded; never in "
                                                                      "the future (5 minutes of clock skew allowed).")
     metadata = serializers.DictField(required=False, help_text="A JSON object of at most 4 KB.")
+    hold_id = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="An open hold of the organization to charge the event against: its reservation pays first and "
+                  "shrinks; the part beyond what it has left is checked like any event (402 when the balance "
+                  "cannot cover it). 404 hold_not_found for an unknown or another organization's hold; 409 "
+                  "hold_not_open when it was captured, released or has expired.",
+    )
 
     def to_internal_value(self, data: Any) -> UsageInput:
         return parse_event(data)
@@ -222,7 +229,13 @@ class HoldCreateSerializer(serializers.Serializer):
 
 
 class HoldSerializer(serializers.ModelSerializer):
-    credits = CreditsField(source="amount_micros")
+    credits = CreditsField(source="amount_micros", help_text="Credits reserved when the hold was made.")
+    used = CreditsField(source="used_micros", allow_zero=True,
+                        help_text="The part of the reservation spent by usage recorded against the hold.")
+    recorded = CreditsField(source="recorded_micros", allow_zero=True,
+                            help_text="Every credit of usage recorded against the hold (beyond the reservation too).")
+    left = serializers.SerializerMethodField(help_text="What the hold still reserves: credits - used while open, "
+                                                       "0 once it is closed.")
     captured = serializers.SerializerMethodField()
     member = serializers.SerializerMethodField()
     paid_by = serializers.SerializerMethodField(
@@ -232,11 +245,15 @@ class HoldSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Hold
-        fields = ["id", "idempotency_key", "status", "credits", "captured", "member", "paid_by", "workflow_run_id",
-                  "expires_at", "created_at", "closed_at", "metadata"]
+        fields = ["id", "idempotency_key", "status", "credits", "used", "recorded", "left", "captured", "member",
+                  "paid_by", "workflow_run_id", "expires_at", "created_at", "closed_at", "metadata"]
 
     def get_paid_by(self, hold: Hold) -> str:
         return "member" if hold.for_org_id is not None else "organization"
+
+    @extend_schema_field({"type": "string", "format": "decimal", "example": "12.5"})
+    def get_left(self, hold: Hold) -> str:
+        return credits_str(hold.left_micros if hold.status == HoldStatus.OPEN else 0)
 
     def get_captured(self, hold: Hold) -> str | None:
         return credits_str(hold.captured_micros) if hold.captured_micros is not None else None
@@ -246,13 +263,18 @@ class HoldSerializer(serializers.ModelSerializer):
 
 
 class HoldCaptureSerializer(serializers.Serializer):
-    credits = CreditsField(required=False, allow_zero=True, help_text="The amount used, or send `events`.")
+    credits = CreditsField(
+        required=False, allow_zero=True,
+        help_text="What the run used in all, usage recorded against the hold included (at least that: else 409 "
+                  "capture_below_recorded). Send `credits`, `events`, or neither: what was recorded against it.",
+    )
     events = serializers.ListField(child=UsageEventSerializer(), required=False, min_length=1, max_length=MAX_BATCH,
-                                   help_text="The usage events the run was made of; their total is captured.")
+                                   help_text="The usage events the run was made of besides those recorded against "
+                                             "the hold; their total is captured on top of what was recorded.")
 
     def validate(self, attrs: dict) -> dict:
-        if ("credits" in attrs) == ("events" in attrs):
-            raise ValidationError({"non_field_errors": ["Send either `credits` or `events`."]})
+        if "credits" in attrs and "events" in attrs:
+            raise ValidationError({"non_field_errors": ["Send either `credits` or `events`, not both."]})
         return attrs
 
 

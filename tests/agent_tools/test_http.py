@@ -326,6 +326,23 @@ def test_usage_a_member_pays_for_never_shows_their_balance(mcp_server, funded, f
     assert "from their personal balance" in text and "772" not in text and "Balance" not in text
 
 
+def test_usage_recorded_against_a_hold_is_captured_with_no_amount(mcp_server, funded, full_key):
+    async def steps(client):
+        hold = await client.call_tool("billing_reserve", {"idempotency_key": "run-7", "credits": "10"})
+        hold_id = hold.structured_content["id"]
+        recorded = await client.call_tool("billing_record_usage", {**EVENT, "idempotency_key": "run-7:a",
+                                                                   "hold_id": hold_id})
+        return recorded, await client.call_tool("billing_capture", {"hold_id": hold_id})
+
+    recorded, capture = run(calls(mcp_server, full_key, steps))
+    assert not recorded.is_error and not capture.is_error, (recorded.content, capture.content)
+    assert recorded.structured_content["hold_id"] == capture.structured_content["hold"]["id"]
+    hold = capture.structured_content["hold"]
+    assert (hold["status"], hold["recorded"], hold["captured"], hold["left"]) == ("captured", "5", "5", "0")
+    assert capture.structured_content["balance_after"] == "1495"
+    assert selectors.account_for(funded.pk).held_micros == 0
+
+
 def test_a_spending_token_is_refused_with_403_token_not_allowed(mcp_server, funded, full_key):
     hold = services.hold_create(org=funded, amount_micros=5 * C)
     _token, secret = services.spending_token_create(org=funded, hold_id=hold.pk)

@@ -241,7 +241,9 @@ def test_hold_errors(api, org, other_org):
     theirs = services.hold_create(org=other_org, amount_micros=1, idempotency_key="x") if fund(other_org, 1) else None
     error(post(api, f"/api/v1/holds/{theirs.pk}/capture", {"credits": "1"}), 404, "hold_not_found")
     error(post(api, f"/api/v1/holds/{theirs.pk}/release", {}), 404, "hold_not_found")
-    error(post(api, "/api/v1/holds/999999/capture", {}), 400, "invalid_request")
+    error(post(api, "/api/v1/holds/999999/capture", {"credits": "-1"}), 400, "invalid_request")
+    # An empty body captures what was recorded against the hold: valid, so an unknown hold is 404.
+    error(post(api, "/api/v1/holds/999999/capture", {}), 404, "hold_not_found")
     assert Hold.objects.get(pk=theirs.pk).status == "open"
 
 

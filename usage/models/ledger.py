@@ -7,7 +7,8 @@ Invariants, all checked by `ledger_reconcile` and the property tests:
 * account.balance_micros == sum(grant.remaining_micros) - account.debt_micros
   (debt is usage captured past zero that no grant covered yet; the next grant
   pays it off first)
-* account.held_micros == sum(hold.amount_micros) over open holds
+* account.held_micros == sum(hold.amount_micros - hold.used_micros) over open
+  holds (a hold's reservation shrinks as usage is recorded against it)
 * 0 <= grant.remaining_micros <= grant.amount_micros
 
 Entries and allocations are never updated or deleted (a PostgreSQL trigger
@@ -248,13 +249,29 @@ class HoldStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+class HoldQuerySet(models.QuerySet):
+    def reserved_sum(self) -> int:
+        """What these holds still reserve: amount - used of each (call it on open
+        holds). The SQL twin is in usage/sql/ledger_functions.sql and store.py."""
+        return self.aggregate(total=models.Sum(F("amount_micros") - F("used_micros")))["total"] or 0
+
+
 class Hold(models.Model):
-    """Credits reserved before a run. Capturing debits the real usage (more or
-    less than held) and frees the reservation; releasing or expiring frees it."""
+    """Credits reserved before a run. Usage recorded against an open hold is
+    debited at once and shrinks its reservation (`used_micros`); capturing
+    debits what is still owed (more or less than held) and frees the rest;
+    releasing or expiring frees it."""
 
     account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="holds")
     member = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     amount_micros = models.BigIntegerField()
+    # The part of the reservation already spent by usage recorded against the
+    # hold while open: what it still reserves is amount - used. Never more than
+    # the amount: usage beyond it is a debit checked on its own.
+    used_micros = models.BigIntegerField(default=0)
+    # Every credit recorded against the hold while open (used, and what went
+    # beyond the reservation): a capture with no amount captures this.
+    recorded_micros = models.BigIntegerField(default=0)
     status = models.CharField(max_length=10, choices=HoldStatus.choices, default=HoldStatus.OPEN)
     captured_micros = models.BigIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField()
@@ -274,6 +291,8 @@ class Hold(models.Model):
     # limit, and its capture is that key's spend (KeySpend).
     api_key_prefix = models.CharField(max_length=16, null=True, blank=True)
 
+    objects = HoldQuerySet.as_manager()
+
     class Meta:
         constraints = [
             # Keys are the caller's: one space per account and the org the hold was for.
@@ -282,6 +301,10 @@ class Hold(models.Model):
                 nulls_distinct=False, condition=Q(idempotency_key__isnull=False),
             ),
             models.CheckConstraint(condition=Q(amount_micros__gt=0), name="hold_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(used_micros__gte=0) & Q(used_micros__lte=F("amount_micros")), name="hold_used_within_amount",
+            ),
+            models.CheckConstraint(condition=Q(recorded_micros__gte=0), name="hold_recorded_not_negative"),
         ]
         indexes = [
             models.Index(fields=["expires_at"], condition=Q(status="open"), name="hold_open_expiry"),
@@ -295,6 +318,11 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"Hold {self.pk} {format_credits(self.amount_micros)} ({self.status})"
+
+    @property
+    def left_micros(self) -> int:
+        """What the hold still reserves (while open)."""
+        return self.amount_micros - self.used_micros
 
 
 class Transfer(models.Model):

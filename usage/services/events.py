@@ -6,6 +6,12 @@ the member's monthly cap) cannot cover it, nothing is recorded and the caller
 gets a 402. A batch is one transaction under one account lock; each event in
 it is decided on its own, in order, and answered on its own.
 
+An event may name an open hold (`hold_id`): its charge is taken from what the
+hold still reserves first (the hold's `used_micros` grows, the account's held
+credits shrink), and only the part beyond that is checked like an event
+without a hold. The hold rows are locked after the account row, the order
+every hold write takes (usage.services.holds).
+
 Idempotency: an event's key is unique per account. Replaying a key with the
 same request returns the event as first recorded (same charge, same balance
 after); with a different request it is a conflict (409). "The same request"
@@ -22,12 +28,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from billing_project.errors import InvalidRequest, TollgateError
+from billing_project.errors import Conflict, InvalidRequest, NotFound, TollgateError
 from orgs.services import audit_fields
 from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
-from usage.models import CreditAccount, EntryKind, Hold, Meter, UsageEvent
+from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, Meter, UsageEvent
 from usage.services import credits, routing
 from usage.services.holds import hold_capture_locked, hold_lock
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
@@ -144,6 +151,7 @@ def _record(
     if prepared is None:
         prepared = prepare(org, inputs, actor=actor)
     _attribute(prepared, actor)
+    _holds_attach(org, prepared)
     if routing.members_pay(org):
         return _record_routed(org, prepared, actor)
     indexed = list(enumerate(prepared))
@@ -247,6 +255,52 @@ def _answer_replays(firsts, indexed: list[tuple[int, Prepared]],
     return kept
 
 
+def _holds_attach(org: Organization, prepared: list[Prepared]) -> None:
+    """Check, before the lock, that each hold named is one of `org`'s (else 404, as
+    for any other org's hold), and attribute an event without a member to the
+    hold's: the member a hold is for never changes, and it decides who pays."""
+    ids = {p.input.hold_id for p in prepared if p.error is None and p.input.hold_id is not None}
+    if not ids:
+        return
+    found = {
+        hold.pk: hold for hold in Hold.objects.filter(pk__in=ids)
+        .filter(Q(account__org=org, for_org__isnull=True) | Q(for_org=org)).select_related("member")
+    }
+    for p in prepared:
+        if p.error is not None or p.input.hold_id is None:
+            continue
+        hold = found.get(p.input.hold_id)
+        if hold is None:
+            p.error = NotFound("No such hold.", code="hold_not_found")
+        elif hold.member_id is not None:
+            if p.member is None:
+                p.member = hold.member
+            elif p.member.pk != hold.member_id:
+                p.error = Conflict("This hold reserves credits for another member.", code="hold_member_mismatch")
+
+
+def _holds_lock(writer: Writer, indexed: list[tuple[int, Prepared]], for_org: Organization | None) -> dict[int, Hold]:
+    """Lock the holds the events name, on `writer`'s account (locked already: the
+    account row, then hold rows by id, is the order every hold write takes)."""
+    ids = sorted({p.input.hold_id for _index, p in indexed if p.error is None and p.input.hold_id is not None})
+    if not ids:
+        return {}
+    rows = Hold.objects.select_for_update().filter(pk__in=ids, account=writer.account, for_org=for_org).order_by("pk")
+    return {hold.pk: hold for hold in rows}
+
+
+def _hold_open(holds: dict[int, Hold], hold_id: int, now: datetime) -> Hold:
+    hold = holds.get(hold_id)
+    if hold is None:
+        # One of the org's, on another balance: made before the org changed who pays.
+        raise Conflict("This hold reserves another balance than this usage is paid from; capture or release it.",
+                       code="hold_payer_changed")
+    if hold.status != HoldStatus.OPEN or hold.expires_at <= now:
+        raise Conflict(f"This hold is {'expired' if hold.status == HoldStatus.OPEN else hold.status}; usage can be "
+                       "recorded against an open hold only.", code="hold_not_open")
+    return hold
+
+
 def _decide(
     writer: Writer, indexed: list[tuple[int, Prepared]], actor: Actor, *, for_org: Organization | None = None,
 ) -> dict[int, BatchItem]:
@@ -260,6 +314,8 @@ def _decide(
     # recorded, whatever the plan is now.
     features_check_all([p for _index, p in indexed if p.input.idempotency_key not in loaded.existing_events], account)
     writer.live_grants()
+    holds = _holds_lock(writer, indexed, for_org)
+    used: dict[int, Hold] = {}
     strict = not account.overage_allowed
     payer = writer.route.payer if writer.route is not None else None
     results: dict[int, BatchItem] = {}
@@ -293,8 +349,19 @@ def _decide(
             continue
         charge = p.priced.charge_micros
         member_id = p.member.pk if p.member is not None else None
+        hold = covered = None
+        if p.input.hold_id is not None:
+            try:
+                hold = _hold_open(holds, p.input.hold_id, writer.now)
+            except TollgateError as error:
+                item.error = error
+                continue
+            # The reservation pays first: from here on the checks see it spent.
+            covered = min(charge, hold.left_micros)
+            writer.hold_use(hold, covered)
         if charge:
             try:
+                # What a hold covered is available again (hold_use), so the whole charge is compared.
                 available = account.available_micros - total
                 if strict and charge > available:
                     raise InsufficientCredits(
@@ -304,6 +371,8 @@ def _decide(
                 require_affordable(writer, charge, member_id, strict=False)  # the member's cap, the key's limit
             except TollgateError as error:
                 item.error = error
+                if covered:
+                    writer.hold_use(hold, -covered)  # refused: the reservation stays as it was
                 if isinstance(error, SpendLimitReached):
                     limit_reached_announce(error)  # a batch keeps going and commits: told after that
                 continue
@@ -311,9 +380,12 @@ def _decide(
             total += charge
             if member_id not in by_member:
                 by_member[member_id] = (writer.next_entry_id(), [])
+        if hold is not None:
+            hold.recorded_micros += charge
+            used[hold.pk] = hold
         item.status = "recorded"
         item.event = _event(writer, p, entry_id=by_member[member_id][0] if charge else None,
-                            balance_after_micros=account.balance_micros - total)
+                            balance_after_micros=account.balance_micros - total, hold=hold)
         if charge:
             by_member[member_id][1].append(item.event)
         seen[key] = (p.fingerprint, item.event)
@@ -324,12 +396,16 @@ def _decide(
     suffix = f" for {for_org.name}" if for_org is not None else ""
     for entry_id, charged in by_member.values():
         amount = sum(event.credits_micros for event in charged)
+        hold_ids = {event.hold_id for event in charged}
         writer.write(
             EntryKind.USAGE, -amount, writer.take(amount), id=entry_id, member=charged[0].member,
+            hold_id=hold_ids.pop() if len(hold_ids) == 1 else None,
             idempotency_key=f"{prefix}{recorded[0].idempotency_key}" if single else f"usage-batch:{charged[0].pk}",
             reason=((_reason(charged[0].quantity, charged[0].meter) if len(charged) == 1
                      else f"{len(charged)} usage events") + suffix)[:500],
         )
+    if used:
+        Hold.objects.bulk_update(list(used.values()), ["used_micros", "recorded_micros"])
     if recorded:
         audit = writer.audit if for_org is None else writer.audit_routed
         audit(
@@ -436,7 +512,8 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
     # Usage a member pays for takes the Python writer (see usage.services.routing).
     # So does the usage of an org whose members once paid: a retry of an event a
     # member paid for is a replay, which only the writer's path looks for.
-    if (credits.SERVER_DEBIT and not key_limited(actor) and not routing.members_pay(org)
+    # So does usage charged against a hold, whose row the writer locks and updates.
+    if (credits.SERVER_DEBIT and event.hold_id is None and not key_limited(actor) and not routing.members_pay(org)
             and org.members_paid_since is None):
         prepared = prepare(org, [event], actor=actor)
         if prepared[0].error is not None:
@@ -516,8 +593,9 @@ def hold_capture_events(
             _event(writer, p, entry_id=entry.pk if entry is not None and p.priced.charge_micros else None,
                    balance_after_micros=balance, hold=hold)
 
+    # Usage recorded against the hold while it was open is part of the run, debited already.
     hold, _entry = hold_capture_locked(
-        account, hold, total, actor=actor, events=len(prepared), queue_events=queue,
+        account, hold, hold.recorded_micros + total, actor=actor, events=len(prepared), queue_events=queue,
         reason=f"Captured with {len(prepared)} usage event{'s' if len(prepared) != 1 else ''}",
     )
     return hold, list(hold.usage_events.select_related("meter", "member").order_by("id"))

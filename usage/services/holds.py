@@ -136,47 +136,62 @@ def hold_capture(
     *,
     org: Organization,
     hold_id: int,
-    amount_micros: int,
+    amount_micros: int | None = None,
     member=None,
     reason: str = "",
     metadata: dict | None = None,
     actor: Actor = None,
 ) -> tuple[Hold, LedgerEntry | None]:
-    """Debit the real usage of a held run and free the reservation.
+    """Close a hold at what its run used and free the rest of the reservation.
 
-    The held amount is always capturable: the hold gated the work, even when it
-    expired before its capture. What goes past it is a new debit, checked like
-    one once the held part is taken: available credits (unless the plan allows
-    overage) and the member's monthly cap. When that part cannot be covered the
-    capture is refused with 402, records nothing and leaves the hold as it was.
-    Capturing twice returns the first capture; capturing a released hold is a
-    conflict.
+    `amount_micros` is the run's whole cost, usage recorded against the hold
+    while it was open included (that is debited already); None captures just
+    what was recorded. Less than was recorded is a conflict
+    (`capture_below_recorded`). What remains to debit takes what the hold
+    still reserves first, which is always capturable: the hold gated the work,
+    even when it expired before its capture. What goes past it is a new debit,
+    checked like one once the held part is taken: available credits (unless the
+    plan allows overage) and the member's monthly cap. When that part cannot be
+    covered the capture is refused with 402, records nothing and leaves the hold
+    as it was. Capturing twice returns the first capture; capturing a released
+    hold is a conflict.
     """
     key_require_unpaused(actor)  # a paused key spends nothing; release stays open to it
-    require_non_negative(amount_micros, "The captured amount must be zero or more micro-credits.", "invalid_amount")
+    if amount_micros is not None:
+        require_non_negative(amount_micros, "The captured amount must be zero or more micro-credits.", "invalid_amount")
     account, hold = hold_lock(org, hold_id)
     return hold_capture_locked(account, hold, amount_micros, member=member, reason=reason, metadata=metadata, actor=actor)
 
 
 def hold_capture_locked(
-    account: CreditAccount, hold: Hold, amount_micros: int, *, member=None, reason: str = "",
+    account: CreditAccount, hold: Hold, amount_micros: int | None, *, member=None, reason: str = "",
     metadata: dict | None = None, actor: Actor = None, events: int = 0, queue_events=None,
 ) -> tuple[Hold, LedgerEntry | None]:
     """Capture a hold whose account and row the caller has locked. `queue_events(writer,
     entry)` may queue the usage events the capture is made of (see usage.services.events)."""
     key = f"hold:{hold.pk}:capture"
     if hold.status == HoldStatus.CAPTURED:
-        if hold.captured_micros != amount_micros:
+        if amount_micros is not None and hold.captured_micros != amount_micros:
             raise Conflict("This hold was already captured with a different amount.", code="hold_already_captured")
         return hold, existing_entry(account, key)
     if hold.status == HoldStatus.RELEASED:
         raise Conflict("This hold was released; record the usage without it.", code="hold_released")
+    recorded = hold.recorded_micros
+    if amount_micros is None:
+        amount_micros = recorded
+    if amount_micros < recorded:
+        raise Conflict(
+            f"{credits_str(recorded)} credits were recorded against this hold already; capture at least that.",
+            code="capture_below_recorded",
+        )
+    owed = amount_micros - recorded  # what is not debited yet
+    reserved = hold.left_micros
     writer = Writer(account, timezone.now())
     member = member or hold.member
     member_id = member.pk if member is not None else None
-    beyond = amount_micros - hold.amount_micros
+    beyond = owed - reserved
     routed = hold.for_org_id is not None
-    writer.load(entries=1 if amount_micros else 0, events=events,
+    writer.load(entries=1 if owed else 0, events=events,
                 member_ids=[member_id] if beyond > 0 and member_id is not None and not routed else None,
                 month=month_start(writer.now))
     if routed:
@@ -194,14 +209,14 @@ def hold_capture_locked(
     if beyond > 0:
         writer.live_grants()  # what expired is not available
         # Raised before anything is written; the caller's transaction rolls back the rest.
-        require_affordable(writer, beyond, member_id, taken_micros=hold.amount_micros)
+        require_affordable(writer, beyond, member_id, taken_micros=reserved)
     entry = None
-    if amount_micros:
+    if owed:
         entry = writer.write(
-            EntryKind.USAGE, -amount_micros, writer.take(amount_micros), member=member, hold=hold,
+            EntryKind.USAGE, -owed, writer.take(owed), member=member, hold=hold,
             reason=reason, idempotency_key=key, metadata=metadata or {},
         )
-        writer.spend(member_id, amount_micros)
+        writer.spend(member_id, owed)
     if queue_events is not None:
         queue_events(writer, entry)
     hold.status = HoldStatus.CAPTURED
@@ -211,6 +226,7 @@ def hold_capture_locked(
     (writer.audit_routed if routed else writer.audit)(
         "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
         captured=credits_str(amount_micros), balance_after=credits_str(account.balance_micros),
+        **({"recorded": credits_str(recorded)} if recorded else {}),
     )
     writer.save()
     return hold, entry
@@ -233,13 +249,14 @@ def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: date
     """Free an open hold's reservation. Through the writer, like every change of
     the account's figures, so it is announced as one (available credits grow)."""
     writer = Writer(account, timezone.now())
+    freed = hold.left_micros
     writer.release(hold)
     if status == HoldStatus.EXPIRED:
-        writer.hold_expired(hold)
+        writer.hold_expired(hold, freed)
     hold.status = status
     hold.closed_at = closed_at
     hold.save(update_fields=["status", "closed_at"])
-    data = {"hold": hold.pk, "amount": credits_str(hold.amount_micros)}
+    data = {"hold": hold.pk, "amount": credits_str(freed)}
     if hold.for_org_id is not None:  # on both trails, as it was created
         writer.audit(action, actor, for_org=hold.for_org.name, **data)
         writer.audit_for(hold.for_org_id, action, actor, paid_by=hold.member.email if hold.member_id else None, **data)

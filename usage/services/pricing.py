@@ -50,6 +50,8 @@ class UsageInput:
     workflow_run_id: str = ""
     occurred_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # An open hold of the org the event is charged against (usage.services.events).
+    hold_id: int | None = None
 
     def fingerprint(self) -> str:
         quantity = self.quantity.normalize() if isinstance(self.quantity, Decimal) else self.quantity
@@ -59,6 +61,8 @@ class UsageInput:
             self.workflow_run_id, self.occurred_at.isoformat() if self.occurred_at else "",
             json.dumps(self.metadata, sort_keys=True, default=str) if self.metadata else "",
         ]
+        if self.hold_id is not None:  # only then, so events without a hold keep their fingerprints
+            parts.append(f"hold:{self.hold_id}")
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 

@@ -31,7 +31,7 @@ def ledger_reconcile(*, org_ids: list[int] | None = None) -> list[Mismatch]:
         return {row["account"]: row["total"] for row in rows}
 
     entry_sums = sums(LedgerEntry.objects, "amount_micros")
-    hold_sums = sums(Hold.objects.filter(status=HoldStatus.OPEN), "amount_micros")
+    hold_sums = sums(Hold.objects.filter(status=HoldStatus.OPEN), F("amount_micros") - F("used_micros"))
     remaining_sums = sums(Grant.objects, "remaining_micros")
     mismatches = []
     for account in accounts.iterator():

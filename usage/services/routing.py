@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from billing_project.errors import InvalidRequest
 from orgs.models import MemberUsage, Membership, Role
@@ -126,7 +126,7 @@ def route(writer: Writer, *, org: Organization, member: User, payer: Payer) -> N
     # left on the org's own account from before it switched to personal.
     held = Hold.objects.filter(member=member, status=HoldStatus.OPEN).filter(
         Q(for_org=org) | Q(account_id=account_id, for_org__isnull=True)
-    ).aggregate(total=Sum("amount_micros"))["total"] or 0
+    ).reserved_sum()
     writer.loaded.members[member.pk] = {"limit": limit, "spent": spent, "held": held}
 
 
@@ -147,5 +147,5 @@ def key_budget_lock(org: Organization, prefix: str | None, now: datetime) -> sto
     spent = store.key_spend_lock(account_id, prefix, month_start(now))
     held = Hold.objects.filter(api_key_prefix=prefix, status=HoldStatus.OPEN).filter(
         Q(account_id=account_id, for_org__isnull=True) | Q(for_org=org)
-    ).aggregate(total=Sum("amount_micros"))["total"] or 0
+    ).reserved_sum()
     return store.KeyBudget(prefix, limit, spent, held)

@@ -222,7 +222,7 @@ _KEY_BUDGET_SQL = (
     f"SELECT k.monthly_limit_micros, "
     "  coalesce((SELECT s.spent_micros FROM usage_keyspend s WHERE s.account_id = %(account)s "
     "            AND s.api_key_prefix = k.prefix AND s.month = %(month)s), 0), "
-    "  coalesce((SELECT sum(h.amount_micros) FROM usage_hold h WHERE h.account_id = %(account)s "
+    "  coalesce((SELECT sum(h.amount_micros - h.used_micros) FROM usage_hold h WHERE h.account_id = %(account)s "
     "            AND h.api_key_prefix = k.prefix AND h.status = 'open'), 0) "
     f"FROM {OrgAPIKey._meta.db_table} k WHERE k.prefix = %(prefix)s AND k.monthly_limit_micros IS NOT NULL"
 )

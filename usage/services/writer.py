@@ -272,18 +272,30 @@ class Writer:
             self._spend[key] = self._spend.get(key, 0) + amount_micros
 
     def release(self, hold: Hold) -> None:
-        """Free an open hold's reservation in the figures this writer decides on:
+        """Free what an open hold still reserves in the figures this writer decides on:
         the account's held credits and, when its cap was loaded, its member's."""
-        self.account.held_micros -= hold.amount_micros
+        self._unhold(hold, hold.left_micros)
+
+    def hold_use(self, hold: Hold, amount_micros: int) -> None:
+        """Spend `amount_micros` of an open hold's reservation (negative: give it
+        back): the hold's `used_micros` and the figures this writer decides on
+        (the account's held credits, its member's cap and its key's limit, when
+        loaded) move together, so a check after it sees the reservation gone."""
+        hold.used_micros += amount_micros
+        self._unhold(hold, amount_micros)
+
+    def _unhold(self, hold: Hold, amount_micros: int) -> None:
+        self.account.held_micros -= amount_micros
         cap = self.loaded.members.get(hold.member_id) if self.loaded is not None and hold.member_id else None
         if cap is not None:
-            cap["held"] -= hold.amount_micros
+            cap["held"] -= amount_micros
         if self.key is not None and hold.api_key_prefix == self.key.prefix:
-            self.key.held_micros -= hold.amount_micros
+            self.key.held_micros -= amount_micros
 
-    def hold_expired(self, hold: Hold) -> None:
-        """Note that this write closes `hold` because it expired (announced in the change)."""
-        self._holds_expired.append(balance_changes.ExpiredHold(hold_id=hold.pk, amount_micros=hold.amount_micros))
+    def hold_expired(self, hold: Hold, left_micros: int) -> None:
+        """Note that this write closes `hold` because it expired, freeing `left_micros`
+        (announced in the change)."""
+        self._holds_expired.append(balance_changes.ExpiredHold(hold_id=hold.pk, amount_micros=left_micros))
 
     def pending_key_spend(self) -> int:
         return self._key_spend

@@ -9,6 +9,10 @@
 -- Usage events and holds with a `for_org_id` were recorded on a member's personal
 -- account for another organization (usage.services.routing, in Python): the
 -- account's own idempotency keys and its own caps' holds leave them out.
+--
+-- An open hold reserves amount_micros - used_micros: usage recorded against
+-- it (usage.services.events) spends its reservation as it goes. Every sum of
+-- open holds here counts that, like usage.models.HoldQuerySet.reserved_sum.
 
 -- The burn order, written once for SQL: what expires first, then priority,
 -- then the oldest. Its Python twin is usage.models.GrantQuerySet.burn_order;
@@ -54,7 +58,8 @@ BEGIN
                         SELECT l.member_id, l.monthly_limit_micros AS "limit",
                           coalesce((SELECT s.spent_micros FROM usage_memberspend s WHERE s.account_id = l.account_id
                                     AND s.member_id = l.member_id AND s.month = p_month), 0) AS spent,
-                          coalesce((SELECT sum(h.amount_micros) FROM usage_hold h WHERE h.account_id = l.account_id
+                          coalesce((SELECT sum(h.amount_micros - h.used_micros) FROM usage_hold h
+                                    WHERE h.account_id = l.account_id
                                     AND h.member_id = l.member_id AND h.status = 'open'
                                     AND h.for_org_id IS NULL), 0) AS held
                         FROM usage_memberspendlimit l
@@ -144,7 +149,7 @@ BEGIN
             IF FOUND THEN
                 v_committed := coalesce((SELECT spent_micros FROM usage_memberspend WHERE account_id = a.id
                                          AND member_id = p_member AND month = p_month), 0)
-                             + coalesce((SELECT sum(amount_micros) FROM usage_hold WHERE account_id = a.id
+                             + coalesce((SELECT sum(amount_micros - used_micros) FROM usage_hold WHERE account_id = a.id
                                          AND member_id = p_member AND status = 'open' AND for_org_id IS NULL), 0);
                 IF v_committed + p_amount > v_limit THEN
                     RETURN json_build_object('status', 'spend_limit_reached', 'limit', v_limit, 'spent', v_committed);
