@@ -23,6 +23,8 @@ from billing_project.api import error_for
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
 from usage import parsers, selectors, serializers, services
+from usage.authentication import AcceptsSpendingTokens
+from usage.models import SpendingToken
 
 ERRORS = {
     400: OpenApiResponse(description="invalid_request: a field is missing or wrong (`fields` names each)"),
@@ -44,6 +46,15 @@ FEATURE = {403: OpenApiResponse(description="permission_denied (the key lacks th
                                             "upgrade_plan, upgrade_plan_name and upgrade_url")}
 CONFLICT = {409: OpenApiResponse(description="conflict: the idempotency key was used for a different request")}
 NOT_FOUND = {404: OpenApiResponse(description="not_found")}
+# What recording usage answers besides, when the Bearer is a spending token (docs/api.md "Spending tokens").
+TOKEN = {
+    401: OpenApiResponse(description="authentication_failed; for a spending token also token_revoked or token_expired"),
+    402: OpenApiResponse(description=PAYMENT[402].description + "; for a spending token also `token_ceiling_reached`, "
+                                     "with token_prefix, ceiling, spent, required"),
+    403: OpenApiResponse(description=FEATURE[403].description + "; for a spending token also token_hold_closed (its "
+                                     "hold ended), token_not_allowed (an event naming another hold) and "
+                                     "meter_not_allowed with token_prefix (a meter outside the token's list)"),
+}
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
@@ -99,11 +110,19 @@ EVENT_EXAMPLE = {"idempotency_key": "run-8731:llm-1", "meter": "ai.output_tokens
 EVENT_RESULT_EXAMPLE = {"id": 981, "idempotency_key": "run-8731:llm-1", "meter": "ai.output_tokens", "model": "gpt-5-mini",
                         "quantity": "12400", "credits_per_unit": "0.0003", "credits_charged": "3.72",
                         "billing_mode": "platform_key", "provider_key_id": None, "member": "ada@example.com",
-                        "workflow_run_id": "run-8731", "hold_id": None, "ledger_entry_id": 4410,
+                        "workflow_run_id": "run-8731", "hold_id": None, "spending_token_id": None, "ledger_entry_id": 4410,
                         "occurred_at": "2026-11-21T06:13:14Z", "balance_after": "1246.78", "metadata": {"step": "draft"}}
 
 
-class UsageEventView(UsageAPIView):
+def _recorder(request) -> tuple[Any, SpendingToken | None]:
+    """Who records: the API key, or, for a spending token, the key that issued it
+    (its limits apply) and the token (its hold, meters and ceiling apply)."""
+    if isinstance(request.auth, SpendingToken):
+        return request.auth.api_key, request.auth
+    return request.auth, None
+
+
+class UsageEventView(AcceptsSpendingTokens, UsageAPIView):
     @extend_schema(
         summary="Record one usage event (check-and-debit)",
         description="Priced from the rate card; billed compute-only when `provider_key_id` names one of the org's "
@@ -112,29 +131,34 @@ class UsageEventView(UsageAPIView):
                     "With `hold_id`, the event is charged against that open hold: what the hold still reserves "
                     "pays first and shrinks, only the part beyond it is checked (404 hold_not_found, 409 "
                     "hold_not_open, hold_member_mismatch). Replaying an idempotency key with the same body answers the first result "
-                    f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409.",
+                    f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409. "
+                    "The Bearer may be a spending token (`tgs_...`, see `POST /api/v1/holds/{id}/tokens`): the "
+                    "event is then recorded against the token's hold, within its meters and ceiling.",
         request=serializers.UsageEventSerializer,
         responses={201: serializers.UsageEventResultSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
-                   **CONFLICT},
+                   **CONFLICT, **TOKEN},
         examples=[OpenApiExample("Output tokens", request_only=True, value=EVENT_EXAMPLE),
                   OpenApiExample("Recorded", response_only=True, status_codes=["201"], value=EVENT_RESULT_EXAMPLE)],
     )
     def post(self, request):
         event = self.parse(serializers.UsageEventSerializer, request.data)
-        recorded = services.usage_record(org=self.org, event=event, actor=request.auth)
+        actor, token = _recorder(request)
+        recorded = services.usage_record(org=self.org, event=event, actor=actor, token=token)
         headers = {REPLAYED_HEADER: "true"} if recorded.replayed else {}
         return Response(serializers.event_data(recorded.event), status=status.HTTP_201_CREATED, headers=headers)
 
 
-class UsageBatchView(UsageAPIView):
+class UsageBatchView(AcceptsSpendingTokens, UsageAPIView):
     @extend_schema(
         summary="Record up to 1,000 usage events",
         description="One transaction; each event is decided in order and answered on its own: `recorded`, "
                     "`replayed` (its key was seen with the same event: the first answer) or `refused` with the "
                     "error it would have had alone (`status` 400/402/403/404/409; 403 `feature_not_in_plan` for a "
-                    "meter the plan does not include).",
+                    "meter the plan does not include). The Bearer may be a spending token, as for one event.",
         request=serializers.UsageBatchSerializer,
-        responses={200: serializers.BatchResponseSerializer, **ERRORS},
+        responses={200: serializers.BatchResponseSerializer, **ERRORS, 401: TOKEN[401],
+                   403: OpenApiResponse(description="permission_denied (the key lacks the scope); for a spending token "
+                                                    "token_hold_closed (its hold ended)")},
         examples=[OpenApiExample("Two events", request_only=True, value={"events": [
             EVENT_EXAMPLE, {"idempotency_key": "run-8731:step", "meter": "action.medium", "quantity": 1}]}),
             OpenApiExample("Results", response_only=True, value={"recorded": 1, "replayed": 0, "refused": 1, "results": [
@@ -152,7 +176,8 @@ class UsageBatchView(UsageAPIView):
                 inputs.append(parsers.parse_event(item))
             except ValidationError as error:
                 parse_errors[index] = (item.get("idempotency_key") if isinstance(item, dict) else None, error)
-        results = services.usage_record_batch(org=self.org, events=inputs, actor=request.auth) if inputs else []
+        actor, token = _recorder(request)
+        results = services.usage_record_batch(org=self.org, events=inputs, actor=actor, token=token) if inputs else []
         out, counts = [], {"recorded": 0, "replayed": 0, "refused": 0}
         done = iter(results)
         for index in range(len(raw)):
@@ -239,8 +264,6 @@ class HoldReleaseView(UsageAPIView):
 
 # --- spending tokens --------------------------------------------------------------
 
-TOKEN_ERRORS = {401: OpenApiResponse(description="authentication_failed; with a spending token: token_revoked or "
-                                                 "token_expired")}
 
 
 class HoldTokensView(UsageAPIView):

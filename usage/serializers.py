@@ -117,6 +117,7 @@ def event_data(event: UsageEvent) -> dict[str, Any]:
         "member": event.member.email if event.member_id else None,
         "workflow_run_id": event.workflow_run_id,
         "hold_id": event.hold_id,
+        "spending_token_id": event.spending_token_id,
         "ledger_entry_id": event.ledger_entry_id,
         "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
         "balance_after": None if routed else credits_str(event.balance_after_micros),
@@ -140,6 +141,7 @@ class UsageEventResultSerializer(serializers.Serializer):
     member = serializers.EmailField(allow_null=True)
     workflow_run_id = serializers.CharField()
     hold_id = serializers.IntegerField(allow_null=True)
+    spending_token_id = serializers.IntegerField(allow_null=True, help_text="The spending token that recorded it, if one did")
     ledger_entry_id = serializers.IntegerField(allow_null=True)
     occurred_at = serializers.DateTimeField()
     balance_after = serializers.CharField(

@@ -12,7 +12,7 @@ never do more than its key could.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -21,12 +21,20 @@ from django.utils import timezone
 from rest_framework_api_key.crypto import KeyGenerator
 
 from accounts.models import OrgAPIKey
-from billing_project.errors import Conflict, InvalidRequest, NotFound
+from billing_project.errors import Conflict, InvalidRequest, NotFound, TollgateError
 from orgs.services import audit_record
-from usage.errors import MeterNotAllowed, TokenHoldClosed, TokenRefused
+from usage.errors import (
+    MeterNotAllowed,
+    TokenCeilingReached,
+    TokenHoldClosed,
+    TokenMeterNotAllowed,
+    TokenNotAllowed,
+    TokenRefused,
+)
 from usage.models import TOKEN_PREFIX, Hold, HoldStatus, SpendingToken
 from usage.selectors.tokens import hold_of_org
 from usage.services.pause import key_require_unpaused
+from usage.services.pricing import Prepared, UsageInput
 from usage.services.rates import current_card
 from usage.units import credits_str
 
@@ -160,3 +168,84 @@ def spending_token_authenticate(*, raw_token: str) -> TokenCheck:
     if hold.status != HoldStatus.OPEN or hold.expires_at <= now:
         raise TokenHoldClosed(prefix=token.prefix, hold_id=hold.pk, hold_status=_ended(hold, now))
     return TokenCheck(token=token, org=token.org, api_key=api_key)
+
+
+# --- recording with a token (usage.services.events) -------------------------------------
+
+
+def token_inputs(token: SpendingToken, inputs: list[UsageInput]) -> list[UsageInput]:
+    """The events as a token may send them: one without `hold_id` is put on the
+    token's hold (before the fingerprint is taken, so a retry matches)."""
+    return [item if item.hold_id is not None else replace(item, hold_id=token.hold_id) for item in inputs]
+
+
+def token_check_prepared(token: SpendingToken, prepared: list[Prepared]) -> None:
+    """Refuse, each on its own, the events a token may not record: another hold
+    than its own or one of its children (403 token_not_allowed), a meter outside
+    its list (403 meter_not_allowed). The rest are marked as the token's."""
+    allowed = _token_hold_ids(token, {p.input.hold_id for p in prepared if p.error is None})
+    for p in prepared:
+        if p.error is not None:
+            continue
+        if p.input.hold_id not in allowed:
+            p.error = TokenNotAllowed(token.prefix, f"Spending token {token.prefix} records against hold "
+                                                    f"{token.hold_id} (or its child holds) only, not hold "
+                                                    f"{p.input.hold_id}.", hold_id=token.hold_id)
+        elif token.meters and p.input.meter not in token.meters:
+            p.error = TokenMeterNotAllowed(prefix=token.prefix, meter=p.input.meter, allowed=token.meters)
+        else:
+            p.spending_token_id = token.pk
+
+
+def _token_hold_ids(token: SpendingToken, named: set[int]) -> set[int]:
+    """Of the holds `named`, those the token may record against: its own. (Its
+    hold's child holds join them when holds have children.)"""
+    return {token.hold_id}
+
+
+@dataclass
+class TokenSpend:
+    """A token's ceiling for one recording, read under its row lock: events are
+    checked against it one by one (`require`), counted (`spend`), then `save()`."""
+
+    token: SpendingToken
+    spent_micros: int
+    ceiling_micros: int
+    refusal: TollgateError | None = None
+    added_micros: int = 0
+
+    def require(self, charge_micros: int) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+        if self.spent_micros + charge_micros > self.ceiling_micros:
+            raise TokenCeilingReached(prefix=self.token.prefix, ceiling_micros=self.ceiling_micros,
+                                      spent_micros=self.spent_micros, required_micros=charge_micros)
+
+    def spend(self, charge_micros: int) -> None:
+        self.spent_micros += charge_micros
+        self.added_micros += charge_micros
+
+    def save(self) -> None:
+        if self.added_micros:
+            SpendingToken.objects.filter(pk=self.token.pk).update(spent_micros=self.spent_micros)
+            self.token.spent_micros = self.spent_micros
+
+
+def token_spend_lock(token: SpendingToken, now: datetime, hold: Hold | None = None) -> TokenSpend:
+    """Lock the token's row and read its spend. Call it holding the account lock
+    and the hold rows (the order: account row, hold rows by id, token row), so
+    two requests with one token take it in turn and never pass its ceiling.
+    Revoked or expired since the request was authenticated, or its `hold` (as
+    locked) ended: every event is refused (`refusal`), at once."""
+    row = SpendingToken.objects.select_for_update().filter(pk=token.pk).values(
+        "spent_micros", "ceiling_micros", "revoked_at", "expires_at").get()
+    spend = TokenSpend(token, row["spent_micros"], row["ceiling_micros"])
+    if row["revoked_at"] is not None:
+        spend.refusal = TokenRefused(f"Spending token {token.prefix} has been revoked.", code="token_revoked",
+                                     token_prefix=token.prefix)
+    elif row["expires_at"] <= now:
+        spend.refusal = TokenRefused(f"Spending token {token.prefix} has expired.", code="token_expired",
+                                     token_prefix=token.prefix)
+    elif hold is not None and (hold.status != HoldStatus.OPEN or hold.expires_at <= now):
+        spend.refusal = TokenHoldClosed(prefix=token.prefix, hold_id=hold.pk, hold_status=_ended(hold, now))
+    return spend
