@@ -117,7 +117,8 @@ HOLD = obj({
     "used": {**CREDITS, "description": "The part of the reservation spent by usage recorded against the hold."},
     "recorded": {**CREDITS, "description": "All usage recorded against the hold, beyond the reservation too."},
     "left": {**CREDITS, "description": "What the hold still reserves (0 once closed)."},
-    "captured": NSTR, "member": NSTR,
+    "captured": NSTR, "member": NSTR, "parent_hold_id": NINT, "depth": INT,
+    "prices_locked": {"type": "boolean", "description": "A quote's hold: usage against it is priced as quoted."},
     "workflow_run_id": STR, "expires_at": WHEN, "created_at": WHEN, "closed_at": NWHEN, "metadata": {"type": "object"},
 }, ["id", "status", "credits"])
 RESERVE_INPUT = obj({
@@ -127,6 +128,8 @@ RESERVE_INPUT = obj({
     "member": {"type": "string", "description": "E-mail of the member the run is for."},
     "workflow_run_id": {"type": "string", "maxLength": 255},
     "metadata": {"type": "object"},
+    "parent_hold_id": {"type": "integer", "minimum": 1,
+                       "description": "Carve the hold out of this open hold's reservation (for a sub-agent)."},
 }, ["idempotency_key", "credits"], additionalProperties=False)
 
 EVENT_IN = obj({

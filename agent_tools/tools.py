@@ -227,7 +227,8 @@ def billing_reserve(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
         org=check.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
         member=_member(check, data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
         workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-        request_fingerprint=usage_parsers.request_fingerprint(args), actor=check.key,
+        request_fingerprint=usage_parsers.request_fingerprint(args), parent_hold_id=data.get("parent_hold_id"),
+        actor=check.key,
     )
     out = usage_serializers.HoldSerializer(hold).data
     return Result(out, f"Reserved {credits_words(hold.amount_micros)} credits (hold {hold.pk}) until "
@@ -312,7 +313,9 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
              schemas.ENTITLEMENTS_INPUT, schemas.ENTITLEMENTS, Scope.READ, billing_entitlements),
     ToolSpec("billing_reserve", "Reserve credits",
              "Reserve credits before a run (a hold). Refused with insufficient_credits (and a top-up link) unless "
-             "the available credits cover it. Expires after `expires_in` seconds. Needs the usage:write scope.",
+             "the available credits cover it. Expires after `expires_in` seconds. With `parent_hold_id`, carves "
+             "a child hold for a sub-agent out of an open hold's reservation instead (never more than it has "
+             "left). Needs the usage:write scope.",
              schemas.RESERVE_INPUT, schemas.HOLD, Scope.USAGE_WRITE, billing_reserve),
     ToolSpec("billing_capture", "Capture a hold",
              "Charge a hold with what the run used (`credits` in all, or the run's usage `events`; with neither, "

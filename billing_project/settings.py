@@ -240,6 +240,10 @@ CELERY_BEAT_SCHEDULE = {
 # the hourly baseline trips it, once that spend is at least RUNAWAY_MIN_CREDITS credits.
 RUNAWAY_MULTIPLE = env.int("RUNAWAY_MULTIPLE", default=10)
 RUNAWAY_MIN_CREDITS = env.int("RUNAWAY_MIN_CREDITS", default=500)
+# Child holds (usage.services.holds): how deep a tree of holds may grow (a root
+# hold is depth 0) and how many open children one hold may have at once.
+HOLD_MAX_DEPTH = env.int("HOLD_MAX_DEPTH", default=4)
+HOLD_MAX_OPEN_CHILDREN = env.int("HOLD_MAX_OPEN_CHILDREN", default=100)
 
 # --- Stripe (dj-stripe) ----------------------------------------------------
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)

@@ -170,8 +170,10 @@ class GrantAdmin(ReadOnlyAdmin):
 
 @admin.register(Hold)
 class HoldAdmin(ReadOnlyAdmin):
-    list_display = ["id", "account", "status", "amount_micros", "captured_micros", "expires_at", "workflow_run_id", "created_at"]
+    list_display = ["id", "account", "status", "amount_micros", "used_micros", "recorded_micros", "captured_micros",
+                    "parent", "depth", "expires_at", "workflow_run_id", "created_at"]
     list_filter = ["status"]
+    raw_id_fields = ["parent"]
     search_fields = ["account__org__slug", "idempotency_key", "workflow_run_id"]
     list_select_related = ["account__org"]
 

@@ -38,7 +38,9 @@ PAYMENT = {402: OpenApiResponse(description="payment_required: `insufficient_cre
                                             "(the calling API key was paused by the runaway breaker), with "
                                             "key_prefix, paused_at, reason, resume_url; or `key_limit_reached` "
                                             "(the calling API key's monthly limit), with key_prefix, limit, spent, "
-                                            "required, settings_url")}
+                                            "required, settings_url; or `hold_budget_exceeded` (usage against a "
+                                            "child hold past what it and its parents have left), with hold_id, "
+                                            "left, required")}
 # Events and holds on a meter that needs a plan feature (Meter.required_feature).
 FEATURE = {403: OpenApiResponse(description="permission_denied (the key lacks the scope), meter_not_allowed (the key "
                                             "may not record the meter) or feature_not_in_plan: the meter needs a "
@@ -204,11 +206,19 @@ class HoldCreateView(UsageAPIView):
         description="Refused with 402 unless available credits (and the member's cap and the calling key's "
                     "monthly limit) cover it. Expires after `expires_in` seconds (default 900) and releases itself. "
                     "`meters` names what the run will record: one that needs a feature the plan lacks refuses the "
-                    "hold with 403 feature_not_in_plan.",
+                    "hold with 403 feature_not_in_plan. With `parent_hold_id`, a child hold carved out of that "
+                    "open hold's reservation (nothing more is reserved from the balance; 409 "
+                    "parent_hold_insufficient when it has less left, hold_depth_exceeded, hold_children_exceeded, "
+                    "hold_not_open; 404 hold_not_found).",
         request=serializers.HoldCreateSerializer,
-        responses={201: serializers.HoldSerializer, **ERRORS, **FEATURE, **PAYMENT, **CONFLICT},
+        responses={201: serializers.HoldSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
+                   409: OpenApiResponse(description="conflict: idempotency_key_reused; with parent_hold_id "
+                                                    "parent_hold_insufficient, hold_not_open, hold_depth_exceeded, "
+                                                    "hold_children_exceeded, hold_member_mismatch")},
         examples=[OpenApiExample("Hold", request_only=True, value={"idempotency_key": "run-8731", "credits": "50",
-                                                                    "expires_in": 600, "workflow_run_id": "run-8731"})],
+                                                                    "expires_in": 600, "workflow_run_id": "run-8731"}),
+                  OpenApiExample("Child hold", request_only=True, value={"idempotency_key": "run-8731:researcher",
+                                                                          "credits": "10", "parent_hold_id": 812})],
     )
     def post(self, request):
         data = self.parse(serializers.HoldCreateSerializer, request.data)
@@ -216,7 +226,8 @@ class HoldCreateView(UsageAPIView):
             org=self.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
             member=self.member(data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
             workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-            request_fingerprint=parsers.request_fingerprint(request.data), meters=data["meters"], actor=request.auth,
+            request_fingerprint=parsers.request_fingerprint(request.data), meters=data["meters"],
+            parent_hold_id=data.get("parent_hold_id"), actor=request.auth,
         )
         return Response(serializers.HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
 
@@ -318,11 +329,17 @@ class EstimateView(UsageAPIView):
     @extend_schema(
         summary="What a workflow or a list of meter quantities would cost",
         description="Credits and money (at the pack price of $0.01 per credit, rounded half up to the cent) as a "
-                    "low-high range, on the org's plan.",
+                    "low-high range, on the org's plan. With `\"reserve\": true` (a quote) it also holds the upper "
+                    "bound (201, with `hold`; 402 as a hold when it cannot be covered): usage recorded against the "
+                    "hold (`hold_id`) or captured with events is priced at the rates of this moment, even if the "
+                    "rate card changes during the run.",
         request=serializers.EstimateRequestSerializer,
-        responses={200: serializers.EstimateResponseSerializer, **ERRORS},
+        responses={200: serializers.EstimateResponseSerializer, 201: serializers.QuoteResponseSerializer, **ERRORS,
+                   **FEATURE, **PAYMENT, **CONFLICT},
         examples=[
             OpenApiExample("A workflow", request_only=True, value={"workflow": "thread"}),
+            OpenApiExample("A quote", request_only=True, value={"workflow": "thread", "reserve": True,
+                                                                 "idempotency_key": "run-8731"}),
             OpenApiExample("Quantities", request_only=True, value={"items": [
                 {"meter": "ai.output_tokens", "model": "gpt-5-mini", "low": 1000, "high": 4000},
                 {"meter": "action.large", "quantity": 1}]}),
@@ -335,6 +352,15 @@ class EstimateView(UsageAPIView):
     )
     def post(self, request):
         data = self.parse(serializers.EstimateRequestSerializer, request.data)
+        if data["reserve"]:
+            quote = services.quote_create(
+                org=self.org, idempotency_key=data["idempotency_key"], workflow=data.get("workflow"),
+                items=data.get("items"), billing_mode=data["billing_mode"], member=self.member(data.get("member")),
+                expires_in=timedelta(seconds=data["expires_in"]), workflow_run_id=data["workflow_run_id"],
+                request_fingerprint=parsers.request_fingerprint(request.data), actor=request.auth,
+            )
+            return Response({**serializers.estimate_data(quote.estimate),
+                             "hold": serializers.HoldSerializer(quote.hold).data}, status=status.HTTP_201_CREATED)
         estimate = selectors.estimate(
             plan_code=selectors.account_for(self.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
             billing_mode=data["billing_mode"],

@@ -144,6 +144,22 @@ class KeyLimitReached(PaymentRequired):
         )
 
 
+class HoldBudgetExceeded(PaymentRequired):
+    """Usage recorded against (or a capture of) a child hold needs more than it and
+    its parents have left: a child never spends past the budget it was handed."""
+
+    code = "hold_budget_exceeded"
+
+    def __init__(self, *, hold_id: int, left_micros: int, required_micros: int) -> None:
+        super().__init__(
+            f"Hold {hold_id} and the holds it was carved from have {credits_str(left_micros)} credits left; this "
+            f"needs {credits_str(required_micros)}. Ask for a larger hold from the agent that made it.",
+            hold_id=hold_id,
+            left=credits_str(left_micros),
+            required=credits_str(required_micros),
+        )
+
+
 class MeterNotAllowed(PermissionDenied):
     """The calling API key may record only some meters, and not this one."""
 

@@ -225,6 +225,13 @@ class HoldCreateSerializer(serializers.Serializer):
         help_text="The meters the run will record. One that needs a plan feature the org lacks refuses the hold "
                   "(403 feature_not_in_plan); an unknown one is 400 unknown_meter.",
     )
+    parent_hold_id = serializers.IntegerField(
+        required=False, min_value=1,
+        help_text="Carve this hold out of an open hold's reservation (for a sub-agent): nothing more is reserved "
+                  "from the balance, and the child never spends past what it and its parents have left. 409 "
+                  "parent_hold_insufficient, hold_not_open, hold_depth_exceeded, hold_children_exceeded; 404 "
+                  "hold_not_found.",
+    )
 
     def validate_metadata(self, value: dict) -> dict:
         return clean_metadata(value)
@@ -236,6 +243,10 @@ class HoldSerializer(serializers.ModelSerializer):
                         help_text="The part of the reservation spent by usage recorded against the hold.")
     recorded = CreditsField(source="recorded_micros", allow_zero=True,
                             help_text="Every credit of usage recorded against the hold (beyond the reservation too).")
+    parent_hold_id = serializers.IntegerField(source="parent_id", allow_null=True, read_only=True,
+                                              help_text="The hold it was carved out of, or null.")
+    prices_locked = serializers.SerializerMethodField(
+        help_text="A quote's hold (or its child): usage against it is priced at the rates of the quote.")
     left = serializers.SerializerMethodField(help_text="What the hold still reserves: credits - used while open, "
                                                        "0 once it is closed.")
     captured = serializers.SerializerMethodField()
@@ -248,10 +259,14 @@ class HoldSerializer(serializers.ModelSerializer):
     class Meta:
         model = Hold
         fields = ["id", "idempotency_key", "status", "credits", "used", "recorded", "left", "captured", "member",
-                  "paid_by", "workflow_run_id", "expires_at", "created_at", "closed_at", "metadata"]
+                  "paid_by", "parent_hold_id", "depth", "prices_locked", "workflow_run_id", "expires_at", "created_at",
+                  "closed_at", "metadata"]
 
     def get_paid_by(self, hold: Hold) -> str:
         return "member" if hold.for_org_id is not None else "organization"
+
+    def get_prices_locked(self, hold: Hold) -> bool:
+        return hold.locked_rates is not None
 
     @extend_schema_field({"type": "string", "format": "decimal", "example": "12.5"})
     def get_left(self, hold: Hold) -> str:
@@ -303,10 +318,23 @@ class EstimateRequestSerializer(serializers.Serializer):
     workflow = serializers.ChoiceField(choices=["tweet", "thread", "carousel", "story", "video"], required=False)
     items = EstimateItemSerializer(many=True, required=False)
     billing_mode = serializers.ChoiceField(choices=BillingMode.choices, default=BillingMode.PLATFORM_KEY)
+    reserve = serializers.BooleanField(
+        default=False,
+        help_text="Also hold the upper bound (a quote): usage recorded or captured against the hold is priced at "
+                  "today's rates, even if the rate card changes during the run. Needs `idempotency_key`.",
+    )
+    idempotency_key = serializers.CharField(max_length=200, required=False,
+                                            help_text="With `reserve`: unique per quote; a replay answers the first.")
+    expires_in = serializers.IntegerField(min_value=1, max_value=86400, default=900,
+                                          help_text="With `reserve`: the hold's lifetime in seconds (default 900).")
+    member = serializers.EmailField(required=False, help_text="With `reserve`: the member the run is for.")
+    workflow_run_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
 
     def validate(self, attrs: dict) -> dict:
         if ("workflow" in attrs) == ("items" in attrs) or attrs.get("items") == []:
             raise ValidationError({"non_field_errors": ["Send either `workflow` or a non-empty `items` list."]})
+        if attrs["reserve"] and not attrs.get("idempotency_key"):
+            raise ValidationError({"idempotency_key": ["Required with `reserve`: unique per quote."]})
         return attrs
 
 
@@ -341,6 +369,10 @@ class EstimateResponseSerializer(serializers.Serializer):
     money = MoneyRangeSerializer()
     usd_per_credit = serializers.CharField()
     items = serializers.ListField(child=serializers.DictField())
+
+
+class QuoteResponseSerializer(EstimateResponseSerializer):
+    hold = HoldSerializer(help_text="The hold of the estimate's upper bound, its prices locked.")
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):

@@ -343,6 +343,23 @@ def test_usage_recorded_against_a_hold_is_captured_with_no_amount(mcp_server, fu
     assert selectors.account_for(funded.pk).held_micros == 0
 
 
+def test_an_agent_hands_a_sub_agent_a_child_hold(mcp_server, funded, full_key):
+    async def steps(client):
+        parent = await client.call_tool("billing_reserve", {"idempotency_key": "run-8", "credits": "20"})
+        parent_id = parent.structured_content["id"]
+        child = await client.call_tool("billing_reserve", {"idempotency_key": "run-8:sub", "credits": "5",
+                                                           "parent_hold_id": parent_id})
+        too_much = await client.call_tool("billing_reserve", {"idempotency_key": "run-8:big", "credits": "16",
+                                                              "parent_hold_id": parent_id})
+        return child, too_much
+
+    child, too_much = run(calls(mcp_server, full_key, steps))
+    assert not child.is_error, child.content
+    assert (child.structured_content["depth"], child.structured_content["credits"]) == (1, "5")
+    assert too_much.is_error and "parent_hold_insufficient" in too_much.content[0].text
+    assert selectors.account_for(funded.pk).held_micros == 20 * C
+
+
 def test_a_spending_token_is_refused_with_403_token_not_allowed(mcp_server, funded, full_key):
     hold = services.hold_create(org=funded, amount_micros=5 * C)
     _token, secret = services.spending_token_create(org=funded, hold_id=hold.pk)

@@ -18,6 +18,8 @@ from orgs.models import MemberUsage
 from orgs.services import org_member_usage_set
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, api_key_for
 from usage import selectors, services
+from billing import services as billing_services
+from orgs.entitlements import FeatureNotInPlan
 from usage.errors import SpendLimitReached
 from usage.models import CreditAccount, GrantSource, Hold, HoldStatus, KeySpend, LedgerEntry, MemberSpend, UsageEvent
 from usage.services import UsageInput, month_start
@@ -283,3 +285,20 @@ def test_in_personal_mode_the_members_hold_pays_from_their_balance(api, org, ada
     assert post(api, f"/api/v1/holds/{hold_id}/capture", {}).json()["hold"]["captured"] == "10"
     assert figures(personal) == (0, 0, 0)
     assert services.ledger_reconcile(org_ids=[org.pk, personal.pk]) == []
+
+
+def test_a_gated_meter_against_a_hold_is_refused_as_without_one(org):
+    """A downgrade during a run: the plan's features are decided on the locked row,
+    hold or not, and the refusal leaves the reservation as it was."""
+    billing_services.catalog_load()
+    fund(org, 100)
+    services.account_set_plan(org=org, plan_code="pro", overage_allowed=False,
+                              features=["basic_workflows", "media_generation"])
+    hold = services.hold_create(org=org, amount_micros=10 * C, meters=["image.generated"])
+    image = UsageInput("img", "image.generated", Decimal(1), model="gpt-image-1", hold_id=hold.pk)
+    services.account_set_plan(org=org, plan_code="free", overage_allowed=False, features=["basic_workflows"])
+    with pytest.raises(FeatureNotInPlan):
+        services.usage_record(org=org, event=image)
+    hold.refresh_from_db()
+    assert (hold.used_micros, hold.recorded_micros) == (0, 0)
+    assert figures(org) == (100 * C, 10 * C, 90 * C)

@@ -1,6 +1,7 @@
-"""A hypothesis state machine drives grants, strict debits, usage events, holds,
-captures, releases and expiry in any order, with time moving, and checks the
-ledger's invariants after every step.
+"""A hypothesis state machine drives grants, strict debits, usage events, holds
+(child holds carved out of them, usage recorded against them), captures,
+releases and expiry in any order, with time moving, and checks the ledger's
+invariants after every step.
 
 It keeps two organizations: a person's personal one (`org`) and a team they
 belong to (`team`), whose usage is paid from the team's balance or, when the
@@ -12,18 +13,18 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, multiple, rule
 
 from billing_project.errors import Conflict, TollgateError
 from orgs.models import MemberUsage
 from orgs.services import org_member_usage_set
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from usage import services
-from usage.errors import InsufficientCredits, MemberRequired, SpendLimitReached
+from usage.errors import HoldBudgetExceeded, InsufficientCredits, MemberRequired, SpendLimitReached
 from usage.models import (
     CreditAccount,
     EntryKind,
@@ -67,6 +68,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.keys = 0
         self._clock = time_machine.travel(self.start, tick=False)
         self._clock.start()
+        # Capturing a hold after it expired may take credits spent meanwhile: the
+        # one way available credits go below zero without overage.
+        self.late_capture = set()
 
     def teardown(self) -> None:
         self._clock.stop()
@@ -89,13 +93,19 @@ class LedgerMachine(RuleBasedStateMachine):
         spent = MemberSpend.objects.filter(
             account__org=self.team, member=self.person, month=services.month_start(timezone.now())
         ).aggregate(t=Sum("spent_micros"))["t"] or 0
-        held = Hold.objects.filter(member=self.person, status=HoldStatus.OPEN).filter(
-            for_org=self.team).aggregate(t=Sum("amount_micros"))["t"] or 0
+        held = Hold.objects.filter(member=self.person, status=HoldStatus.OPEN).filter(for_org=self.team).reserved_sum()
         held += Hold.objects.filter(account__org=self.team, for_org__isnull=True, member=self.person,
-                                    status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
+                                    status=HoldStatus.OPEN).reserved_sum()
         return spent + held
 
     # --- rules ---
+
+    @initialize(amount=st.integers(0, 200 * C))
+    def opening_grant(self, amount):
+        # Something to hold from the first step, so holds, their children and the
+        # usage recorded against them come up in short runs.
+        if amount:
+            services.credits_grant(org=self.org, amount_micros=amount, source=GrantSource.PURCHASE)
 
     @rule(amount=amounts, source=sources, expires_in=st.one_of(st.none(), st.integers(1, 120)))
     def grant(self, amount, source, expires_in):
@@ -124,33 +134,97 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             return services.hold_create(org=self.org, amount_micros=amount, expires_in=timedelta(minutes=15)).pk
         except InsufficientCredits:
-            return None
+            return multiple()  # nothing for the bundle: later rules draw holds that exist
 
-    @rule(hold_id=consumes(holds), amount=st.integers(min_value=0, max_value=80 * C))
-    def capture(self, hold_id, amount):
-        if hold_id is None:
+    @rule(target=holds, parent_id=holds, amount=st.integers(1, 20 * C))
+    def child_hold(self, parent_id, amount):
+        figures = (self.account().balance_micros, self.account().held_micros)
+        try:
+            child = services.hold_create(org=self.org, amount_micros=amount, parent_hold_id=parent_id,
+                                         expires_in=timedelta(minutes=10))
+        except Conflict:
+            return multiple()  # the parent is closed, has less left, or sits too deep
+        # carved out of the parent: nothing more is reserved from the balance
+        assert (self.account().balance_micros, self.account().held_micros) == figures
+        assert child.expires_at <= Hold.objects.get(pk=parent_id).expires_at
+        return child.pk
+
+    @rule(hold_id=holds, quantity=st.integers(1, 5), meter=st.sampled_from(["action.small", "action.large"]))
+    def usage_against_hold(self, hold_id, quantity, meter):
+        before = Hold.objects.get(pk=hold_id)
+        try:
+            recorded = services.usage_record(
+                org=self.org, event=UsageInput(self.key(), meter, Decimal(quantity), hold_id=hold_id)).event
+        except HoldBudgetExceeded:
+            assert before.parent_id is not None  # only a child is held to its parents' budget
+            assert Hold.objects.get(pk=hold_id).recorded_micros == before.recorded_micros
             return
+        except (InsufficientCredits, Conflict):
+            assert Hold.objects.get(pk=hold_id).recorded_micros == before.recorded_micros
+            return
+        after = Hold.objects.get(pk=hold_id)
+        assert after.recorded_micros == before.recorded_micros + recorded.credits_micros
+        assert recorded.hold_id == hold_id
+
+    @rule(target=holds, amount=st.integers(1, 30 * C), carve=st.integers(1, 30 * C),
+          events=st.lists(st.tuples(st.booleans(), st.sampled_from(["action.small", "action.large"])), max_size=6),
+          close=st.sampled_from(["capture", "release", "leave"]))
+    def agent_run(self, amount, carve, events, close):
+        """An agent's run in one step: a hold, a child carved for a sub-agent, usage
+        recorded against either, then the parent captured, released or left open."""
+        try:
+            root = services.hold_create(org=self.org, amount_micros=amount, expires_in=timedelta(minutes=15))
+        except InsufficientCredits:
+            return multiple()
+        try:
+            child = services.hold_create(org=self.org, amount_micros=carve, parent_hold_id=root.pk)
+        except Conflict:
+            child = None
+        for on_child, meter in events:
+            target = child if on_child and child is not None else root
+            try:
+                services.usage_record(org=self.org, event=UsageInput(self.key(), meter, Decimal(1), hold_id=target.pk))
+            except (InsufficientCredits, HoldBudgetExceeded) as error:
+                assert target is root or isinstance(error, HoldBudgetExceeded)
+        if child is not None:
+            spent_by_child = UsageEvent.objects.filter(hold=child).aggregate(t=Sum("credits_micros"))["t"] or 0
+            assert spent_by_child <= root.amount_micros  # never past the parent
+        recorded = Hold.objects.get(pk=root.pk).recorded_micros + (
+            Hold.objects.get(pk=child.pk).recorded_micros if child is not None else 0)
+        if close == "capture":
+            hold, entry = services.hold_capture(org=self.org, hold_id=root.pk)
+            assert entry is None and hold.captured_micros == recorded
+        elif close == "release":
+            services.hold_release(org=self.org, hold_id=root.pk)
+        else:
+            return root.pk
+        assert not Hold.objects.filter(parent=root, status=HoldStatus.OPEN).exists()
+        return multiple()
+
+    @rule(hold_id=consumes(holds), amount=st.one_of(st.none(), st.integers(min_value=0, max_value=80 * C)))
+    def capture(self, hold_id, amount):
         before = Hold.objects.get(pk=hold_id)
         held_before = self.account().held_micros
         try:
-            services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=amount)
+            hold, _entry = services.hold_capture(org=self.org, hold_id=hold_id, amount_micros=amount)
         except Conflict:
-            return  # released before: refusing is the rule
-        except InsufficientCredits:
-            # only the part above the hold is ever refused, and a refusal changes nothing
-            assert amount > before.amount_micros
+            return  # released before, less than was recorded, or an expired child: refusing is the rule
+        except (InsufficientCredits, HoldBudgetExceeded):
+            # only the part above what the hold (and, for a child, its parents) still
+            # reserve is ever refused, and a refusal changes nothing
+            assert amount is not None and amount - before.recorded_micros > before.left_micros
             after = Hold.objects.get(pk=hold_id)
             assert (after.status, after.captured_micros) == (before.status, before.captured_micros)
             assert self.account().held_micros == held_before
             return
-        if amount > before.amount_micros and before.status != HoldStatus.CAPTURED:
-            # what went past the hold was covered by available credits
-            assert self.account().available_micros >= 0
+        if before.status != HoldStatus.CAPTURED and before.parent_id is None and (
+                before.status == HoldStatus.EXPIRED or before.expires_at <= timezone.now()):
+            self.late_capture.add(self.org.pk)
+        assert hold.captured_micros >= before.recorded_micros
+        assert not Hold.objects.filter(parent=hold_id, status=HoldStatus.OPEN).exists()  # children settled
 
     @rule(hold_id=consumes(holds))
     def release(self, hold_id):
-        if hold_id is None:
-            return
         try:
             services.hold_release(org=self.org, hold_id=hold_id)
         except Conflict:
@@ -219,17 +293,30 @@ class LedgerMachine(RuleBasedStateMachine):
             hold = services.hold_create(org=self.team, amount_micros=amount, member=self.person,
                                         expires_in=timedelta(minutes=15))
         except (InsufficientCredits, SpendLimitReached):
-            return None
+            return multiple()
         assert hold.account.org_id == self.payer().pk
         limit = self.team_limit()
         if limit is not None:
             assert self.team_committed() <= limit
         return hold.pk
 
-    @rule(hold_id=consumes(team_holds), amount=st.integers(min_value=0, max_value=30 * C), release=st.booleans())
+    @rule(hold_id=team_holds, quantity=st.integers(1, 3))
+    def team_usage_against_hold(self, hold_id, quantity):
+        try:
+            recorded = services.usage_record(
+                org=self.team, event=UsageInput(self.key(), "action.medium", Decimal(quantity), hold_id=hold_id)).event
+        except (Conflict, InsufficientCredits, SpendLimitReached):
+            return  # closed, paid from the other balance since the switch, or not affordable
+        assert recorded.member_id == self.person.pk  # the hold's member
+        assert recorded.account.org_id == Hold.objects.get(pk=hold_id).account.org_id
+        limit = self.team_limit()
+        if limit is not None:
+            assert self.team_committed() <= limit
+
+    @rule(hold_id=consumes(team_holds), amount=st.one_of(st.none(), st.integers(min_value=0, max_value=30 * C)),
+          release=st.booleans())
     def team_capture_or_release(self, hold_id, amount, release):
-        if hold_id is None:
-            return
+        before = Hold.objects.get(pk=hold_id)
         try:
             if release:
                 services.hold_release(org=self.team, hold_id=hold_id)
@@ -237,11 +324,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 services.hold_capture(org=self.team, hold_id=hold_id, amount_micros=amount)
         except (Conflict, InsufficientCredits, SpendLimitReached):
             return
+        if not release and before.status != HoldStatus.CAPTURED and (
+                before.status == HoldStatus.EXPIRED or before.expires_at <= timezone.now()):
+            self.late_capture.add(before.account.org_id)
 
     @rule(hold_id=team_holds)
     def the_person_cannot_touch_a_hold_made_for_the_team(self, hold_id):
-        if hold_id is None:
-            return
         with pytest.raises(TollgateError) as raised:
             services.hold_release(org=self.org, hold_id=hold_id)
         assert raised.value.code == "hold_not_found"
@@ -261,12 +349,36 @@ class LedgerMachine(RuleBasedStateMachine):
         for org in (self.org, self.team):
             account = self.account(org)
             assert not Grant.objects.filter(account=account, remaining_micros__lt=0).exists()
-            open_holds = account.holds.filter(status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
-            assert account.held_micros == open_holds >= 0
+            open_holds = account.holds.filter(status=HoldStatus.OPEN)
+            assert account.held_micros == open_holds.reserved_sum() >= 0
+            assert not open_holds.filter(used_micros__gt=F("amount_micros")).exists()
+            assert not open_holds.filter(used_micros__lt=0).exists()
+            if org.pk not in self.late_capture:
+                assert account.available_micros >= 0
             # debt only ever comes from capturing an expired hold's amount after its credits
             # were spent (overage is not in this machine), and then no grant has credits left
             if account.debt_micros:
                 assert not Grant.objects.filter(account=account, remaining_micros__gt=0).exists()
+
+    @invariant()
+    def children_live_inside_their_parents(self):
+        for child in Hold.objects.filter(parent__isnull=False, status=HoldStatus.OPEN).select_related("parent"):
+            # an open child has an open parent, which has handed it its whole amount
+            assert child.parent.status == HoldStatus.OPEN
+            assert child.expires_at <= child.parent.expires_at
+            assert child.account_id == child.parent.account_id and child.depth == child.parent.depth + 1
+        for parent in Hold.objects.filter(status=HoldStatus.OPEN, children__isnull=False).distinct():
+            carved = parent.children.filter(status=HoldStatus.OPEN).aggregate(t=Sum("amount_micros"))["t"] or 0
+            assert parent.used_micros >= carved
+        # what usage recorded against a tree of holds is never more than its root could spend
+        for root in Hold.objects.filter(parent__isnull=True, children__isnull=False).distinct():
+            tree = [root.pk]
+            frontier = [root.pk]
+            while frontier:
+                frontier = list(Hold.objects.filter(parent__in=frontier).values_list("pk", flat=True))
+                tree += frontier
+            in_children = UsageEvent.objects.filter(hold__in=tree[1:]).aggregate(t=Sum("credits_micros"))["t"] or 0
+            assert in_children <= root.amount_micros
 
     @invariant()
     def the_persons_spend_for_the_team_is_on_the_teams_row_whoever_paid(self):

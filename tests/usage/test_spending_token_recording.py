@@ -156,3 +156,18 @@ def test_a_tokens_calls_count_against_its_keys_rate_limit(api, hold, monkeypatch
 
     error(tool.post("/api/v1/usage/events", event("e2"), format="json"), 429, "rate_limited")
     error(api.get("/api/v1/balance"), 429, "rate_limited")
+
+
+def test_a_token_records_on_its_holds_children_but_a_childs_token_not_on_its_parent(api, org, hold):
+    child = services.hold_create(org=org, amount_micros=5 * C, parent_hold_id=hold.pk)
+    grandchild = services.hold_create(org=org, amount_micros=2 * C, parent_hold_id=child.pk)
+    tool = bearer(issue(api, hold)["token"])
+
+    on_child = tool.post("/api/v1/usage/events", event("e1", hold_id=child.pk), format="json")
+    on_grandchild = tool.post("/api/v1/usage/events", event("e2", hold_id=grandchild.pk), format="json")
+
+    assert on_child.status_code == on_grandchild.status_code == 201, (on_child.content, on_grandchild.content)
+    assert on_child.json()["hold_id"] == child.pk and on_grandchild.json()["hold_id"] == grandchild.pk
+    assert SpendingToken.objects.get(hold=hold).spent_micros == 2 * MEDIUM
+    childs = bearer(issue(api, child)["token"])
+    error(childs.post("/api/v1/usage/events", event("e3", hold_id=hold.pk), format="json"), 403, "token_not_allowed")

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0004_api_key_budget'),
         ('orgs', '0005_members_paid_since'),
-        ('usage', '0016_hold_recorded_usage'),
+        ('usage', '0018_quote_locked_rates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

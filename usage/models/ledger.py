@@ -270,8 +270,22 @@ class Hold(models.Model):
     # the amount: usage beyond it is a debit checked on its own.
     used_micros = models.BigIntegerField(default=0)
     # Every credit recorded against the hold while open (used, and what went
-    # beyond the reservation): a capture with no amount captures this.
+    # beyond the reservation), and what its children closed at: a capture with
+    # no amount captures this.
     recorded_micros = models.BigIntegerField(default=0)
+    # A child hold is carved out of its parent's reservation: the parent's
+    # `used_micros` grows by the child's amount when it is made, and what the
+    # child has left goes back to the parent when it closes. It never reserves
+    # credits of the balance itself (usage.services.holds).
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children", db_index=False,
+    )
+    depth = models.PositiveSmallIntegerField(default=0, help_text="0 for a hold made from the balance.")
+    # A quote's prices (usage.services.quotes): the rate card for the plan as it
+    # was when the estimate was made, so usage recorded or captured against the
+    # hold is priced as quoted even if the card changes during the run. Its
+    # children carry it too. Null: usage is priced at the rates of the moment.
+    locked_rates = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=HoldStatus.choices, default=HoldStatus.OPEN)
     captured_micros = models.BigIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField()
@@ -314,6 +328,8 @@ class Hold(models.Model):
             # What a limited key holds, read under the account lock (store.key_budget).
             models.Index(fields=["account", "api_key_prefix"], name="hold_open_by_key",
                          condition=Q(status="open", api_key_prefix__isnull=False)),
+            # A parent's open children, settled when it closes and counted against the fan-out limit.
+            models.Index(fields=["parent"], condition=Q(status="open", parent__isnull=False), name="hold_open_children"),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from billing_project.errors import InvalidRequest
 from usage.models import BillingMode, Meter
-from usage.services.rates import current_card, read_data_file
+from usage.services.rates import RateCard, current_card, read_data_file
 from usage.units import MICROS_PER_CREDIT, charge_micros, credit_price
 
 if TYPE_CHECKING:
@@ -65,10 +65,11 @@ def workflows() -> dict:
 
 def estimate(
     *, plan_code: str, workflow: str | None = None, items: list[dict] | None = None,
-    billing_mode: str = BillingMode.PLATFORM_KEY,
+    billing_mode: str = BillingMode.PLATFORM_KEY, card: RateCard | None = None,
 ) -> Estimate:
     """Credits and money a workflow type or a list of meter quantities would cost on
-    a plan: each item as {meter, model?, quantity} or {meter, model?, low, high}."""
+    a plan: each item as {meter, model?, quantity} or {meter, model?, low, high}.
+    `card`: the prices to use (a quote's locked ones); by default today's."""
     catalog = workflows()
     if workflow is not None:
         known = catalog["workflows"]
@@ -77,7 +78,7 @@ def estimate(
         items = known[workflow]["usage"]
     if not items:
         raise InvalidRequest("Name a workflow or list at least one meter quantity.", code="invalid_request")
-    card = current_card()
+    card = card or current_card()
     lines = []
     for item in items:
         low = Decimal(str(item.get("low", item.get("quantity"))))

@@ -4,7 +4,8 @@ Callers import the verbs from here. Inside, one module per concern:
 
 - `writer`: the account lock and the one writer every balance change goes
   through (it announces each change on usage.balance_changes); `store`: its SQL.
-- `credits` (grants, the strict debit, staff adjustments), `holds`,
+- `credits` (grants, the strict debit, staff adjustments), `holds` (and
+  `quotes`: an estimate with a hold whose prices are locked),
   `transfers`, `refunds` (clawbacks and disputes), `expiry`, `reconcile`.
 - `account`: the plan and trigger lines billing keeps on the account.
 - `pricing` (events checked and priced before the lock) and `events`
@@ -41,6 +42,7 @@ from usage.services.keybudget import api_key_budget_set  # noqa: F401
 from usage.services.keys import provider_key_create, provider_key_last_four, provider_key_revoke  # noqa: F401
 from usage.services.limits import member_limit_set  # noqa: F401
 from usage.services.pricing import UsageInput  # noqa: F401
+from usage.services.quotes import Quote, quote_create  # noqa: F401
 from usage.services.rates import rate_card_load, rate_set  # noqa: F401
 from usage.services.reconcile import Mismatch, ledger_reconcile  # noqa: F401
 from usage.services.refunds import Clawback, credits_clawback, credits_freeze, credits_unfreeze  # noqa: F401

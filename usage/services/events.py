@@ -33,10 +33,10 @@ from django.utils import timezone
 
 from billing_project.errors import Conflict, InvalidRequest, NotFound, TollgateError
 from orgs.services import audit_fields
-from usage.errors import IdempotencyConflict, InsufficientCredits, SpendLimitReached
+from usage.errors import HoldBudgetExceeded, IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, Meter, SpendingToken, UsageEvent
 from usage.services import credits, routing
-from usage.services.holds import hold_capture_locked, hold_lock
+from usage.services.holds import hold_capture_locked, hold_chain, hold_lock, hold_take, hold_untake
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
 from usage.services.pricing import (
@@ -280,7 +280,9 @@ def _holds_attach(org: Organization, prepared: list[Prepared]) -> None:
         hold = found.get(p.input.hold_id)
         if hold is None:
             p.error = NotFound("No such hold.", code="hold_not_found")
-        elif hold.member_id is not None:
+            continue
+        p.locked_rates = hold.locked_rates  # a quote's prices; set when it was made, never changed
+        if hold.member_id is not None:
             if p.member is None:
                 p.member = hold.member
             elif p.member.pk != hold.member_id:
@@ -367,16 +369,21 @@ def _decide(
             except TollgateError as error:
                 item.error = error
                 continue
-        hold = covered = None
+        hold, taken = None, []
         if p.input.hold_id is not None:
             try:
                 hold = _hold_open(holds, p.input.hold_id, writer.now)
             except TollgateError as error:
                 item.error = error
                 continue
-            # The reservation pays first: from here on the checks see it spent.
-            covered = min(charge, hold.left_micros)
-            writer.hold_use(hold, covered)
+            # The reservation pays first (a child's, then its parents'): from here on
+            # the checks see it spent.
+            chain = hold_chain(hold, holds)
+            taken, rest = hold_take(writer, chain, charge)
+            if rest and hold.parent_id is not None:  # a child never spends past its parents
+                hold_untake(writer, taken)
+                item.error = HoldBudgetExceeded(hold_id=hold.pk, left_micros=charge - rest, required_micros=charge)
+                continue
         if charge:
             try:
                 # What a hold covered is available again (hold_use), so the whole charge is compared.
@@ -389,8 +396,7 @@ def _decide(
                 require_affordable(writer, charge, member_id, strict=False)  # the member's cap, the key's limit
             except TollgateError as error:
                 item.error = error
-                if covered:
-                    writer.hold_use(hold, -covered)  # refused: the reservation stays as it was
+                hold_untake(writer, taken)  # refused: the reservations stay as they were
                 if isinstance(error, SpendLimitReached):
                     limit_reached_announce(error)  # a batch keeps going and commits: told after that
                 continue
@@ -401,6 +407,7 @@ def _decide(
         if hold is not None:
             hold.recorded_micros += charge
             used[hold.pk] = hold
+            used.update((h.pk, h) for h, _part in taken)
         if spend is not None:
             spend.spend(charge)
         item.status = "recorded"
@@ -600,6 +607,8 @@ def hold_capture_events(
         if p.error is not None:
             raise p.error
     account, hold = hold_lock(org, hold_id)
+    for p in prepared:
+        p.locked_rates = hold.locked_rates  # a quote's hold: priced as quoted
     if hold.for_org_id is not None:
         # Paid by the member's personal account (member_usage: personal): the events are labelled for the org.
         for p in prepared:
@@ -629,7 +638,7 @@ def hold_capture_events(
 
     # Usage recorded against the hold while it was open is part of the run, debited already.
     hold, _entry = hold_capture_locked(
-        account, hold, hold.recorded_micros + total, actor=actor, events=len(prepared), queue_events=queue,
+        account, hold, None, on_top_micros=total, actor=actor, events=len(prepared), queue_events=queue,
         reason=f"Captured with {len(prepared)} usage event{'s' if len(prepared) != 1 else ''}",
     )
     return hold, list(hold.usage_events.select_related("meter", "member").order_by("id"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import OrgAPIKey
 from billing_project.errors import Conflict, InvalidRequest, NotFound
-from usage.errors import IdempotencyConflict
+from usage.errors import HoldBudgetExceeded, IdempotencyConflict
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, LedgerEntry
 from usage.services import routing
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
@@ -50,6 +51,8 @@ def hold_create(
     metadata: dict | None = None,
     request_fingerprint: str = "",
     meters: list[str] | None = None,
+    parent_hold_id: int | None = None,
+    locked_rates: dict | None = None,
     actor: Actor = None,
 ) -> Hold:
     """Reserve credits before a run. Refused with 402 unless available covers it
@@ -57,13 +60,22 @@ def hold_create(
     it, or 402 usage_paused from a paused API key. The hold remembers the key
     that made it: while open it counts against that key's limit.
     `meters` names what the run will record: a meter that needs a feature the
-    plan lacks refuses the hold (403 feature_not_in_plan), an unknown one is 400."""
+    plan lacks refuses the hold (403 feature_not_in_plan), an unknown one is 400.
+    With `parent_hold_id` the hold is carved out of that open hold's reservation
+    instead (see `_child_create`). `locked_rates`: a quote's prices (see
+    usage.services.quotes)."""
     key_require_unpaused(actor)
     require_positive(amount_micros)
     if not timedelta(seconds=1) <= expires_in <= MAX_HOLD_TTL:
         raise InvalidRequest("expires_in must be between 1 second and 24 hours.", code="invalid_expiry")
     card = current_card()
     named = [card.meter(code) for code in dict.fromkeys(meters or ())]
+    if parent_hold_id is not None:
+        return _child_create(
+            org=org, parent_hold_id=parent_hold_id, amount_micros=amount_micros, idempotency_key=idempotency_key,
+            member=member, expires_in=expires_in, workflow_run_id=workflow_run_id, metadata=metadata,
+            request_fingerprint=request_fingerprint, named=named, actor=actor,
+        )
     # The org's, or (member_usage: personal) the member's personal account, labelled for the org.
     payer = routing.payer_require(org, member) if routing.members_pay(org) else None
     for_org = org if payer is not None else None
@@ -100,6 +112,7 @@ def hold_create(
         account=account, member=member, amount_micros=amount_micros, expires_at=now + expires_in,
         idempotency_key=idempotency_key, workflow_run_id=workflow_run_id, metadata=metadata or {},
         request_fingerprint=request_fingerprint, for_org=for_org, api_key_prefix=api_key_prefix_of(actor),
+        locked_rates=locked_rates,
     )
     account.held_micros += amount_micros
     (writer.audit if payer is None else writer.audit_routed)(
@@ -107,6 +120,156 @@ def hold_create(
     )
     writer.save()
     return hold
+
+
+def _child_create(
+    *, org: Organization, parent_hold_id: int, amount_micros: int, idempotency_key: str | None, member,
+    expires_in: timedelta, workflow_run_id: str, metadata: dict | None, request_fingerprint: str, named: list,
+    actor: Actor,
+) -> Hold:
+    """Carve a hold out of an open parent's reservation, for a sub-agent's run. It
+    reserves nothing more from the balance, so neither available credits nor the
+    member's cap or the key's limit change: the parent's `used_micros` grows by
+    the amount and the child reserves it. The child is for the parent's member,
+    paid from the parent's balance, counted against the parent's key, and expires
+    no later than the parent. Refused with 409 when the parent is not open
+    (`hold_not_open`), has less left (`parent_hold_insufficient`), sits at
+    HOLD_MAX_DEPTH (`hold_depth_exceeded`) or has HOLD_MAX_OPEN_CHILDREN open
+    children (`hold_children_exceeded`); another org's parent is 404."""
+    account, parent = hold_lock(org, parent_hold_id)
+    if idempotency_key:
+        existing = Hold.objects.filter(account=account, for_org=parent.for_org_id,
+                                       idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.amount_micros != amount_micros or existing.parent_id != parent.pk or (
+                request_fingerprint and existing.request_fingerprint
+                and existing.request_fingerprint != request_fingerprint
+            ):
+                raise IdempotencyConflict()
+            return existing
+    if member is not None and member.pk != parent.member_id:
+        raise Conflict("A child hold is for the member its parent is for.", code="hold_member_mismatch")
+    gated = [meter for meter in named if meter.required_feature]
+    if gated:
+        features = account_features(account)
+        for meter in gated:
+            feature_require(meter, features, account.plan_code)
+    now = timezone.now()
+    if parent.status != HoldStatus.OPEN or parent.expires_at <= now:
+        raise Conflict("A child hold can be carved out of an open hold only.", code="hold_not_open")
+    if parent.depth + 1 > settings.HOLD_MAX_DEPTH:
+        raise Conflict(f"Holds nest at most {settings.HOLD_MAX_DEPTH} deep below the first.",
+                       code="hold_depth_exceeded", max_depth=settings.HOLD_MAX_DEPTH)
+    if Hold.objects.filter(parent=parent, status=HoldStatus.OPEN).count() >= settings.HOLD_MAX_OPEN_CHILDREN:
+        raise Conflict(f"A hold may have at most {settings.HOLD_MAX_OPEN_CHILDREN} open children.",
+                       code="hold_children_exceeded", max_open_children=settings.HOLD_MAX_OPEN_CHILDREN)
+    if amount_micros > parent.left_micros:
+        raise Conflict(
+            f"Hold {parent.pk} has {credits_str(parent.left_micros)} credits left, less than "
+            f"{credits_str(amount_micros)}.", code="parent_hold_insufficient",
+            left=credits_str(parent.left_micros), required=credits_str(amount_micros),
+        )
+    writer = Writer(account, now)
+    writer.hold_use(parent, amount_micros)  # the parent's reservation shrinks ...
+    hold = Hold.objects.create(
+        account=account, member=parent.member, amount_micros=amount_micros,
+        expires_at=min(now + expires_in, parent.expires_at), idempotency_key=idempotency_key,
+        workflow_run_id=workflow_run_id or parent.workflow_run_id, metadata=metadata or {},
+        request_fingerprint=request_fingerprint, for_org_id=parent.for_org_id, api_key_prefix=parent.api_key_prefix,
+        parent=parent, depth=parent.depth + 1, locked_rates=parent.locked_rates,  # a quote's child: its prices
+    )
+    account.held_micros += amount_micros  # ... by what the child reserves: held credits do not move
+    parent.save(update_fields=["used_micros"])
+    _audit(writer, hold, "hold.created", actor, hold=hold.pk, parent=parent.pk, amount=credits_str(amount_micros))
+    writer.save()
+    return hold
+
+
+# --- trees of holds ---------------------------------------------------------------
+#
+# Lock order: (a routed hold's key limit row,) the account row, then hold rows.
+# Every write to a hold takes its account's row lock first, and a tree of holds
+# lives on one account, so writes to one tree are serialised by that lock: a
+# child's row and its parent's are never waited for in opposite orders, and
+# concurrent children recording or capturing see each other's spending of the
+# parent's reservation.
+
+
+def hold_chain(hold: Hold, known: dict[int, Hold] | None = None) -> list[Hold]:
+    """`hold` and the holds it was carved from, nearest first, each row locked (call
+    it under the account lock). `known` holds the rows this write locked already,
+    so that what one child takes from a parent, the next one sees."""
+    known = {} if known is None else known
+    known.setdefault(hold.pk, hold)
+    chain = [hold]
+    while chain[-1].parent_id is not None:
+        parent_id = chain[-1].parent_id
+        if parent_id not in known:
+            known[parent_id] = Hold.objects.select_for_update().get(pk=parent_id)
+        chain.append(known[parent_id])
+    return chain
+
+
+def hold_take(writer: Writer, chain: list[Hold], amount_micros: int) -> tuple[list[tuple[Hold, int]], int]:
+    """Spend up to `amount_micros` of the reservations of `chain` (see hold_chain),
+    nearest first: a child that has spent its own goes on with what its parent
+    has left. Returns what each hold gave and what none covered."""
+    taken, rest = [], amount_micros
+    for hold in chain:
+        if rest <= 0:
+            break
+        part = min(rest, hold.left_micros)
+        if part > 0:
+            writer.hold_use(hold, part)
+            taken.append((hold, part))
+            rest -= part
+    return taken, rest
+
+
+def hold_untake(writer: Writer, taken: list[tuple[Hold, int]]) -> None:
+    """Give back what `hold_take` took (a refused event)."""
+    for hold, part in taken:
+        writer.hold_use(hold, -part)
+
+
+def _give_back(writer: Writer, child: Hold, parent: Hold, closed_at_micros: int) -> None:
+    """A child closes: what it still reserves goes back to its parent (held credits
+    do not move), and what it closed at counts as recorded against the parent."""
+    returned = child.left_micros
+    writer.release(child)
+    writer.hold_use(parent, -returned)
+    parent.recorded_micros += closed_at_micros
+
+
+def _children_settle(writer: Writer, hold: Hold, actor: Actor, touched: list[Hold]) -> None:
+    """Close `hold`'s open children before it closes, deepest first: each is
+    captured at what was recorded against it (debited already, so nothing more
+    is), and what it has left goes back to `hold`."""
+    for child in Hold.objects.select_for_update().filter(parent=hold, status=HoldStatus.OPEN).order_by("pk"):
+        _children_settle(writer, child, actor, touched)
+        _give_back(writer, child, hold, child.recorded_micros)
+        child.status, child.captured_micros, child.closed_at = HoldStatus.CAPTURED, child.recorded_micros, writer.now
+        touched.append(child)
+        _audit(writer, child, "hold.captured", actor, hold=child.pk, held=credits_str(child.amount_micros),
+               captured=credits_str(child.recorded_micros), settled_with=hold.pk)
+
+
+def _holds_save(holds: list[Hold]) -> None:
+    if holds:
+        Hold.objects.bulk_update(
+            list({h.pk: h for h in holds}.values()),
+            ["status", "captured_micros", "closed_at", "used_micros", "recorded_micros"],
+        )
+
+
+def _audit(writer: Writer, target: Hold, action: str, actor: Actor, /, **data) -> None:
+    """A hold's audit row: on both trails when a member's balance pays for an org."""
+    if target.for_org_id is not None:
+        writer.audit(action, actor, for_org=target.for_org.name, **data)
+        writer.audit_for(target.for_org_id, action, actor,
+                         paid_by=target.member.email if target.member_id else None, **data)
+    else:
+        writer.audit(action, actor, **data)
 
 
 def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
@@ -166,33 +329,33 @@ def hold_capture(
 def hold_capture_locked(
     account: CreditAccount, hold: Hold, amount_micros: int | None, *, member=None, reason: str = "",
     metadata: dict | None = None, actor: Actor = None, events: int = 0, queue_events=None,
+    on_top_micros: int | None = None,
 ) -> tuple[Hold, LedgerEntry | None]:
     """Capture a hold whose account and row the caller has locked. `queue_events(writer,
-    entry)` may queue the usage events the capture is made of (see usage.services.events)."""
+    entry)` may queue the usage events the capture is made of (see usage.services.events);
+    `on_top_micros` (with no amount): capture what was recorded plus that much.
+
+    Its open children are settled first (`_children_settle`), so what they recorded
+    is part of what this hold recorded. A child hold's capture takes what it owes
+    from its own reservation, then its parents' (`hold_take`), never from the
+    balance: past them it is refused (402 hold_budget_exceeded)."""
     key = f"hold:{hold.pk}:capture"
+    if on_top_micros is not None and hold.status == HoldStatus.CAPTURED:
+        amount_micros = hold.recorded_micros + on_top_micros  # what was recorded is frozen once it closed
     if hold.status == HoldStatus.CAPTURED:
         if amount_micros is not None and hold.captured_micros != amount_micros:
             raise Conflict("This hold was already captured with a different amount.", code="hold_already_captured")
         return hold, existing_entry(account, key)
     if hold.status == HoldStatus.RELEASED:
         raise Conflict("This hold was released; record the usage without it.", code="hold_released")
-    recorded = hold.recorded_micros
-    if amount_micros is None:
-        amount_micros = recorded
-    if amount_micros < recorded:
-        raise Conflict(
-            f"{credits_str(recorded)} credits were recorded against this hold already; capture at least that.",
-            code="capture_below_recorded",
-        )
-    owed = amount_micros - recorded  # what is not debited yet
-    reserved = hold.left_micros
+    if hold.parent_id is not None and hold.status != HoldStatus.OPEN:
+        raise Conflict("This child hold expired and its reservation went back to its parent; capture the parent.",
+                       code="hold_not_open")
     writer = Writer(account, timezone.now())
     member = member or hold.member
     member_id = member.pk if member is not None else None
-    beyond = owed - reserved
     routed = hold.for_org_id is not None
-    writer.load(entries=1 if owed else 0, events=events,
-                member_ids=[member_id] if beyond > 0 and member_id is not None and not routed else None,
+    writer.load(entries=1, events=events, member_ids=[member_id] if member_id is not None and not routed else None,
                 month=month_start(writer.now))
     if routed:
         # Paid by the member's personal account (locked): the org's cap and spend row apply.
@@ -204,12 +367,37 @@ def hold_capture_locked(
             writer.key = routing.key_budget_lock(hold.for_org, hold.api_key_prefix, writer.now)  # locked already
     elif _key_counts(hold, actor):
         writer.load_key(hold.api_key_prefix)
+    touched = [hold]
     if hold.status == HoldStatus.OPEN:
-        writer.release(hold)
-    if beyond > 0:
-        writer.live_grants()  # what expired is not available
-        # Raised before anything is written; the caller's transaction rolls back the rest.
-        require_affordable(writer, beyond, member_id, taken_micros=reserved)
+        _children_settle(writer, hold, actor, touched)
+    recorded = hold.recorded_micros  # its children's included, now that they are settled
+    if on_top_micros is not None:
+        amount_micros = recorded + on_top_micros
+    elif amount_micros is None:
+        amount_micros = recorded
+    if amount_micros < recorded:
+        raise Conflict(
+            f"{credits_str(recorded)} credits were recorded against this hold already; capture at least that.",
+            code="capture_below_recorded",
+        )
+    owed = amount_micros - recorded  # what is not debited yet
+    if hold.parent_id is not None:
+        chain = hold_chain(hold)
+        _taken, rest = hold_take(writer, chain, owed)
+        if rest:
+            raise HoldBudgetExceeded(hold_id=hold.pk, left_micros=owed - rest, required_micros=owed)
+        _give_back(writer, hold, chain[1], amount_micros)
+        touched.append(chain[1])
+        touched += chain[2:]
+    else:
+        reserved = hold.left_micros  # even expired, what it reserved is capturable (see hold_capture)
+        if hold.status == HoldStatus.OPEN:
+            writer.release(hold)
+        beyond = owed - reserved
+        if beyond > 0:
+            writer.live_grants()  # what expired is not available
+            # Raised before anything is written; the caller's transaction rolls back the rest.
+            require_affordable(writer, beyond, member_id, taken_micros=reserved)
     entry = None
     if owed:
         entry = writer.write(
@@ -222,12 +410,13 @@ def hold_capture_locked(
     hold.status = HoldStatus.CAPTURED
     hold.captured_micros = amount_micros
     hold.closed_at = writer.now
-    hold.save(update_fields=["status", "captured_micros", "closed_at"])
-    (writer.audit_routed if routed else writer.audit)(
-        "hold.captured", actor, hold=hold.pk, held=credits_str(hold.amount_micros),
-        captured=credits_str(amount_micros), balance_after=credits_str(account.balance_micros),
-        **({"recorded": credits_str(recorded)} if recorded else {}),
-    )
+    _holds_save(touched)
+    data = {"hold": hold.pk, "held": credits_str(hold.amount_micros), "captured": credits_str(amount_micros),
+            **({"recorded": credits_str(recorded)} if recorded else {})}
+    if routed:
+        writer.audit_routed("hold.captured", actor, **data, balance_after=credits_str(account.balance_micros))
+    else:
+        writer.audit("hold.captured", actor, **data, balance_after=credits_str(account.balance_micros))
     writer.save()
     return hold, entry
 
@@ -246,22 +435,25 @@ def _key_counts(hold: Hold, actor: Actor) -> bool:
 
 def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: datetime, *, action: str,
                 actor: Actor) -> None:
-    """Free an open hold's reservation. Through the writer, like every change of
-    the account's figures, so it is announced as one (available credits grow)."""
+    """Free an open hold's reservation, its open children settled first. Through the
+    writer, like every change of the account's figures, so it is announced as one
+    (available credits grow). A child's reservation goes back to its parent."""
     writer = Writer(account, timezone.now())
+    touched = [hold]
+    _children_settle(writer, hold, actor, touched)
     freed = hold.left_micros
-    writer.release(hold)
-    if status == HoldStatus.EXPIRED:
-        writer.hold_expired(hold, freed)
+    parent = hold_chain(hold)[1] if hold.parent_id is not None else None
+    if parent is not None and parent.status == HoldStatus.OPEN:
+        _give_back(writer, hold, parent, hold.recorded_micros)
+        touched.append(parent)
+    else:
+        writer.release(hold)
+        if status == HoldStatus.EXPIRED:
+            writer.hold_expired(hold, freed)
     hold.status = status
     hold.closed_at = closed_at
-    hold.save(update_fields=["status", "closed_at"])
-    data = {"hold": hold.pk, "amount": credits_str(freed)}
-    if hold.for_org_id is not None:  # on both trails, as it was created
-        writer.audit(action, actor, for_org=hold.for_org.name, **data)
-        writer.audit_for(hold.for_org_id, action, actor, paid_by=hold.member.email if hold.member_id else None, **data)
-    else:
-        writer.audit(action, actor, **data)
+    _holds_save(touched)
+    _audit(writer, hold, action, actor, hold=hold.pk, amount=credits_str(freed))
     writer.save()
 
 

@@ -24,7 +24,7 @@ from orgs.models import Membership
 from usage.models import BillingMode, CreditAccount, Meter, ProviderKey
 from usage.services import store
 from usage.services.pause import key_require_meter
-from usage.services.rates import Price, current_card
+from usage.services.rates import Price, current_card, price_locked
 from usage.units import charge_micros
 
 if TYPE_CHECKING:
@@ -96,6 +96,9 @@ class Prepared:
     payer_org_id: int | None = None
     for_org_id: int | None = None
     spending_token_id: int | None = None  # the spending token that records it (usage.services.tokens)
+    # The prices a quote locked, when the event is recorded against its hold
+    # (usage.services.quotes): priced from them, whatever the card says now.
+    locked_rates: dict | None = None
 
 
 def prepare(org: Organization, inputs: list[UsageInput], *, actor=None) -> list[Prepared]:
@@ -150,6 +153,9 @@ def prepare(org: Organization, inputs: list[UsageInput], *, actor=None) -> list[
 def price_event(p: Prepared, plan_code: str, now: datetime) -> Priced:
     """Price one event on `plan_code`.
 
+    An event against a quote's hold is priced at the rates the quote locked
+    (`p.locked_rates`), on the plan it was quoted for.
+
     The billing mode comes from the key on record, never from the caller: usage
     names one of the org's provider keys that was active when it occurred, or it
     is billed in full. With the org's own key, provider usage (tokens, speech,
@@ -157,7 +163,10 @@ def price_event(p: Prepared, plan_code: str, now: datetime) -> Priced:
     meters (compute, actions) are billed either way.
     """
     item = p.input
-    price = current_card().price(item.meter, item.model, plan_code)
+    if p.locked_rates is not None:
+        price = price_locked(p.locked_rates, item.meter, item.model)
+    else:
+        price = current_card().price(item.meter, item.model, plan_code)
     mode = BillingMode.PLATFORM_KEY
     if p.provider_key is not None and p.provider_key.active_at(item.occurred_at or now):
         if price.provider and p.provider_key.provider != price.provider:

@@ -121,6 +121,37 @@ class RateCard:
         raise InvalidRequest(f"No price is set for {meter_code}.", code="no_rate")
 
 
+    def snapshot(self, plan_code: str) -> dict:
+        """The prices in force on `plan_code`, as JSON a hold keeps (a quote's locked
+        rates): every rate for any plan or for this one, exactly as decimal strings."""
+        return {
+            "plan": plan_code,
+            "rates": [
+                [code, model, plan, str(rate.credits_per_unit), rate.provider]
+                for (code, model, plan), rate in sorted(self.rates.items()) if plan in ("", plan_code)
+            ],
+        }
+
+    def locked(self, snapshot: dict) -> RateCard:
+        """A card pricing from `snapshot` (see `snapshot`), with this card's meters."""
+        rates = [
+            Rate(meter_id=self.meters[code].pk, model=model, plan_code=plan, credits_per_unit=Decimal(per_unit),
+                 provider=provider)
+            for code, model, plan, per_unit, provider in snapshot["rates"] if code in self.meters
+        ]
+        return RateCard(list(self.meters.values()), rates)
+
+
+def price_locked(snapshot: dict, meter_code: str, model: str) -> Price:
+    """The price of a meter as a quote locked it: the snapshot's rate on the quoted
+    plan; one the snapshot does not know (a model priced since) at today's rates."""
+    card = current_card()
+    try:
+        return card.locked(snapshot).price(meter_code, model, snapshot["plan"])
+    except InvalidRequest:
+        return card.price(meter_code, model, snapshot["plan"])
+
+
 _lock = threading.Lock()
 _card: RateCard | None = None
 _loaded_at = 0.0

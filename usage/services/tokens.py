@@ -198,9 +198,17 @@ def token_check_prepared(token: SpendingToken, prepared: list[Prepared]) -> None
 
 
 def _token_hold_ids(token: SpendingToken, named: set[int]) -> set[int]:
-    """Of the holds `named`, those the token may record against: its own. (Its
-    hold's child holds join them when holds have children.)"""
-    return {token.hold_id}
+    """The holds the token may record against, as far as `named` needs: its own and
+    its hold's descendants (children, their children, ...), one query per level
+    (holds nest a few levels at most: usage.services.holds)."""
+    allowed = {token.hold_id}
+    frontier = {token.hold_id}
+    wanted = named - allowed
+    while wanted and frontier:
+        frontier = set(Hold.objects.filter(parent_id__in=frontier).values_list("pk", flat=True)) - allowed
+        allowed |= frontier
+        wanted -= frontier
+    return allowed
 
 
 @dataclass
