@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from accounts.authentication import APIKeyRateThrottle
 from accounts.models import OrgAPIKey
+from orgs.models import AuditEvent
 from tests.factories import api_key_for
 from usage import services
 from usage.models import GrantSource, Hold, SpendingToken, UsageEvent
@@ -66,6 +67,8 @@ def test_a_tokens_event_is_recorded_against_its_hold_and_names_the_token(api, ho
     assert recorded.api_key_prefix == token.api_key.prefix
     listed = api.get(f"/api/v1/holds/{hold.pk}/tokens").json()[0]
     assert listed["spent"] == "2.5" and listed["remaining"] == "7.5"
+    audit = AuditEvent.objects.get(action="usage.recorded")
+    assert audit.data["spending_token"] == token.prefix and audit.actor_api_key == token.api_key.prefix
 
 
 def test_a_replay_with_a_token_answers_the_first_event_and_spends_nothing_more(api, hold):
