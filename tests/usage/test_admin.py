@@ -53,3 +53,12 @@ def test_meters_and_rates_are_editable(staff_client, rate_card):
     meter = Meter.objects.get(code="action.small")
     assert staff_client.get(reverse("admin:usage_meter_change", args=[meter.pk])).status_code == 200
     assert staff_client.get(reverse("admin:usage_rate_changelist") + "?q=gpt").status_code == 200
+
+
+def test_holds_show_their_tree_and_what_they_used_in_admin(staff_client, org):
+    services.credits_grant(org=org, amount_micros=10 * C, source=GrantSource.PURCHASE)
+    parent = services.hold_create(org=org, amount_micros=5 * C)
+    child = services.hold_create(org=org, amount_micros=2 * C, parent_hold_id=parent.pk)
+    page = staff_client.get(reverse("admin:usage_hold_changelist"))
+    assert page.status_code == 200 and b"Used micros" in page.content
+    assert staff_client.get(reverse("admin:usage_hold_change", args=[child.pk])).status_code == 200

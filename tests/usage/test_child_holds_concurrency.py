@@ -12,7 +12,6 @@ from django.db import connection
 from billing_project.errors import TollgateError
 from tests.factories import OrganizationFactory
 from usage import services
-from usage.errors import HoldBudgetExceeded
 from usage.models import CreditAccount, GrantSource, Hold, HoldStatus, UsageEvent
 from usage.services import UsageInput
 

@@ -36,7 +36,8 @@ from orgs.services import audit_fields
 from usage.errors import HoldBudgetExceeded, IdempotencyConflict, InsufficientCredits, SpendLimitReached
 from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, Meter, SpendingToken, UsageEvent
 from usage.services import credits, routing
-from usage.services.holds import hold_capture_locked, hold_chain, hold_lock, hold_take, hold_untake
+from usage.services.hold_tree import hold_chain, hold_take, hold_untake
+from usage.services.holds import hold_capture_locked, hold_lock
 from usage.services.pause import api_key_prefix_of, key_limited, key_require_unpaused
 from usage.services.limits import limit_reached_announce, limit_refusals_announced
 from usage.services.pricing import (

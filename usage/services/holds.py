@@ -19,6 +19,14 @@ from usage.services.pause import api_key_prefix_of, key_limited, key_require_unp
 from usage.services.pricing import account_features, feature_require
 from usage.services.rates import current_card
 from usage.services.limits import limit_refusals_announced
+from usage.services.hold_tree import (
+    hold_audit,
+    hold_chain,
+    hold_children_settle,
+    hold_give_back,
+    hold_take,
+    holds_save,
+)
 from usage.services.writer import (
     Writer,
     existing_entry,
@@ -180,96 +188,9 @@ def _child_create(
     )
     account.held_micros += amount_micros  # ... by what the child reserves: held credits do not move
     parent.save(update_fields=["used_micros"])
-    _audit(writer, hold, "hold.created", actor, hold=hold.pk, parent=parent.pk, amount=credits_str(amount_micros))
+    hold_audit(writer, hold, "hold.created", actor, hold=hold.pk, parent=parent.pk, amount=credits_str(amount_micros))
     writer.save()
     return hold
-
-
-# --- trees of holds ---------------------------------------------------------------
-#
-# Lock order: (a routed hold's key limit row,) the account row, then hold rows.
-# Every write to a hold takes its account's row lock first, and a tree of holds
-# lives on one account, so writes to one tree are serialised by that lock: a
-# child's row and its parent's are never waited for in opposite orders, and
-# concurrent children recording or capturing see each other's spending of the
-# parent's reservation.
-
-
-def hold_chain(hold: Hold, known: dict[int, Hold] | None = None) -> list[Hold]:
-    """`hold` and the holds it was carved from, nearest first, each row locked (call
-    it under the account lock). `known` holds the rows this write locked already,
-    so that what one child takes from a parent, the next one sees."""
-    known = {} if known is None else known
-    known.setdefault(hold.pk, hold)
-    chain = [hold]
-    while chain[-1].parent_id is not None:
-        parent_id = chain[-1].parent_id
-        if parent_id not in known:
-            known[parent_id] = Hold.objects.select_for_update().get(pk=parent_id)
-        chain.append(known[parent_id])
-    return chain
-
-
-def hold_take(writer: Writer, chain: list[Hold], amount_micros: int) -> tuple[list[tuple[Hold, int]], int]:
-    """Spend up to `amount_micros` of the reservations of `chain` (see hold_chain),
-    nearest first: a child that has spent its own goes on with what its parent
-    has left. Returns what each hold gave and what none covered."""
-    taken, rest = [], amount_micros
-    for hold in chain:
-        if rest <= 0:
-            break
-        part = min(rest, hold.left_micros)
-        if part > 0:
-            writer.hold_use(hold, part)
-            taken.append((hold, part))
-            rest -= part
-    return taken, rest
-
-
-def hold_untake(writer: Writer, taken: list[tuple[Hold, int]]) -> None:
-    """Give back what `hold_take` took (a refused event)."""
-    for hold, part in taken:
-        writer.hold_use(hold, -part)
-
-
-def _give_back(writer: Writer, child: Hold, parent: Hold, closed_at_micros: int) -> None:
-    """A child closes: what it still reserves goes back to its parent (held credits
-    do not move), and what it closed at counts as recorded against the parent."""
-    returned = child.left_micros
-    writer.release(child)
-    writer.hold_use(parent, -returned)
-    parent.recorded_micros += closed_at_micros
-
-
-def _children_settle(writer: Writer, hold: Hold, actor: Actor, touched: list[Hold]) -> None:
-    """Close `hold`'s open children before it closes, deepest first: each is
-    captured at what was recorded against it (debited already, so nothing more
-    is), and what it has left goes back to `hold`."""
-    for child in Hold.objects.select_for_update().filter(parent=hold, status=HoldStatus.OPEN).order_by("pk"):
-        _children_settle(writer, child, actor, touched)
-        _give_back(writer, child, hold, child.recorded_micros)
-        child.status, child.captured_micros, child.closed_at = HoldStatus.CAPTURED, child.recorded_micros, writer.now
-        touched.append(child)
-        _audit(writer, child, "hold.captured", actor, hold=child.pk, held=credits_str(child.amount_micros),
-               captured=credits_str(child.recorded_micros), settled_with=hold.pk)
-
-
-def _holds_save(holds: list[Hold]) -> None:
-    if holds:
-        Hold.objects.bulk_update(
-            list({h.pk: h for h in holds}.values()),
-            ["status", "captured_micros", "closed_at", "used_micros", "recorded_micros"],
-        )
-
-
-def _audit(writer: Writer, target: Hold, action: str, actor: Actor, /, **data) -> None:
-    """A hold's audit row: on both trails when a member's balance pays for an org."""
-    if target.for_org_id is not None:
-        writer.audit(action, actor, for_org=target.for_org.name, **data)
-        writer.audit_for(target.for_org_id, action, actor,
-                         paid_by=target.member.email if target.member_id else None, **data)
-    else:
-        writer.audit(action, actor, **data)
 
 
 def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
@@ -369,7 +290,7 @@ def hold_capture_locked(
         writer.load_key(hold.api_key_prefix)
     touched = [hold]
     if hold.status == HoldStatus.OPEN:
-        _children_settle(writer, hold, actor, touched)
+        hold_children_settle(writer, hold, actor, touched)
     recorded = hold.recorded_micros  # its children's included, now that they are settled
     if on_top_micros is not None:
         amount_micros = recorded + on_top_micros
@@ -386,7 +307,7 @@ def hold_capture_locked(
         _taken, rest = hold_take(writer, chain, owed)
         if rest:
             raise HoldBudgetExceeded(hold_id=hold.pk, left_micros=owed - rest, required_micros=owed)
-        _give_back(writer, hold, chain[1], amount_micros)
+        hold_give_back(writer, hold, chain[1], amount_micros)
         touched.append(chain[1])
         touched += chain[2:]
     else:
@@ -410,7 +331,7 @@ def hold_capture_locked(
     hold.status = HoldStatus.CAPTURED
     hold.captured_micros = amount_micros
     hold.closed_at = writer.now
-    _holds_save(touched)
+    holds_save(touched)
     data = {"hold": hold.pk, "held": credits_str(hold.amount_micros), "captured": credits_str(amount_micros),
             **({"recorded": credits_str(recorded)} if recorded else {})}
     if routed:
@@ -440,11 +361,11 @@ def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: date
     (available credits grow). A child's reservation goes back to its parent."""
     writer = Writer(account, timezone.now())
     touched = [hold]
-    _children_settle(writer, hold, actor, touched)
+    hold_children_settle(writer, hold, actor, touched)
     freed = hold.left_micros
     parent = hold_chain(hold)[1] if hold.parent_id is not None else None
     if parent is not None and parent.status == HoldStatus.OPEN:
-        _give_back(writer, hold, parent, hold.recorded_micros)
+        hold_give_back(writer, hold, parent, hold.recorded_micros)
         touched.append(parent)
     else:
         writer.release(hold)
@@ -452,8 +373,8 @@ def _close_hold(account: CreditAccount, hold: Hold, status: str, closed_at: date
             writer.hold_expired(hold, freed)
     hold.status = status
     hold.closed_at = closed_at
-    _holds_save(touched)
-    _audit(writer, hold, action, actor, hold=hold.pk, amount=credits_str(freed))
+    holds_save(touched)
+    hold_audit(writer, hold, action, actor, hold=hold.pk, amount=credits_str(freed))
     writer.save()
 
 
