@@ -68,3 +68,20 @@ def test_concurrent_batches_and_events_never_take_a_token_past_its_ceiling():
     assert spent == charged_with(token) <= 23 * C
     assert spent == 9 * MEDIUM  # as many whole actions as fit: 22.5 of 23
     assert services.ledger_reconcile(org_ids=[org.pk]) == []
+
+
+def test_concurrent_events_on_a_hold_and_its_child_never_take_a_token_past_its_ceiling():
+    org, key, token = funded_token(12 * C)
+    child = services.hold_create(org=org, amount_micros=10 * C, parent_hold_id=token.hold_id, actor=key)
+
+    def work(i):
+        event = UsageInput(idempotency_key=f"e{i}", meter="action.medium", quantity=Decimal(1),
+                           hold_id=child.pk if i % 2 else None)
+        return services.usage_record(org=org, event=event, actor=key, token=token)
+
+    results = run_concurrently(work, count=12)
+
+    assert sum(not isinstance(r, TollgateError) for r in results) == 4, results  # 10 of 12 credits
+    assert all(isinstance(r, TokenCeilingReached) for r in results if isinstance(r, Exception)), results
+    assert charged_with(token) == SpendingToken.objects.get(pk=token.pk).spent_micros == 4 * MEDIUM
+    assert services.ledger_reconcile(org_ids=[org.pk]) == []
