@@ -43,6 +43,9 @@ from billing_project.api import PayloadTooLarge
 from billing_project.errors import AuthenticationFailed, InvalidRequest, TollgateError
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from usage.errors import TokenNotAllowed
+from usage.models import TOKEN_PREFIX
+from usage.services import spending_token_authenticate
 
 PATH = "/mcp"
 # Longer than any tool takes; a request still unanswered then is a bug, not a wait.
@@ -138,7 +141,13 @@ def _authenticate(environ: dict) -> ApiKeyCheck:
     keyword, _, secret = header.partition(" ")
     if keyword.lower() != "bearer" or not secret.strip():
         raise AuthenticationFailed("Send the key as `Authorization: Bearer <key>`.")
-    return api_key_authenticate(raw_key=secret.strip())
+    secret = secret.strip()
+    if secret.startswith(TOKEN_PREFIX):
+        # A spending token records usage through the REST API and nothing else.
+        check = spending_token_authenticate(raw_token=secret)  # a dead one is told so: 401 or 403
+        raise TokenNotAllowed(check.token.prefix, f"Spending token {check.token.prefix} can only record usage events "
+                                                  "through POST /api/v1/usage/events; MCP needs an API key.")
+    return api_key_authenticate(raw_key=secret)
 
 
 def _scope(environ: dict, body: bytes, caller: _RequestCaller) -> dict[str, Any]:
@@ -203,6 +212,8 @@ def serve(environ: dict, start_response) -> Iterable[bytes]:
             check = _authenticate(environ)
         except AuthenticationFailed as error:
             return _refuse(error, start_response, [("WWW-Authenticate", 'Bearer realm="tollgate"')])
+        except TollgateError as error:  # a spending token, which MCP does not take
+            return _refuse(error, start_response)
         try:
             throttle_hit(check)
         except TollgateError as error:

@@ -175,7 +175,8 @@ EVENT_IN = obj({
 EVENT = obj({
     "id": INT, "idempotency_key": STR, "meter": STR, "model": STR, "quantity": STR, "credits_per_unit": STR,
     "credits_charged": CREDITS, "billing_mode": STR, "provider_key_id": NINT, "member": NSTR, "workflow_run_id": STR,
-    "hold_id": NINT, "ledger_entry_id": NINT, "occurred_at": WHEN, "metadata": {"type": "object"},
+    "hold_id": NINT, "spending_token_id": NINT, "ledger_entry_id": NINT, "occurred_at": WHEN,
+    "metadata": {"type": "object"},
     "balance_after": {"type": ["string", "null"],
                       "description": "The org's balance after it; null when a member's personal balance paid."},
     "paid_by": {"type": "string", "enum": ["organization", "member"]},

@@ -28,6 +28,8 @@ urlpatterns = [
     path("holds", usage_api.HoldCreateView.as_view(), name="holds"),
     path("holds/<int:hold_id>/capture", usage_api.HoldCaptureView.as_view(), name="hold-capture"),
     path("holds/<int:hold_id>/release", usage_api.HoldReleaseView.as_view(), name="hold-release"),
+    path("holds/<int:hold_id>/tokens", usage_api.HoldTokensView.as_view(), name="hold-tokens"),
+    path("holds/<int:hold_id>/tokens/<int:token_id>", usage_api.HoldTokenView.as_view(), name="hold-token"),
     path("estimates", usage_api.EstimateView.as_view(), name="estimates"),
     path("ledger", usage_api.LedgerView.as_view(), name="ledger"),
     # run ids are the platform's and may hold a slash

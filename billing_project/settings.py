@@ -185,7 +185,10 @@ STORAGES = {
 
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.APIKeyAuthentication"],
+    # A spending token (`tgs_...`) first: it refuses every view but recording usage.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "usage.authentication.SpendingTokenAuthentication", "accounts.authentication.APIKeyAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.authentication.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["billing_project.api.JSONParser"],

@@ -29,6 +29,7 @@ from usage.models import (
     ProviderKey,
     Rate,
     RunawayOccurrence,
+    SpendingToken,
     Transfer,
     UsageEvent,
 )
@@ -181,6 +182,14 @@ class HoldAdmin(ReadOnlyAdmin):
     raw_id_fields = ["parent"]
     search_fields = ["account__org__slug", "idempotency_key", "workflow_run_id"]
     list_select_related = ["account__org"]
+
+
+@admin.register(SpendingToken)
+class SpendingTokenAdmin(ReadOnlyAdmin):
+    list_display = ["prefix", "org", "hold", "name", "ceiling_micros", "spent_micros", "expires_at", "revoked_at"]
+    search_fields = ["prefix", "org__slug", "name"]
+    list_select_related = ["org", "hold"]
+    exclude = ["hashed_key"]
 
 
 @admin.register(Transfer)

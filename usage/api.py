@@ -23,6 +23,8 @@ from billing_project.api import error_for
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
 from usage import observers, parsers, selectors, serializers, services
+from usage.authentication import AcceptsSpendingTokens
+from usage.models import SpendingToken
 
 ERRORS = {
     400: OpenApiResponse(description="invalid_request: a field is missing or wrong (`fields` names each)"),
@@ -46,6 +48,15 @@ FEATURE = {403: OpenApiResponse(description="permission_denied (the key lacks th
                                             "upgrade_plan, upgrade_plan_name and upgrade_url")}
 CONFLICT = {409: OpenApiResponse(description="conflict: the idempotency key was used for a different request")}
 NOT_FOUND = {404: OpenApiResponse(description="not_found")}
+# What recording usage answers besides, when the Bearer is a spending token (docs/api.md "Spending tokens").
+TOKEN = {
+    401: OpenApiResponse(description="authentication_failed; for a spending token also token_revoked or token_expired"),
+    402: OpenApiResponse(description=PAYMENT[402].description + "; for a spending token also `token_ceiling_reached`, "
+                                     "with token_prefix, ceiling, spent, required"),
+    403: OpenApiResponse(description=FEATURE[403].description + "; for a spending token also token_hold_closed (its "
+                                     "hold ended), token_not_allowed (an event naming another hold) and "
+                                     "meter_not_allowed with token_prefix (a meter outside the token's list)"),
+}
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
@@ -101,11 +112,19 @@ EVENT_EXAMPLE = {"idempotency_key": "run-8731:llm-1", "meter": "ai.output_tokens
 EVENT_RESULT_EXAMPLE = {"id": 981, "idempotency_key": "run-8731:llm-1", "meter": "ai.output_tokens", "model": "gpt-5-mini",
                         "quantity": "12400", "credits_per_unit": "0.0003", "credits_charged": "3.72",
                         "billing_mode": "platform_key", "provider_key_id": None, "member": "ada@example.com",
-                        "workflow_run_id": "run-8731", "hold_id": None, "ledger_entry_id": 4410,
+                        "workflow_run_id": "run-8731", "hold_id": None, "spending_token_id": None, "ledger_entry_id": 4410,
                         "occurred_at": "2026-11-21T06:13:14Z", "balance_after": "1246.78", "metadata": {"step": "draft"}}
 
 
-class UsageEventView(UsageAPIView):
+def _recorder(request) -> tuple[Any, SpendingToken | None]:
+    """Who records: the API key, or, for a spending token, the key that issued it
+    (its limits apply) and the token (its hold, meters and ceiling apply)."""
+    if isinstance(request.auth, SpendingToken):
+        return request.auth.api_key, request.auth
+    return request.auth, None
+
+
+class UsageEventView(AcceptsSpendingTokens, UsageAPIView):
     @extend_schema(
         summary="Record one usage event (check-and-debit)",
         description="Priced from the rate card; billed compute-only when `provider_key_id` names one of the org's "
@@ -114,30 +133,35 @@ class UsageEventView(UsageAPIView):
                     "With `hold_id`, the event is charged against that open hold: what the hold still reserves "
                     "pays first and shrinks, only the part beyond it is checked (404 hold_not_found, 409 "
                     "hold_not_open, hold_member_mismatch). Replaying an idempotency key with the same body answers the first result "
-                    f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409.",
+                    f"(same status, header `{REPLAYED_HEADER}: true`); with a different body, 409. "
+                    "The Bearer may be a spending token (`tgs_...`, see `POST /api/v1/holds/{id}/tokens`): the "
+                    "event is then recorded against the token's hold, within its meters and ceiling.",
         request=serializers.UsageEventSerializer,
         responses={201: serializers.UsageEventResultSerializer, **ERRORS, **FEATURE, **PAYMENT, **NOT_FOUND,
-                   **CONFLICT},
+                   **CONFLICT, **TOKEN},
         examples=[OpenApiExample("Output tokens", request_only=True, value=EVENT_EXAMPLE),
                   OpenApiExample("Recorded", response_only=True, status_codes=["201"], value=EVENT_RESULT_EXAMPLE)],
     )
     def post(self, request):
         event = self.parse(serializers.UsageEventSerializer, request.data)
-        recorded = services.usage_record(org=self.org, event=event, actor=request.auth)
+        actor, token = _recorder(request)
+        recorded = services.usage_record(org=self.org, event=event, actor=actor, token=token)
         observers.usage_events_counted(surface="api", recorded=int(not recorded.replayed), replayed=int(recorded.replayed))
         headers = {REPLAYED_HEADER: "true"} if recorded.replayed else {}
         return Response(serializers.event_data(recorded.event), status=status.HTTP_201_CREATED, headers=headers)
 
 
-class UsageBatchView(UsageAPIView):
+class UsageBatchView(AcceptsSpendingTokens, UsageAPIView):
     @extend_schema(
         summary="Record up to 1,000 usage events",
         description="One transaction; each event is decided in order and answered on its own: `recorded`, "
                     "`replayed` (its key was seen with the same event: the first answer) or `refused` with the "
                     "error it would have had alone (`status` 400/402/403/404/409; 403 `feature_not_in_plan` for a "
-                    "meter the plan does not include).",
+                    "meter the plan does not include). The Bearer may be a spending token, as for one event.",
         request=serializers.UsageBatchSerializer,
-        responses={200: serializers.BatchResponseSerializer, **ERRORS},
+        responses={200: serializers.BatchResponseSerializer, **ERRORS, 401: TOKEN[401],
+                   403: OpenApiResponse(description="permission_denied (the key lacks the scope); for a spending token "
+                                                    "token_hold_closed (its hold ended)")},
         examples=[OpenApiExample("Two events", request_only=True, value={"events": [
             EVENT_EXAMPLE, {"idempotency_key": "run-8731:step", "meter": "action.medium", "quantity": 1}]}),
             OpenApiExample("Results", response_only=True, value={"recorded": 1, "replayed": 0, "refused": 1, "results": [
@@ -155,7 +179,8 @@ class UsageBatchView(UsageAPIView):
                 inputs.append(parsers.parse_event(item))
             except ValidationError as error:
                 parse_errors[index] = (item.get("idempotency_key") if isinstance(item, dict) else None, error)
-        results = services.usage_record_batch(org=self.org, events=inputs, actor=request.auth) if inputs else []
+        actor, token = _recorder(request)
+        results = services.usage_record_batch(org=self.org, events=inputs, actor=actor, token=token) if inputs else []
         out, counts = [], {"recorded": 0, "replayed": 0, "refused": 0}
         done = iter(results)
         for index in range(len(raw)):
@@ -248,6 +273,55 @@ class HoldReleaseView(UsageAPIView):
     def post(self, request, hold_id: int):
         hold = services.hold_release(org=self.org, hold_id=hold_id, actor=request.auth)
         return Response(serializers.HoldSerializer(hold).data)
+
+
+# --- spending tokens --------------------------------------------------------------
+
+
+
+class HoldTokensView(UsageAPIView):
+    @extend_schema(
+        summary="A hold's spending tokens, newest first (never their secrets)",
+        responses={200: serializers.SpendingTokenSerializer(many=True), **ERRORS, **NOT_FOUND},
+    )
+    def get(self, request, hold_id: int):
+        tokens = selectors.spending_tokens(self.org, hold_id)
+        return Response(serializers.SpendingTokenSerializer(tokens, many=True).data)
+
+    @extend_schema(
+        summary="Issue a spending token for a hold",
+        description="A token, shown once (`tgs_<prefix>.<secret>`), that can do exactly one thing: record usage "
+                    "events against this hold (or one of its child holds) as the Bearer of `POST /api/v1/usage/events` "
+                    "and `/usage/events/batch`, within its `credits` ceiling and `meters`, until it expires (default "
+                    "900 s, at most 24 h, never past the hold's expiry). It records as the API key that issued it, "
+                    "whose monthly limit and meters apply too. Any other call with it is 403 `token_not_allowed`. "
+                    "Revoking it, or the hold ending, stops it at once. Needs `usage:write`; a hold that has ended "
+                    "is 409 `hold_closed`.",
+        request=serializers.SpendingTokenCreateSerializer,
+        responses={201: serializers.SpendingTokenCreatedSerializer, **ERRORS, **NOT_FOUND,
+                   402: OpenApiResponse(description="usage_paused: the calling API key was paused"),
+                   409: OpenApiResponse(description="hold_closed: the hold was captured, released or expired")},
+        examples=[OpenApiExample("A tool's token", request_only=True, value={
+            "credits": "5", "meters": ["ai.output_tokens"], "expires_in": 600, "name": "search tool"})],
+    )
+    def post(self, request, hold_id: int):
+        data = self.parse(serializers.SpendingTokenCreateSerializer, request.data)
+        token, secret = services.spending_token_create(
+            org=self.org, hold_id=hold_id, ceiling_micros=data.get("credits"), meters=data["meters"],
+            expires_in=timedelta(seconds=data["expires_in"]), name=data["name"], actor=request.auth,
+        )
+        return Response({**serializers.SpendingTokenSerializer(token).data, "token": secret},
+                        status=status.HTTP_201_CREATED)
+
+
+class HoldTokenView(UsageAPIView):
+    @extend_schema(
+        summary="Revoke a spending token at once (harmless twice)",
+        request=None, responses={200: serializers.SpendingTokenSerializer, **ERRORS, **NOT_FOUND},
+    )
+    def delete(self, request, hold_id: int, token_id: int):
+        token = services.spending_token_revoke(org=self.org, hold_id=hold_id, token_id=token_id, actor=request.auth)
+        return Response(serializers.SpendingTokenSerializer(token).data)
 
 
 # --- estimates ------------------------------------------------------------------

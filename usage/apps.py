@@ -11,6 +11,7 @@ class UsageConfig(AppConfig):
         # only once the app registry is ready.
         from accounts import key_budgets
         from usage import balance_changes, observers
+        from usage import schema  # noqa: F401  registers the OpenAPI description of spending tokens
         from usage.models import Hold
         from usage.notifications import usage_kinds_register
         from usage.selectors import api_key_spend_this_month, key_meter_choices

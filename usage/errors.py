@@ -7,7 +7,7 @@ from datetime import date
 from urllib.parse import urlencode
 
 from billing_project import request_context
-from billing_project.errors import Conflict, InvalidRequest, PaymentRequired, PermissionDenied
+from billing_project.errors import AuthenticationFailed, Conflict, InvalidRequest, PaymentRequired, PermissionDenied
 from usage.happenings import Happening
 from usage.units import credits_str
 
@@ -186,6 +186,72 @@ class MeterNotAllowed(PermissionDenied):
             key_prefix=prefix,
             meter=meter,
             allowed_meters=list(allowed),
+        )
+
+
+# --- spending tokens (usage.services.tokens) ----------------------------------------
+
+
+class TokenRefused(AuthenticationFailed):
+    """A spending token that can no longer be used at all: unknown, revoked (or its
+    issuing key was), or past its expiry. 401, like an API key that is no good."""
+
+    # Read by the API's exception handler: a 401 says how to authenticate.
+    auth_header = 'Bearer realm="tollgate"'
+
+
+class TokenNotAllowed(PermissionDenied):
+    """A spending token used for anything but recording usage against its hold."""
+
+    code = "token_not_allowed"
+
+    def __init__(self, prefix: str, message: str | None = None, **details) -> None:
+        super().__init__(
+            message or (f"Spending token {prefix} can only record usage events against its hold "
+                        "(POST /api/v1/usage/events and /usage/events/batch); use an API key for anything else."),
+            token_prefix=prefix, **details,
+        )
+
+
+class TokenHoldClosed(PermissionDenied):
+    """The hold a spending token spends from was captured, released or expired."""
+
+    code = "token_hold_closed"
+
+    def __init__(self, *, prefix: str, hold_id: int, hold_status: str) -> None:
+        super().__init__(
+            f"Spending token {prefix} spends from hold {hold_id}, which has ended ({hold_status}); "
+            "it can record nothing more.",
+            token_prefix=prefix, hold_id=hold_id, hold_status=hold_status,
+        )
+
+
+class TokenMeterNotAllowed(PermissionDenied):
+    """The spending token may record only some meters, and not this one."""
+
+    code = "meter_not_allowed"
+
+    def __init__(self, *, prefix: str, meter: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"Spending token {prefix} may not record “{meter}”; it may record {', '.join(allowed)}.",
+            token_prefix=prefix, meter=meter, allowed_meters=list(allowed),
+        )
+
+
+class TokenCeilingReached(PaymentRequired):
+    """What the spending token recorded so far plus this event would pass its ceiling."""
+
+    code = "token_ceiling_reached"
+
+    def __init__(self, *, prefix: str, ceiling_micros: int, spent_micros: int, required_micros: int) -> None:
+        super().__init__(
+            f"Spending token {prefix}'s ceiling of {credits_str(ceiling_micros)} credits is reached "
+            f"({credits_str(spent_micros)} spent, {credits_str(required_micros)} more needed). "
+            "Ask whoever gave you the token for a new one.",
+            token_prefix=prefix,
+            ceiling=credits_str(ceiling_micros),
+            spent=credits_str(spent_micros),
+            required=credits_str(required_micros),
         )
 
 

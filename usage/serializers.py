@@ -119,6 +119,7 @@ def event_data(event: UsageEvent) -> dict[str, Any]:
         "member": event.member.email if event.member_id else None,
         "workflow_run_id": event.workflow_run_id,
         "hold_id": event.hold_id,
+        "spending_token_id": event.spending_token_id,
         "ledger_entry_id": event.ledger_entry_id,
         "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
         "balance_after": None if routed else credits_str(event.balance_after_micros),
@@ -142,6 +143,7 @@ class UsageEventResultSerializer(serializers.Serializer):
     member = serializers.EmailField(allow_null=True)
     workflow_run_id = serializers.CharField()
     hold_id = serializers.IntegerField(allow_null=True)
+    spending_token_id = serializers.IntegerField(allow_null=True, help_text="The spending token that recorded it, if one did")
     ledger_entry_id = serializers.IntegerField(allow_null=True)
     occurred_at = serializers.DateTimeField()
     balance_after = serializers.CharField(
@@ -619,3 +621,52 @@ class ReceiptSerializer(serializers.Serializer):
     lines = ReceiptLineSerializer(many=True, help_text="The run's usage events, oldest first, at most 1,000")
     lines_truncated = serializers.BooleanField()
     holds = ReceiptHoldSerializer(many=True)
+
+
+# --- spending tokens ------------------------------------------------------------------
+
+
+class SpendingTokenCreateSerializer(serializers.Serializer):
+    credits = CreditsField(required=False, help_text="The most the token may record in all, a decimal string "
+                                                     "(default: the hold's amount).")
+    meters = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, default=list, max_length=50,
+        help_text="The meters it may record (default: every meter the issuing key may record); an unknown one is "
+                  "400 unknown_meter, one outside the issuing key's list 403 meter_not_allowed.",
+    )
+    expires_in = serializers.IntegerField(min_value=1, max_value=86400, default=900,
+                                          help_text="Seconds (default 900, at most 86400); never past the hold's expiry.")
+    name = serializers.CharField(required=False, allow_blank=True, max_length=50, default="",
+                                 help_text="A label for lists, such as the tool that holds it.")
+
+
+class SpendingTokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    prefix = serializers.CharField(help_text="`tgs_` and 8 characters: the visible part of the token.")
+    name = serializers.CharField(allow_blank=True)
+    hold_id = serializers.IntegerField()
+    credits = CreditsField(source="ceiling_micros", help_text="Its ceiling: the most it may record in all.")
+    spent = CreditsField(source="spent_micros", allow_zero=True, help_text="What its usage events cost so far.")
+    remaining = CreditsField(source="remaining_micros", allow_zero=True)
+    meters = serializers.ListField(child=serializers.CharField(), help_text="Meters it may record; empty: every meter "
+                                                                            "its key may record.")
+    status = serializers.SerializerMethodField(help_text="active, revoked, expired, or hold_closed (its hold was "
+                                                         "captured, released or expired)")
+    api_key_prefix = serializers.SerializerMethodField(help_text="The API key that issued it.")
+    expires_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+    def get_status(self, token) -> str:
+        now = timezone.now()
+        status = token.status_at(now)
+        if status == "active" and (token.hold.status != "open" or token.hold.expires_at <= now):
+            return "hold_closed"
+        return status
+
+    def get_api_key_prefix(self, token) -> str | None:
+        return token.api_key.prefix if token.api_key_id else None
+
+
+class SpendingTokenCreatedSerializer(SpendingTokenSerializer):
+    token = serializers.CharField(help_text="The secret, `tgs_<prefix>.<secret>`: shown this once, never again.")

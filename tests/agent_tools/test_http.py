@@ -359,3 +359,15 @@ def test_an_agent_hands_a_sub_agent_a_child_hold(mcp_server, funded, full_key):
     assert (child.structured_content["depth"], child.structured_content["credits"]) == (1, "5")
     assert too_much.is_error and "parent_hold_insufficient" in too_much.content[0].text
     assert selectors.account_for(funded.pk).held_micros == 20 * C
+
+
+def test_a_spending_token_is_refused_with_403_token_not_allowed(mcp_server, funded, full_key):
+    hold = services.hold_create(org=funded, amount_micros=5 * C)
+    _token, secret = services.spending_token_create(org=funded, hold_id=hold.pk)
+    headers = {"Authorization": f"Bearer {secret}", "Accept": "application/json, text/event-stream"}
+
+    response = httpx2.post(f"{mcp_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                           headers=headers)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "token_not_allowed"

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('usage', '0019_run_receipt_indexes'),
+        ('usage', '0020_spending_tokens'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -31,3 +31,4 @@ from usage.models.metering import (  # noqa: F401
     UsageRunRollup,
 )
 from usage.models.runaway import PausedApiKey, RunawayOccurrence  # noqa: F401,E402
+from usage.models.tokens import TOKEN_PREFIX, SpendingToken  # noqa: F401,E402

@@ -144,6 +144,11 @@ class UsageEvent(models.Model):
     for_org = models.ForeignKey(
         "orgs.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
+    # The spending token that recorded it (usage.services.tokens), when one did.
+    spending_token = models.ForeignKey(
+        "usage.SpendingToken", null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events",
+        db_index=False,
+    )
 
     class Meta:
         constraints = [
@@ -183,6 +188,9 @@ class UsageEvent(models.Model):
             # A retry in pool mode of an event a member paid for (usage.services.events).
             models.Index(fields=["for_org", "idempotency_key"], name="usage_event_for_org_key",
                          condition=Q(for_org__isnull=False)),
+            # A token's events (its list, a run's receipt).
+            models.Index(fields=["spending_token"], name="usage_event_spending_token",
+                         condition=Q(spending_token__isnull=False)),
         ]
         triggers = [APPEND_ONLY]
 

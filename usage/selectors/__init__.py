@@ -89,4 +89,5 @@ from usage.selectors.receipts import (  # noqa: F401
     run_receipt_lines,
 )
 from usage.selectors.runaway import Baseline, HourSpend, hourly_baseline, spend_last_hour  # noqa: F401
+from usage.selectors.tokens import hold_of_org, spending_tokens  # noqa: F401,E402
 from usage.selectors.upkeep import hold_oldest_overdue_at  # noqa: F401

@@ -56,3 +56,11 @@ from usage.services.runaway import (  # noqa: F401
 )
 from usage.services.transfers import credits_transfer, transfer_sendable_micros, transferable_micros  # noqa: F401
 from usage.services.writer import month_start  # noqa: F401
+from usage.services.tokens import (  # noqa: F401,E402
+    DEFAULT_TOKEN_TTL,
+    MAX_TOKEN_TTL,
+    TokenCheck,
+    spending_token_authenticate,
+    spending_token_create,
+    spending_token_revoke,
+)

@@ -34,7 +34,7 @@ from django.utils import timezone
 from billing_project.errors import Conflict, InvalidRequest, NotFound, TollgateError
 from orgs.services import audit_fields
 from usage.errors import HoldBudgetExceeded, IdempotencyConflict, InsufficientCredits, SpendLimitReached
-from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, Meter, UsageEvent
+from usage.models import CreditAccount, EntryKind, Hold, HoldStatus, Meter, SpendingToken, UsageEvent
 from usage.services import credits, routing
 from usage.services.hold_tree import hold_chain, hold_take, hold_untake
 from usage.services.holds import hold_capture_locked, hold_lock
@@ -50,6 +50,7 @@ from usage.services.pricing import (
     price_all,
     price_event,
 )
+from usage.services.tokens import token_check_prepared, token_inputs, token_spend_lock
 from usage.services.writer import Writer, month_start, require_affordable
 from usage.units import credits_str
 from usage.wording import usage_phrase
@@ -81,6 +82,7 @@ class RecordedEvent:
     balance_after_micros: int
     metadata: dict
     for_org_id: int | None = None
+    spending_token_id: int | None = None
 
     @property
     def member_id(self) -> int | None:
@@ -123,7 +125,7 @@ def _event(writer: Writer, p: Prepared, *, entry_id: int | None, balance_after_m
         priced.charge_micros, priced.mode,
         p.provider_key.pk if p.provider_key is not None else None, p.member, item.workflow_run_id,
         hold.pk if hold is not None else None, entry_id, item.occurred_at or writer.now, balance_after_micros,
-        item.metadata, p.for_org_id,
+        item.metadata, p.for_org_id, p.spending_token_id,
     )
 
 
@@ -134,7 +136,8 @@ def _replays(account: CreditAccount, keys: list[str], for_org: Organization | No
 
 
 def _record(
-    org: Organization, inputs: list[UsageInput], actor: Actor, *, prepared: list[Prepared] | None = None
+    org: Organization, inputs: list[UsageInput], actor: Actor, *, prepared: list[Prepared] | None = None,
+    token: SpendingToken | None = None,
 ) -> list[BatchItem]:
     """Decide each event in order under one account lock, then debit what was
     recorded as one ledger entry per member (allocated across grants in burn
@@ -146,15 +149,19 @@ def _record(
     Everything per event that does not depend on the balance (checks, pricing
     on the plan last seen, the row's JSON) happens before the lock, so the
     lock is held for the decisions and one statement. `prepared` is what
-    `prepare(org, inputs)` already returned, when the caller has it.
+    `prepare(org, inputs)` already returned, when the caller has it. `token`:
+    the spending token recording them (usage.services.tokens), whose hold,
+    meters and ceiling apply.
 
     When the org's members pay for their own usage, see `_record_routed`."""
     if prepared is None:
         prepared = prepare(org, inputs, actor=actor)
     _attribute(prepared, actor)
+    if token is not None:
+        token_check_prepared(token, prepared)
     _holds_attach(org, prepared)
     if routing.members_pay(org):
-        return _record_routed(org, prepared, actor)
+        return _record_routed(org, prepared, actor, token)
     indexed = list(enumerate(prepared))
     results: dict[int, BatchItem] = {}
     if org.members_paid_since is not None:
@@ -174,11 +181,12 @@ def _record(
     if any(p.plan != account.plan_code for p in prepared if p.error is None):
         _plan_hints.pop(org.pk, None)
         price_all(prepared, account.plan_code, now)  # the plan changed: price again, now under the lock
-    results.update(_decide(writer, indexed, actor))
+    results.update(_decide(writer, indexed, actor, token=token))
     return [item for _index, item in sorted(results.items())]
 
 
-def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) -> list[BatchItem]:
+def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor,
+                   token: SpendingToken | None = None) -> list[BatchItem]:
     """`_record` for an org whose members pay (usage.services.routing): each event
     is written on its member's personal account, priced on that account's plan
     and labelled for `org`. One writer per paying account, locked in order of
@@ -208,7 +216,7 @@ def _record_routed(org: Organization, prepared: list[Prepared], actor: Actor) ->
         }
         routing.route(writer, org=org, member=member, payer=payers[member.pk])
         price_all([p for _index, p in group], writer.account.plan_code, now)  # the member's plan
-        results.update(_decide(writer, group, actor, for_org=org))
+        results.update(_decide(writer, group, actor, for_org=org, token=token))
     return [item for _index, item in sorted(results.items())]
 
 
@@ -306,10 +314,12 @@ def _hold_open(holds: dict[int, Hold], hold_id: int, now: datetime) -> Hold:
 
 def _decide(
     writer: Writer, indexed: list[tuple[int, Prepared]], actor: Actor, *, for_org: Organization | None = None,
+    token: SpendingToken | None = None,
 ) -> dict[int, BatchItem]:
     """Decide the events (index in the batch, prepared event) on `writer`'s locked
     account, in order, then write what was recorded and save. `for_org`: the
-    organization the usage is for, when it is not the account's own."""
+    organization the usage is for, when it is not the account's own; `token`:
+    the spending token recording them, whose ceiling is checked and counted here."""
     account, loaded = writer.account, writer.loaded
     # The plan's features, like its prices, are decided on the locked row (the
     # paying account's: a member's own plan when they pay): a downgrade refuses a
@@ -318,6 +328,8 @@ def _decide(
     features_check_all([p for _index, p in indexed if p.input.idempotency_key not in loaded.existing_events], account)
     writer.live_grants()
     holds = _holds_lock(writer, indexed, for_org)
+    # The token's row after the account and hold rows: the order every token write takes.
+    spend = token_spend_lock(token, writer.now, holds.get(token.hold_id)) if token is not None else None
     used: dict[int, Hold] = {}
     strict = not account.overage_allowed
     payer = writer.route.payer if writer.route is not None else None
@@ -352,6 +364,12 @@ def _decide(
             continue
         charge = p.priced.charge_micros
         member_id = p.member.pk if p.member is not None else None
+        if spend is not None:
+            try:
+                spend.require(charge)  # revoked, expired or its hold ended since; or past its ceiling
+            except TollgateError as error:
+                item.error = error
+                continue
         hold, taken = None, []
         if p.input.hold_id is not None:
             try:
@@ -391,6 +409,8 @@ def _decide(
             hold.recorded_micros += charge
             used[hold.pk] = hold
             used.update((h.pk, h) for h, _part in taken)
+        if spend is not None:
+            spend.spend(charge)
         item.status = "recorded"
         item.event = _event(writer, p, entry_id=by_member[member_id][0] if charge else None,
                             balance_after_micros=account.balance_micros - total, hold=hold)
@@ -414,10 +434,13 @@ def _decide(
         )
     if used:
         Hold.objects.bulk_update(list(used.values()), ["used_micros", "recorded_micros"])
+    if spend is not None:
+        spend.save()
     if recorded:
         audit = writer.audit if for_org is None else writer.audit_routed
         audit(
             "usage.recorded", actor, events=len(recorded), amount=credits_str(-total),
+            **({"spending_token": token.prefix} if token is not None else {}),
             **({"event": recorded[0].event.pk, "idempotency_key": recorded[0].idempotency_key} if len(recorded) == 1 else {}),
             balance_after=credits_str(account.balance_micros),
         )
@@ -508,14 +531,21 @@ def _record_one_in_database(org: Organization, p: Prepared, actor: Actor) -> Rec
 
 
 @limit_refusals_announced()
-def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -> RecordedUsage:
+def usage_record(
+    *, org: Organization, event: UsageInput, actor: Actor = None, token: SpendingToken | None = None,
+) -> RecordedUsage:
     """Price and check-and-debit one usage event, or refuse (402, 400, 404, 409) and record nothing.
 
     Like credits_debit, outside a transaction the common case is one statement.
     An API key carrying a monthly limit takes the Python writer instead: the
     one-statement debit (usage_ledger_debit) knows members' caps but not keys'
-    limits, which the writer checks and counts (KeySpend) under the same lock."""
+    limits, which the writer checks and counts (KeySpend) under the same lock.
+
+    `token`: a spending token records it (`actor` is then the key that issued
+    it): the event goes on the token's hold, which the writer takes."""
     key_require_unpaused(actor, org)
+    if token is not None:
+        (event,) = token_inputs(token, [event])
     prepared = None
     # Usage a member pays for takes the Python writer (see usage.services.routing).
     # So does the usage of an org whose members once paid: a retry of an event a
@@ -534,7 +564,7 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
             return recorded
     with transaction.atomic():
         # The fallback reuses the checks above rather than query members and keys again.
-        (result,) = _record(org, [event], actor, prepared=prepared)
+        (result,) = _record(org, [event], actor, prepared=prepared, token=token)
         if result.error is not None:
             raise result.error
     recorded = result.event
@@ -544,15 +574,19 @@ def usage_record(*, org: Organization, event: UsageInput, actor: Actor = None) -
 
 
 @transaction.atomic
-def usage_record_batch(*, org: Organization, events: list[UsageInput], actor: Actor = None) -> list[BatchItem]:
+def usage_record_batch(
+    *, org: Organization, events: list[UsageInput], actor: Actor = None, token: SpendingToken | None = None,
+) -> list[BatchItem]:
     """Up to 1,000 events in one transaction, each decided (and idempotent) on its own, in order.
-    A batch from a paused API key is refused whole (402 usage_paused)."""
+    A batch from a paused API key is refused whole (402 usage_paused). `token`: as for `usage_record`."""
     key_require_unpaused(actor, org)
     if not events:
         raise InvalidRequest("Send at least one event.", code="invalid_request")
     if len(events) > MAX_BATCH:
         raise InvalidRequest(f"A batch holds at most {MAX_BATCH} events.", code="batch_too_large")
-    return _record(org, events, actor)
+    if token is not None:
+        events = token_inputs(token, events)
+    return _record(org, events, actor, token=token)
 
 
 @limit_refusals_announced()

@@ -95,6 +95,7 @@ class Prepared:
     # organization pays, for this one.
     payer_org_id: int | None = None
     for_org_id: int | None = None
+    spending_token_id: int | None = None  # the spending token that records it (usage.services.tokens)
     # The prices a quote locked, when the event is recorded against its hold
     # (usage.services.quotes): priced from them, whatever the card says now.
     locked_rates: dict | None = None
@@ -202,6 +203,7 @@ def price_all(prepared: list[Prepared], plan: str, now: datetime) -> None:
             "workflow_run_id": item.workflow_run_id, "occurred_at": (item.occurred_at or now).isoformat(),
             "created_at": now.isoformat(), "metadata": item.metadata, "idempotency_key": item.idempotency_key,
             "request_fingerprint": p.fingerprint, "api_key_prefix": p.api_key_prefix, "for_org_id": p.for_org_id,
+            "spending_token_id": p.spending_token_id,
         })[1:-1]
 
 

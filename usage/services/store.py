@@ -266,6 +266,7 @@ _EVENT_COLUMNS = [
     "id", "account_id", "member_id", "meter_id", "model", "quantity", "credits_per_unit", "credits_micros",
     "billing_mode", "provider_key_id", "workflow_run_id", "occurred_at", "created_at", "metadata", "idempotency_key",
     "request_fingerprint", "ledger_entry_id", "hold_id", "balance_after_micros", "api_key_prefix", "for_org_id",
+    "spending_token_id",
 ]
 # The audit trail's columns are the orgs app's (AuditEvent.insert_columns()).
 _AUDIT_COLUMNS = AuditEvent.insert_columns()

@@ -10,6 +10,7 @@ from accounts.services import api_key_authenticate
 from agent_tools.stdio import StdioCaller, serve_stdio
 from billing_project import request_context
 from billing_project.errors import AuthenticationFailed
+from usage.models import TOKEN_PREFIX
 
 
 class Command(BaseCommand):
@@ -25,6 +26,9 @@ class Command(BaseCommand):
         raw_key = os.environ.get("TOLLGATE_API_KEY", "").strip()
         if not raw_key:
             raise CommandError("Set TOLLGATE_API_KEY to an API key (manage.py create_api_key --org SLUG).")
+        if raw_key.startswith(TOKEN_PREFIX):
+            raise CommandError("TOLLGATE_API_KEY is a spending token, which can only record usage through the REST "
+                               "API; MCP needs an API key.")
         try:
             check = api_key_authenticate(raw_key=raw_key)
         except AuthenticationFailed as error:
