@@ -60,5 +60,8 @@ def test_holds_show_their_tree_and_what_they_used_in_admin(staff_client, org):
     parent = services.hold_create(org=org, amount_micros=5 * C)
     child = services.hold_create(org=org, amount_micros=2 * C, parent_hold_id=parent.pk)
     page = staff_client.get(reverse("admin:usage_hold_changelist"))
-    assert page.status_code == 200 and b"Used micros" in page.content
+    # What each hold used and recorded, in credits (the admin never shows raw micros), and its place in the tree.
+    assert page.status_code == 200
+    assert b"column-used_micros_shown" in page.content and b"column-recorded_micros_shown" in page.content
+    assert b"column-parent" in page.content and b"column-depth" in page.content
     assert staff_client.get(reverse("admin:usage_hold_change", args=[child.pk])).status_code == 200

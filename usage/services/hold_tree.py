@@ -82,11 +82,12 @@ def hold_children_settle(writer: Writer, hold: Hold, actor: Actor, touched: list
 
 
 def holds_save(holds: list[Hold]) -> None:
-    if holds:
-        Hold.objects.bulk_update(
-            list({h.pk: h for h in holds}.values()),
-            ["status", "captured_micros", "closed_at", "used_micros", "recorded_micros"],
-        )
+    # One UPDATE per hold rather than bulk_update: a capture touches the hold and
+    # its open children (rarely more than a few), and post_save is how the
+    # metrics count holds closed (usage/observers.py); bulk_update sends none.
+    fields = ["status", "captured_micros", "closed_at", "used_micros", "recorded_micros"]
+    for hold in {h.pk: h for h in holds}.values():
+        hold.save(update_fields=fields)
 
 
 def hold_audit(writer: Writer, target: Hold, action: str, actor: Actor, /, **data) -> None:
