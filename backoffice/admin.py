@@ -22,10 +22,26 @@ DJSTRIPE_KEPT = {
 }
 
 
+def _view_only(admin_class: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
+    """dj-stripe's admin for a model, without Add, Change or Delete: its rows are
+    copies of Stripe's objects, written only by webhooks and syncs, so an edit
+    here would make Tollgate disagree with Stripe (and reconciliation with it)."""
+
+    def refuse(self, request, obj=None) -> bool:
+        return False
+
+    return type(f"ViewOnly{admin_class.__name__}", (admin_class,), {
+        "has_add_permission": refuse, "has_change_permission": refuse, "has_delete_permission": refuse,
+    })
+
+
 def _tidy() -> None:
-    for model in list(admin.site._registry):
-        if model._meta.app_label == "djstripe" and model not in DJSTRIPE_KEPT:
-            admin.site.unregister(model)
+    for model, model_admin in list(admin.site._registry.items()):
+        if model._meta.app_label != "djstripe":
+            continue
+        admin.site.unregister(model)
+        if model in DJSTRIPE_KEPT:
+            admin.site.register(model, _view_only(type(model_admin)))
     # The library's own key model is unused: Tollgate's keys are accounts.OrgAPIKey ("API keys").
     if admin.site.is_registered(APIKey):
         admin.site.unregister(APIKey)

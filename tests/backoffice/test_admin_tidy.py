@@ -86,6 +86,14 @@ def test_the_index_lists_a_few_stripe_models_and_one_api_keys_entry(superuser_cl
     assert index.count(">API keys<") == 1
 
 
+def test_stripe_objects_are_shown_never_added_edited_or_deleted(superuser_client):
+    # Tollgate never writes dj-stripe's tables: webhooks and syncs do.
+    assert superuser_client.get("/admin/djstripe/invoice/").status_code == 200
+    assert superuser_client.get("/admin/djstripe/invoice/add/").status_code == 403
+    index = superuser_client.get("/admin/").content.decode()
+    assert "/admin/djstripe/charge/add/" not in index and "/admin/djstripe/customer/add/" not in index
+
+
 def test_tiny_usage_amounts_show_exactly_not_as_zero(superuser_client, account):
     from decimal import Decimal
 
