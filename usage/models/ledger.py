@@ -344,6 +344,8 @@ class Hold(models.Model):
                          condition=Q(status="open", api_key_prefix__isnull=False)),
             # A parent's open children, settled when it closes and counted against the fan-out limit.
             models.Index(fields=["parent"], condition=Q(status="open", parent__isnull=False), name="hold_open_children"),
+            # Every child of a hold, closed ones too (a run's receipt lists the holds carved from its own).
+            models.Index(fields=["parent"], condition=Q(parent__isnull=False), name="hold_children"),
         ]
 
     def __str__(self) -> str:
