@@ -308,3 +308,25 @@ def test_another_org_sees_neither_the_run_nor_its_token(api, funded, other_org):
     assert response.status_code == 404 and token["prefix"] not in response.content.decode()
     # A token reads no receipt: it records usage, nothing else.
     assert client(token["token"]).get("/api/v1/runs/run-1").status_code == 403
+
+
+def test_a_token_spending_a_members_hold_shows_who_paid_and_never_her_balance(api, funded, ada):
+    _user, personal = ada
+    Organization.objects.filter(pk=funded.pk).update(member_usage=MemberUsage.PERSONAL)
+    hold = post(api, "/api/v1/holds", {"idempotency_key": "h", "credits": "10", "workflow_run_id": "run-1",
+                                       "member": "ada@acme.test"})
+    token = post(api, f"/api/v1/holds/{hold['id']}/tokens", {"credits": "6"})
+    record(client(token["token"]), "t1", hold_id=hold["id"], quantity="2")  # 5 from Ada's 17
+    post(api, f"/api/v1/holds/{hold['id']}/capture", {"credits": "6"})  # 1 more
+
+    response = api.get("/api/v1/runs/run-1")
+    body = response.json()
+    assert body["lines"][0]["paid_by"] == "member" and body["lines"][0]["spending_token"] == token["prefix"]
+    assert body["tokens"][0]["spent"] == "5" and body["holds"][0]["captured_without_events"] == "1"
+    assert body["totals"]["paid_by_members"] == "6" and body["totals"]["credits"] == "6"
+    assert usage_debited(personal) == 6 * C and usage_debited(funded) == 0
+    ada_account = CreditAccount.objects.get(org=personal)
+    assert ada_account.balance_micros == 11 * C
+    assert "balance" not in response.content.decode() and '"11"' not in response.content.decode()
+    _key, ada_secret = api_key_for(personal)
+    assert client(ada_secret).get("/api/v1/runs/run-1").status_code == 404
