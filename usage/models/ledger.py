@@ -356,6 +356,12 @@ class Hold(models.Model):
         """What the hold still reserves (while open)."""
         return self.amount_micros - self.used_micros
 
+    @staticmethod
+    def capture_key(hold_id: int) -> str:
+        """The idempotency key of the one ledger entry a hold's capture writes
+        (usage.services.holds), by which a run's receipt finds it."""
+        return f"hold:{hold_id}:capture"
+
 
 class Transfer(models.Model):
     """Purchased credits sent from one organization to another, with a note."""

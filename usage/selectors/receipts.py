@@ -262,7 +262,7 @@ def _unitemised(holds: dict[int, Hold]) -> tuple[dict[int, int], dict[int, int]]
     # a capture of no more than was recorded writes none.
     entries = {
         entry_id: (hold_id, -amount) for entry_id, hold_id, amount in LedgerEntry.objects.filter(
-            hold_id__in=captured, idempotency_key__in=[f"hold:{pk}:capture" for pk in captured],
+            hold_id__in=captured, idempotency_key__in=[Hold.capture_key(pk) for pk in captured],
         ).values_list("pk", "hold_id", "amount_micros")
     } if captured else {}
     counts: dict[int, int] = {}
