@@ -98,13 +98,28 @@ PAID_BY = {"type": "string", "enum": ["organization", "member"],
            "description": "Whose balance paid: the organization's, or the member's personal one."}
 RECEIPT_LINE = obj({
     "event_id": INT, "occurred_at": WHEN, "meter": STR, "model": STR, "quantity": STR, "credits_per_unit": STR,
-    "credits": CREDITS, "billing_mode": STR, "member": NSTR, "paid_by": PAID_BY, "hold_id": NINT,
+    "credits": CREDITS, "billing_mode": STR, "member": NSTR, "paid_by": PAID_BY,
+    "hold_id": {"type": ["integer", "null"], "description": "The hold it was charged against."},
+    "spending_token": {"type": ["string", "null"], "description": "The prefix (tgs_…) of the spending token that "
+                                                                   "recorded it."},
     "idempotency_key": STR,
-}, ["event_id", "occurred_at", "meter", "quantity", "credits", "paid_by"])
+}, ["event_id", "occurred_at", "meter", "quantity", "credits", "paid_by", "hold_id", "spending_token"])
 RECEIPT_HOLD = obj({
-    "id": INT, "status": STR, "reserved": CREDITS, "captured": NSTR, "captured_without_events": CREDITS,
-    "events": INT, "member": NSTR, "paid_by": PAID_BY, "created_at": WHEN, "closed_at": NWHEN, "expires_at": WHEN,
-}, ["id", "status", "reserved", "captured"])
+    "id": INT, "parent_id": {"type": ["integer", "null"], "description": "The hold it was carved out of."},
+    "workflow_run_id": {"type": "string", "description": "The run it was reserved for (\"\" for none): this run "
+                                                         "or another."},
+    "status": STR, "reserved": CREDITS, "captured": NSTR,
+    "captured_without_events": {"type": "string", "description": "What it captured beyond the usage events charged "
+                                "through it, counted in this run's total (0 when it belongs to another run)."},
+    "prices_locked": {"type": "boolean", "description": "A quote's hold: usage priced at the quoted rates."},
+    "events": INT, "other_run_events": INT, "member": NSTR, "paid_by": PAID_BY, "created_at": WHEN,
+    "closed_at": NWHEN, "expires_at": WHEN,
+}, ["id", "parent_id", "status", "reserved", "captured", "captured_without_events", "prices_locked"])
+RECEIPT_TOKEN = obj({
+    "prefix": STR, "name": STR, "hold_id": INT, "credits": CREDITS, "spent": CREDITS,
+    "status": {"type": "string", "enum": ["active", "revoked", "expired", "hold_closed"]},
+    "expires_at": WHEN, "events": INT, "events_credits": CREDITS,
+}, ["prefix", "hold_id", "credits", "spent", "status", "events"])
 RECEIPT = obj({
     "workflow_run_id": STR, "receipt_url": STR, "first_at": NWHEN, "last_at": NWHEN,
     "totals": obj({
@@ -117,7 +132,8 @@ RECEIPT = obj({
     "lines": array(RECEIPT_LINE, description="The run's usage events, oldest first, at most 1,000."),
     "lines_truncated": BOOL,
     "holds": array(RECEIPT_HOLD),
-}, ["workflow_run_id", "totals", "by_meter", "lines", "lines_truncated", "holds"])
+    "tokens": array(RECEIPT_TOKEN, description="The spending tokens that recorded the run's events."),
+}, ["workflow_run_id", "totals", "by_meter", "lines", "lines_truncated", "holds", "tokens"])
 
 PACK = obj({"code": STR, "name": STR, "credits": CREDITS, "price": STR, "price_cents": INT, "currency": STR})
 PACKAGES = obj({"data": array(PACK)}, ["data"])

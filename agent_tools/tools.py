@@ -207,6 +207,12 @@ def billing_run_receipt(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     if receipt.holds:
         text += f" and {len(receipt.holds)} hold{'' if len(receipt.holds) == 1 else 's'}"
     text += "."
+    if receipt.unitemised_micros:
+        text += f" {credits_words(receipt.unitemised_micros)} credits were captured on holds beyond their events."
+    if receipt.tokens:
+        text += " Spending tokens: " + "; ".join(
+            f"{t.prefix}{f' ({t.name})' if t.name else ''} on hold {t.hold_id}, {credits_words(t.events_micros)} "
+            f"credits over {t.events:,} event{'' if t.events == 1 else 's'}" for t in receipt.tokens[:5]) + "."
     if receipt.paid_by_members_micros:
         # Totals only: a member's personal balance stays theirs, as on the API.
         text += f" Members paid {credits_words(receipt.paid_by_members_micros)} credits from their personal balances."
@@ -333,8 +339,10 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in [
              schemas.HISTORY_INPUT, schemas.HISTORY, Scope.READ, billing_history),
     ToolSpec("billing_run_receipt", "Receipt of a workflow run",
              "One workflow run itemised, as GET /api/v1/runs/{workflow_run_id}: every usage event (meter, model, "
-             "quantity, credits, who paid), the holds it used, and the totals in credits and money. An unknown "
-             "run, or another organization's, is run_not_found.",
+             "quantity, credits, who paid, the hold and spending token it was recorded with), the holds it used "
+             "(child holds name their parent; a quote's are prices_locked), the spending tokens that recorded its "
+             "events, and the totals in credits and money, as the ledger debited them. An unknown run, or another "
+             "organization's, is run_not_found.",
              schemas.RUN_RECEIPT_INPUT, schemas.RECEIPT, Scope.READ, billing_run_receipt),
     ToolSpec("billing_packages", "Credit packs",
              "The credit packs on sale: credits and price. Buying happens on the billing pages (top_up_url).",

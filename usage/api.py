@@ -442,12 +442,16 @@ RECEIPT_EXAMPLE = {
     "lines": [{"event_id": 981, "occurred_at": "2026-11-21T06:13:14Z", "meter": "ai.output_tokens",
                "model": "gpt-5-mini", "quantity": "12400", "credits_per_unit": "0.0003", "credits": "3.72",
                "billing_mode": "platform_key", "member": "ada@example.com", "paid_by": "organization",
-               "hold_id": 12, "idempotency_key": "run-8731:llm-1"}],
+               "hold_id": 12, "spending_token": "tgs_Q3xv81Lk", "idempotency_key": "run-8731:llm-1"}],
     "lines_truncated": False,
-    "holds": [{"id": 12, "status": "captured", "reserved": "50", "captured": "6.22", "captured_without_events": "0",
-               "events": 2, "member": "ada@example.com", "paid_by": "organization",
+    "holds": [{"id": 12, "parent_id": None, "workflow_run_id": "run-8731", "status": "captured", "reserved": "50",
+               "captured": "6.22", "captured_without_events": "0", "prices_locked": False, "events": 2,
+               "other_run_events": 0, "member": "ada@example.com", "paid_by": "organization",
                "created_at": "2026-11-21T06:13:10Z", "closed_at": "2026-11-21T06:13:53Z",
                "expires_at": "2026-11-21T06:28:10Z"}],
+    "tokens": [{"prefix": "tgs_Q3xv81Lk", "name": "search-tool", "hold_id": 12, "credits": "10", "spent": "3.72",
+                "status": "hold_closed", "expires_at": "2026-11-21T06:28:10Z", "events": 1,
+                "events_credits": "3.72"}],
 }
 
 
@@ -455,8 +459,11 @@ class RunReceiptView(UsageAPIView):
     @extend_schema(
         summary="An itemised receipt of one workflow run",
         description="Every usage event recorded with this `workflow_run_id` (meter, model, quantity, credits, "
-                    "who paid), the holds reserved for the run or charged by its events, and the totals in "
-                    "credits and money at the list price of a credit. In `member_usage: personal` the lines "
+                    "who paid, the hold and spending token it was recorded with), the holds reserved for the "
+                    "run, charged by its events or carved out of those (`parent_id`, `prices_locked` for a "
+                    "quote), the spending tokens that recorded its events, and the totals in credits and "
+                    "money at the list price of a credit. The total is what the ledger debited for the run: "
+                    "its events, and what its holds captured beyond the events recorded against them. In `member_usage: personal` the lines "
                     "and totals say a member paid (`paid_by`), never their balance. An unknown run, or "
                     "another organization's, is 404 `run_not_found`.",
         responses={200: serializers.ReceiptSerializer, **ERRORS,

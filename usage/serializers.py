@@ -506,8 +506,8 @@ def receipt_url(receipt: Receipt) -> str:
 
 
 def receipt_data(receipt: Receipt) -> dict[str, Any]:
-    """GET /api/v1/runs/{id}: the run's lines, holds and totals. Whose balance
-    paid is named (`paid_by`), never a member's balance."""
+    """GET /api/v1/runs/{id}: the run's lines, holds, spending tokens and totals.
+    Whose balance paid is named (`paid_by`), never a member's balance."""
     return {
         "workflow_run_id": receipt.run_id,
         "receipt_url": receipt_url(receipt),
@@ -533,17 +533,26 @@ def receipt_data(receipt: Receipt) -> dict[str, Any]:
              "model": line.model, "quantity": _decimal(line.quantity),
              "credits_per_unit": _decimal(line.credits_per_unit), "credits": credits_str(line.credits_micros),
              "billing_mode": line.billing_mode, "member": line.member_email, "paid_by": line.paid_by,
-             "hold_id": line.hold_id, "idempotency_key": line.idempotency_key}
+             "hold_id": line.hold_id, "spending_token": line.spending_token,
+             "idempotency_key": line.idempotency_key}
             for line in receipt.lines
         ],
         "lines_truncated": receipt.truncated,
         "holds": [
-            {"id": h.hold_id, "status": h.status, "reserved": credits_str(h.reserved_micros),
+            {"id": h.hold_id, "parent_id": h.parent_id, "workflow_run_id": h.run_id, "status": h.status,
+             "reserved": credits_str(h.reserved_micros),
              "captured": credits_str(h.captured_micros) if h.captured_micros is not None else None,
-             "captured_without_events": credits_str(h.unitemised_micros), "events": h.events,
+             "captured_without_events": credits_str(h.unitemised_micros), "prices_locked": h.prices_locked,
+             "events": h.events, "other_run_events": h.other_run_events,
              "member": h.member_email, "paid_by": h.paid_by, "created_at": _when(h.created_at),
              "closed_at": _when(h.closed_at), "expires_at": _when(h.expires_at)}
             for h in receipt.holds
+        ],
+        "tokens": [
+            {"prefix": t.prefix, "name": t.name, "hold_id": t.hold_id, "credits": credits_str(t.ceiling_micros),
+             "spent": credits_str(t.spent_micros), "status": t.status, "expires_at": _when(t.expires_at),
+             "events": t.events, "events_credits": credits_str(t.events_micros)}
+            for t in receipt.tokens
         ],
     }
 
@@ -561,11 +570,13 @@ class ReceiptMoneySerializer(serializers.Serializer):
 
 
 class ReceiptTotalsSerializer(serializers.Serializer):
-    credits = serializers.CharField(help_text="What the run cost: its events, and holds captured without events")
+    credits = serializers.CharField(help_text="What the run cost, as the ledger debited it: its events, and what "
+                                              "its holds captured beyond their events")
     events = serializers.IntegerField(help_text="Every usage event of the run (the lines stop at 1,000)")
     events_credits = serializers.CharField()
     captured_without_events = serializers.CharField(
-        help_text="Captures of the run's holds by amount, which no usage event itemises")
+        help_text="What the run's holds captured by amount beyond the usage events recorded against them, which "
+                  "no usage event itemises")
     paid_by_organization = serializers.CharField()
     paid_by_members = serializers.CharField(help_text="Paid from members' personal balances: a total, never a balance")
     money = ReceiptMoneySerializer()
@@ -591,22 +602,45 @@ class ReceiptLineSerializer(serializers.Serializer):
     billing_mode = serializers.ChoiceField(choices=BillingMode.choices)
     member = serializers.EmailField(allow_null=True)
     paid_by = _PAID_BY
-    hold_id = serializers.IntegerField(allow_null=True)
+    hold_id = serializers.IntegerField(allow_null=True, help_text="The hold it was charged against")
+    spending_token = serializers.CharField(allow_null=True, help_text="The prefix of the spending token that "
+                                                                      "recorded it")
     idempotency_key = serializers.CharField()
 
 
 class ReceiptHoldSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    parent_id = serializers.IntegerField(allow_null=True, help_text="The hold it was carved out of (a child hold)")
+    workflow_run_id = serializers.CharField(allow_blank=True, help_text="The run it was reserved for: this one, "
+                                            "another (a hold this run's events named, or a child for another run), "
+                                            "or none")
     status = serializers.ChoiceField(choices=["open", "captured", "released", "expired"])
     reserved = serializers.CharField()
     captured = serializers.CharField(allow_null=True)
-    captured_without_events = serializers.CharField()
+    captured_without_events = serializers.CharField(
+        help_text="What it captured beyond the usage events charged through it (and its children's closing), "
+                  "counted in this run's total; 0 when that belongs to another run")
+    prices_locked = serializers.BooleanField(help_text="A quote's hold: usage priced at the quoted rates")
     events = serializers.IntegerField(help_text="The run's events charged through it")
+    other_run_events = serializers.IntegerField(help_text="Events of other runs charged through it (in their "
+                                                          "receipts)")
     member = serializers.EmailField(allow_null=True)
     paid_by = _PAID_BY
     created_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField()
+
+
+class ReceiptTokenSerializer(serializers.Serializer):
+    prefix = serializers.CharField(help_text="`tgs_` and 8 characters: the visible part of the token")
+    name = serializers.CharField(allow_blank=True)
+    hold_id = serializers.IntegerField(help_text="The hold it was issued for")
+    credits = serializers.CharField(help_text="Its ceiling")
+    spent = serializers.CharField(help_text="What all its events cost, this run's and any other's")
+    status = serializers.ChoiceField(choices=["active", "revoked", "expired", "hold_closed"])
+    expires_at = serializers.DateTimeField()
+    events = serializers.IntegerField(help_text="The run's events it recorded")
+    events_credits = serializers.CharField()
 
 
 class ReceiptSerializer(serializers.Serializer):
@@ -621,6 +655,7 @@ class ReceiptSerializer(serializers.Serializer):
     lines = ReceiptLineSerializer(many=True, help_text="The run's usage events, oldest first, at most 1,000")
     lines_truncated = serializers.BooleanField()
     holds = ReceiptHoldSerializer(many=True)
+    tokens = ReceiptTokenSerializer(many=True, help_text="The spending tokens that recorded the run's events")
 
 
 # --- spending tokens ------------------------------------------------------------------
@@ -658,11 +693,7 @@ class SpendingTokenSerializer(serializers.Serializer):
     revoked_at = serializers.DateTimeField(allow_null=True)
 
     def get_status(self, token) -> str:
-        now = timezone.now()
-        status = token.status_at(now)
-        if status == "active" and (token.hold.status != "open" or token.hold.expires_at <= now):
-            return "hold_closed"
-        return status
+        return token.status_with_hold_at(timezone.now())
 
     def get_api_key_prefix(self, token) -> str | None:
         return token.api_key.prefix if token.api_key_id else None

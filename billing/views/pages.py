@@ -200,7 +200,7 @@ def run_receipt(request, run_id: str):
 
 RECEIPT_CSV_HEADER = [
     "occurred_at", "event_id", "meter", "model", "quantity", "unit", "credits_per_unit", "credits", "billing_mode",
-    "member", "paid_by", "hold_id", "idempotency_key",
+    "member", "paid_by", "hold_id", "spending_token", "idempotency_key",
 ]
 
 
@@ -221,6 +221,7 @@ def _receipt_rows(lines):
             _text_cell(line.member_email or ""),
             line.paid_by,
             line.hold_id or "",
+            line.spending_token or "",
             _text_cell(line.idempotency_key),
         ])
 

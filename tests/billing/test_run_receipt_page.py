@@ -85,8 +85,8 @@ def test_the_csv_has_every_line_with_exact_decimals(client, run, owner, member):
     assert 'filename="tollgate-acme-run-run-1.csv"' in response["Content-Disposition"]
     header, *lines = csv_rows(response)
     assert header == ["occurred_at", "event_id", "meter", "model", "quantity", "unit", "credits_per_unit", "credits",
-                      "billing_mode", "member", "paid_by", "hold_id", "idempotency_key"]
-    assert [(r[2], r[3], r[4], r[6], r[7], r[9], r[10], r[12]) for r in lines] == [
+                      "billing_mode", "member", "paid_by", "hold_id", "spending_token", "idempotency_key"]
+    assert [(r[2], r[3], r[4], r[6], r[7], r[9], r[10], r[13]) for r in lines] == [
         ("action.medium", "", "2", "2.5", "5", "", "organization", "a"),
         ("ai.output_tokens", "gpt-5-mini", "12400", "0.0003", "3.72", "member@acme.test", "organization", "b"),
     ]
@@ -97,7 +97,7 @@ def test_csv_cells_people_typed_cannot_run_as_formulas(client, org, owner):
     record(org, "=HYPERLINK(1)", run="r")
     client.force_login(owner)
     _header, line = csv_rows(client.get(reverse("billing:run_receipt_export", args=["r"])))
-    assert line[12] == "'=HYPERLINK(1)"
+    assert line[13] == "'=HYPERLINK(1)"
 
 
 def test_a_run_id_with_a_slash_has_its_page_and_csv(client, org, owner):
@@ -107,7 +107,7 @@ def test_a_run_id_with_a_slash_has_its_page_and_csv(client, org, owner):
     assert page("batch/7").endswith("/runs/batch/7/")
     assert client.get(page("batch/7")).status_code == 200
     _header, line = csv_rows(client.get(reverse("billing:run_receipt_export", args=["batch/7"])))
-    assert line[12] == "a"
+    assert line[13] == "a"
 
 
 def test_members_paying_personally_show_as_paid_by_member_without_their_balance(client, org, owner):
@@ -122,3 +122,53 @@ def test_members_paying_personally_show_as_paid_by_member_without_their_balance(
     content = client.get(page("run-1")).content.decode()
     assert "paid by member" in content and 'data-testid="receipt-paid-by-members">7.5<' in content
     assert "9.5" not in content  # Ada's balance after: hers alone
+
+
+def bearer(secret: str) -> APIClient:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return api
+
+
+def post(api, url, body=None) -> dict:
+    response = api.post(url, body or {}, format="json")
+    assert response.status_code in (200, 201), response.content
+    return response.json()
+
+
+@pytest.fixture
+def tooled(org):
+    """run-1 on a quote, with a child hold a tool spent through a token, both captured by amount."""
+    grant(org, 100)
+    api = bearer(api_key_for(org, name="agent")[1])
+    quote = post(api, "/api/v1/estimates", {"items": [{"meter": "action.medium", "quantity": 8}], "reserve": True,
+                                            "idempotency_key": "q", "workflow_run_id": "run-1"})["hold"]
+    post(api, "/api/v1/usage/events", {"idempotency_key": "own", "meter": "action.medium", "quantity": "1",
+                                       "workflow_run_id": "run-1", "hold_id": quote["id"]})
+    child = post(api, "/api/v1/holds", {"idempotency_key": "sub", "credits": "6", "parent_hold_id": quote["id"]})
+    token = post(api, f"/api/v1/holds/{child['id']}/tokens", {"credits": "5", "name": "search-tool"})
+    post(bearer(token["token"]), "/api/v1/usage/events", {
+        "idempotency_key": "tool", "meter": "action.small", "quantity": "2", "workflow_run_id": "run-1",
+        "hold_id": child["id"]})
+    post(api, f"/api/v1/holds/{child['id']}/capture", {"credits": "3"})
+    post(api, f"/api/v1/holds/{quote['id']}/capture", {"credits": "7"})
+    return quote["id"], child["id"], token["prefix"]
+
+
+def test_the_page_shows_the_holds_child_quote_and_token_of_the_run(client, owner, tooled):
+    quote, child, prefix = tooled
+    client.force_login(owner)
+    content = client.get(page("run-1")).content.decode()
+    assert 'data-testid="receipt-total">7 credits<' in content  # 2.5 + 2 of events, 1 + 1.5 beyond them
+    assert "2.5 credits captured on the run's holds beyond their usage events" in content
+    assert f'data-testid="receipt-hold-{child}"' in content and f"of #{quote}" in content
+    assert content.count("prices locked") == 2  # the quote and the child carved out of it
+    assert 'data-testid="receipt-tokens"' in content and prefix in content and "search-tool" in content
+    assert "Hold closed" in content
+
+
+def test_the_csv_names_the_hold_and_token_of_each_line(client, owner, tooled):
+    quote, child, prefix = tooled
+    client.force_login(owner)
+    _header, *lines = csv_rows(client.get(reverse("billing:run_receipt_export", args=["run-1"])))
+    assert [(r[11], r[12], r[13]) for r in lines] == [(str(quote), "", "own"), (str(child), prefix, "tool")]

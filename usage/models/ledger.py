@@ -344,6 +344,8 @@ class Hold(models.Model):
                          condition=Q(status="open", api_key_prefix__isnull=False)),
             # A parent's open children, settled when it closes and counted against the fan-out limit.
             models.Index(fields=["parent"], condition=Q(status="open", parent__isnull=False), name="hold_open_children"),
+            # Every child of a hold, closed ones too (a run's receipt lists the holds carved from its own).
+            models.Index(fields=["parent"], condition=Q(parent__isnull=False), name="hold_children"),
         ]
 
     def __str__(self) -> str:
@@ -353,6 +355,12 @@ class Hold(models.Model):
     def left_micros(self) -> int:
         """What the hold still reserves (while open)."""
         return self.amount_micros - self.used_micros
+
+    @staticmethod
+    def capture_key(hold_id: int) -> str:
+        """The idempotency key of the one ledger entry a hold's capture writes
+        (usage.services.holds), by which a run's receipt finds it."""
+        return f"hold:{hold_id}:capture"
 
 
 class Transfer(models.Model):

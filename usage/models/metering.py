@@ -191,6 +191,9 @@ class UsageEvent(models.Model):
             # A token's events (its list, a run's receipt).
             models.Index(fields=["spending_token"], name="usage_event_spending_token",
                          condition=Q(spending_token__isnull=False)),
+            # A hold's events, of every run (a run's receipt: what of a hold's capture
+            # no event itemises). Partial: most events name no hold.
+            models.Index(fields=["hold"], name="usage_event_hold", condition=Q(hold__isnull=False)),
         ]
         triggers = [APPEND_ONLY]
 

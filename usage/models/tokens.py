@@ -73,3 +73,11 @@ class SpendingToken(models.Model):
         if self.expires_at <= now:
             return "expired"
         return "active"
+
+    def status_with_hold_at(self, now) -> str:
+        """`status_at`, or hold_closed for an active token whose hold was captured,
+        released or expired (its `hold` is read)."""
+        status = self.status_at(now)
+        if status == "active" and (self.hold.status != "open" or self.hold.expires_at <= now):
+            return "hold_closed"
+        return status

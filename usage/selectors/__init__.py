@@ -84,6 +84,7 @@ from usage.selectors.receipts import (  # noqa: F401
     Receipt,
     ReceiptHold,
     ReceiptLine,
+    ReceiptToken,
     RunNotFound,
     run_receipt,
     run_receipt_lines,

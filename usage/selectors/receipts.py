@@ -14,9 +14,19 @@ Both halves are read through partial indexes on (account, workflow_run_id)
 and (for_org, workflow_run_id) of events and holds (migration usage 0019),
 so a receipt costs a few index probes whatever the account's history.
 
-The receipt is built from parts (`lines`, `holds`, totals) so a further part,
-such as the spending tokens a run used, is one more field filled in
-`run_receipt`.
+The receipt is built from parts (`lines`, `holds`, `tokens`, totals).
+
+What a run cost is what the ledger debited for it, each credit counted in one
+run only: its usage events (each names its run), and the part of a hold's
+capture that no usage event itemises (a capture by amount beyond what was
+recorded against the hold). That part is read from the ledger itself: the
+hold's capture entry less the events it debited (a capture with events). It
+belongs to the run the hold was reserved for (`Hold.workflow_run_id`), or, for
+a hold reserved for no run, to the one run all its events name. So a hold
+reserved for run A whose events name run B counts in A only what was captured
+beyond those events, while the events count in B; and a parent hold's capture
+never counts what its children closed at, which their own capture entries and
+events debited.
 """
 
 from __future__ import annotations
@@ -28,10 +38,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
 from billing_project.errors import NotFound
-from usage.models import CreditAccount, Hold, HoldStatus, UsageEvent
+from usage.models import CreditAccount, Hold, HoldStatus, LedgerEntry, SpendingToken, UsageEvent
 from usage.units import credit_price, credits_value
 from usage.wording import quantity_str, usage_phrase
 
@@ -93,26 +104,48 @@ class ReceiptLine(_Worded):
     member_email: str | None
     paid_by: str  # ORGANIZATION or MEMBER: whose balance paid (never the balance itself)
     hold_id: int | None
+    spending_token: str | None  # the prefix of the token that recorded it
     idempotency_key: str
 
 
 @dataclass(frozen=True)
 class ReceiptHold:
-    """A hold the run used: reserved for it (its `workflow_run_id`) or named by one of its events."""
+    """A hold the run used: reserved for it (its `workflow_run_id`), named by one
+    of its events, or carved out of one of those (a child hold)."""
 
     hold_id: int
+    parent_id: int | None  # the hold it was carved out of
+    run_id: str  # the run it was reserved for ("" for none): may be another run
     status: str
     reserved_micros: int
     captured_micros: int | None
+    prices_locked: bool  # a quote's hold: usage priced at the rates of the quote
     member_email: str | None
     paid_by: str
     created_at: datetime
     closed_at: datetime | None
     expires_at: datetime
     events: int  # of this run's events charged through it
-    # A hold captured with an amount and none of the run's events through it:
-    # its capture is what the run was charged, with no lines to show for it.
+    other_run_events: int  # events of other runs charged through it (counted in their runs)
+    # The part of its capture no usage event itemises (a capture by amount
+    # beyond what was recorded), when it counts in this run's total (see the
+    # module's docstring); 0 when it belongs to another run.
     unitemised_micros: int
+
+
+@dataclass(frozen=True)
+class ReceiptToken:
+    """A spending token that recorded some of the run's events."""
+
+    prefix: str
+    name: str
+    hold_id: int
+    ceiling_micros: int
+    spent_micros: int  # by all its events, this run's and any other's
+    status: str  # active, revoked, expired or hold_closed
+    expires_at: datetime
+    events: int  # of this run's events it recorded
+    events_micros: int
 
 
 @dataclass(frozen=True)
@@ -132,6 +165,7 @@ class Receipt:
     lines: list[ReceiptLine]
     line_count: int  # every event of the run; `lines` holds at most RECEIPT_LINES
     holds: list[ReceiptHold]
+    tokens: list[ReceiptToken]
     by_meter: list[MeterSubtotal]
     events_micros: int  # the run's events, all of them
     paid_by_org_micros: int
@@ -140,9 +174,6 @@ class Receipt:
     last_at: datetime | None
     credit_price: Decimal
     currency: str
-    # Further parts of a run (the spending tokens that recorded its usage, when
-    # events name one) go here, filled by one more read in `run_receipt` and
-    # rendered beside `holds` in usage.serializers.receipt_data.
 
     @property
     def unitemised_micros(self) -> int:
@@ -150,7 +181,7 @@ class Receipt:
 
     @property
     def total_micros(self) -> int:
-        """What the run cost: its events, and holds captured for it without events."""
+        """What the run cost: its events, and what holds of the run captured beyond their events."""
         return self.events_micros + self.unitemised_micros
 
     @property
@@ -180,7 +211,7 @@ def run_events(org: Organization, run_id: str, *, whose: Q | None = None) -> Que
     """The run's events, oldest first."""
     _run_id_check(run_id)
     return (UsageEvent.objects.filter(whose or _whose(org), workflow_run_id=run_id)
-            .select_related("meter", "member").order_by("occurred_at", "id"))
+            .select_related("meter", "member", "spending_token").order_by("occurred_at", "id"))
 
 
 def _line(event: UsageEvent) -> ReceiptLine:
@@ -190,6 +221,7 @@ def _line(event: UsageEvent) -> ReceiptLine:
         credits_micros=event.credits_micros, billing_mode=event.billing_mode,
         member_email=event.member.email if event.member_id else None,
         paid_by=MEMBER if event.for_org_id is not None else ORGANIZATION, hold_id=event.hold_id,
+        spending_token=event.spending_token.prefix if event.spending_token_id else None,
         idempotency_key=event.idempotency_key,
     )
 
@@ -204,24 +236,79 @@ def run_receipt_lines(org: Organization, run_id: str) -> Iterator[ReceiptLine]:
     return (_line(event) for event in events.iterator(chunk_size=2000))
 
 
-def _holds(whose: Q, run_id: str, per_hold: dict[int, int]) -> list[ReceiptHold]:
-    # Two plain queries rather than one OR: each is one index probe.
+def _involved_holds(whose: Q, run_id: str, named: set[int]) -> dict[int, Hold]:
+    """The holds reserved for the run, those its events name, and every hold carved
+    out of one of these (children of other runs included: their closing counts in
+    their runs, not in their parent's capture)."""
+    # Plain queries rather than one OR: each is one index probe.
     holds = {h.pk: h for h in Hold.objects.filter(whose, workflow_run_id=run_id).select_related("member")}
-    named = set(per_hold) - set(holds)
-    if named:
-        holds.update((h.pk, h) for h in Hold.objects.filter(whose, pk__in=named).select_related("member"))
+    missing = named - set(holds)
+    if missing:
+        holds.update((h.pk, h) for h in Hold.objects.filter(whose, pk__in=missing).select_related("member"))
+    parents = set(holds)
+    while parents:  # at most HOLD_MAX_DEPTH rounds
+        children = {h.pk: h for h in Hold.objects.filter(whose, parent_id__in=parents).select_related("member")
+                    if h.pk not in holds}
+        holds.update(children)
+        parents = set(children)
+    return holds
+
+
+def _unitemised(holds: dict[int, Hold]) -> tuple[dict[int, int], dict[int, int]]:
+    """For each captured hold, what its capture entry debited that no usage event
+    itemises; and for every hold, how many events (of any run) were charged through it."""
+    captured = [h.pk for h in holds.values() if h.status == HoldStatus.CAPTURED]
+    # A capture writes one entry, keyed per hold (usage.services.holds.hold_capture_locked);
+    # a capture of no more than was recorded writes none.
+    entries = {
+        entry_id: (hold_id, -amount) for entry_id, hold_id, amount in LedgerEntry.objects.filter(
+            hold_id__in=captured, idempotency_key__in=[Hold.capture_key(pk) for pk in captured],
+        ).values_list("pk", "hold_id", "amount_micros")
+    } if captured else {}
+    counts: dict[int, int] = {}
+    itemised: dict[int, int] = {}  # the events a capture entry debited (a capture with events)
+    for row in (UsageEvent.objects.filter(hold_id__in=list(holds)).values("hold_id").order_by()
+                .annotate(n=Count("id"), at_capture=Sum("credits_micros", filter=Q(ledger_entry_id__in=list(entries))))):
+        counts[row["hold_id"]] = row["n"]
+        itemised[row["hold_id"]] = row["at_capture"] or 0
+    return {hold_id: debited - itemised.get(hold_id, 0) for hold_id, debited in entries.values()}, counts
+
+
+def _holds(whose: Q, run_id: str, per_hold: dict[int, int]) -> list[ReceiptHold]:
+    holds = _involved_holds(whose, run_id, set(per_hold))
+    unitemised, counts = _unitemised(holds) if holds else ({}, {})
     out = []
     for hold in sorted(holds.values(), key=lambda h: (h.created_at, h.pk)):
         count = per_hold.get(hold.pk, 0)
+        everywhere = counts.get(hold.pk, 0)
+        # Whose run the capture beyond its events is: the hold's own, or, reserved
+        # for no run, the one run every event charged through it names.
+        ours = hold.workflow_run_id == run_id or (not hold.workflow_run_id and 0 < count == everywhere)
         captured = hold.captured_micros if hold.status == HoldStatus.CAPTURED else None
         out.append(ReceiptHold(
-            hold_id=hold.pk, status=hold.status, reserved_micros=hold.amount_micros, captured_micros=captured,
+            hold_id=hold.pk, parent_id=hold.parent_id, run_id=hold.workflow_run_id, status=hold.status,
+            reserved_micros=hold.amount_micros, captured_micros=captured, prices_locked=hold.locked_rates is not None,
             member_email=hold.member.email if hold.member_id else None,
             paid_by=MEMBER if hold.for_org_id is not None else ORGANIZATION,
             created_at=hold.created_at, closed_at=hold.closed_at, expires_at=hold.expires_at, events=count,
-            unitemised_micros=(captured or 0) if count == 0 else 0,
+            other_run_events=everywhere - count, unitemised_micros=unitemised.get(hold.pk, 0) if ours else 0,
         ))
     return out
+
+
+def _tokens(per_token: dict[int, list[int]]) -> list[ReceiptToken]:
+    if not per_token:
+        return []
+    now = timezone.now()
+    tokens = SpendingToken.objects.filter(pk__in=list(per_token)).select_related("hold").order_by("created_at", "pk")
+    return [
+        ReceiptToken(
+            prefix=token.prefix, name=token.name, hold_id=token.hold_id, ceiling_micros=token.ceiling_micros,
+            spent_micros=token.spent_micros, status=token.status_with_hold_at(now), expires_at=token.expires_at,
+            events=per_token[token.pk][0], events_micros=per_token[token.pk][1],
+        )
+        for token in tokens
+    ]
 
 
 def run_receipt(org: Organization, run_id: str, *, line_limit: int = RECEIPT_LINES) -> Receipt:
@@ -234,6 +321,7 @@ def run_receipt(org: Organization, run_id: str, *, line_limit: int = RECEIPT_LIN
     first_at = last_at = None
     meters: dict[str, list] = {}
     per_hold: dict[int, int] = {}  # the run's events through each hold
+    per_token: dict[int, list[int]] = {}  # the run's events each token recorded: [count, micro-credits]
     # One pass over the run's events: a run is thousands of events at most,
     # and the totals must count every one even when the lines stop.
     for event in events.iterator(chunk_size=2000):
@@ -254,6 +342,10 @@ def run_receipt(org: Organization, run_id: str, *, line_limit: int = RECEIPT_LIN
         subtotal[4] += 1
         if line.hold_id is not None:
             per_hold[line.hold_id] = per_hold.get(line.hold_id, 0) + 1
+        if event.spending_token_id is not None:
+            used = per_token.setdefault(event.spending_token_id, [0, 0])
+            used[0] += 1
+            used[1] += line.credits_micros
     holds = _holds(whose, run_id, per_hold)
     if line_count == 0 and not holds:
         raise RunNotFound()
@@ -267,7 +359,8 @@ def run_receipt(org: Organization, run_id: str, *, line_limit: int = RECEIPT_LIN
         key=lambda m: (-m.credits_micros, m.meter),
     )
     return Receipt(
-        run_id=run_id, org_slug=org.slug, lines=lines, line_count=line_count, holds=holds, by_meter=by_meter,
+        run_id=run_id, org_slug=org.slug, lines=lines, line_count=line_count, holds=holds, tokens=_tokens(per_token),
+        by_meter=by_meter,
         events_micros=events_micros, paid_by_org_micros=by_org, paid_by_members_micros=by_members,
         first_at=first_at, last_at=last_at, credit_price=credit_price(), currency=settings.CURRENCY.lower(),
     )

@@ -260,7 +260,7 @@ def hold_capture_locked(
     is part of what this hold recorded. A child hold's capture takes what it owes
     from its own reservation, then its parents' (`hold_take`), never from the
     balance: past them it is refused (402 hold_budget_exceeded)."""
-    key = f"hold:{hold.pk}:capture"
+    key = Hold.capture_key(hold.pk)
     if on_top_micros is not None and hold.status == HoldStatus.CAPTURED:
         amount_micros = hold.recorded_micros + on_top_micros  # what was recorded is frozen once it closed
     if hold.status == HoldStatus.CAPTURED:
