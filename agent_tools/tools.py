@@ -286,8 +286,13 @@ def billing_capture(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     out = {"hold": usage_serializers.HoldSerializer(hold).data, "events": [usage_serializers.event_data(e) for e in events],
            "balance_after": credits_str(account.balance_micros)}
     captured = hold.captured_micros or 0
-    return Result(out, f"Captured {credits_words(captured)} of {credits_words(hold.amount_micros)} reserved credits "
-                       f"(hold {hold.pk}). Balance: {credits_words(account.balance_micros)} credits "
+    if captured > hold.amount_micros:
+        # Usage recorded against a hold may go beyond it ("Captured 255 of 20 reserved" read as a mistake).
+        what = (f"Captured {credits_words(captured)} credits (hold {hold.pk} reserved {credits_words(hold.amount_micros)}; "
+                f"the other {credits_words(captured - hold.amount_micros)} came from the balance).")
+    else:
+        what = f"Captured {credits_words(captured)} of {credits_words(hold.amount_micros)} reserved credits (hold {hold.pk})."
+    return Result(out, f"{what} Balance: {credits_words(account.balance_micros)} credits "
                        f"({money_words(account.balance_micros)}).")
 
 

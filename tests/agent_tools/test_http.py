@@ -344,6 +344,20 @@ def test_usage_recorded_against_a_hold_is_captured_with_no_amount(mcp_server, fu
     assert selectors.account_for(funded.pk).held_micros == 0
 
 
+def test_a_capture_beyond_the_hold_says_where_the_rest_came_from(mcp_server, funded, full_key):
+    async def steps(client):
+        hold = await client.call_tool("billing_reserve", {"idempotency_key": "run-small", "credits": "2"})
+        hold_id = hold.structured_content["id"]
+        await client.call_tool("billing_record_usage", {**EVENT, "idempotency_key": "run-small:a", "hold_id": hold_id})
+        return hold_id, await client.call_tool("billing_capture", {"hold_id": hold_id})
+
+    hold_id, capture = run(calls(mcp_server, full_key, steps))
+    assert not capture.is_error, capture.content
+    assert capture.structured_content["hold"]["captured"] == "5"
+    assert capture.content[0].text.startswith(
+        f"Captured 5 credits (hold {hold_id} reserved 2; the other 3 came from the balance). Balance: 1,495 credits")
+
+
 def test_an_agent_hands_a_sub_agent_a_child_hold(mcp_server, funded, full_key):
     async def steps(client):
         parent = await client.call_tool("billing_reserve", {"idempotency_key": "run-8", "credits": "20"})
