@@ -123,7 +123,21 @@ def billing_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     return Result(data, text)
 
 
+ESTIMATE_ARGS = {"workflow", "items", "billing_mode"}
+
+
 def billing_estimate(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    # The REST serializer also takes a quote's fields (`reserve`, ...); this read
+    # tool reserves nothing, so it says so rather than answering a bare estimate
+    # to an agent that asked for a hold.
+    unknown = set(args) - ESTIMATE_ARGS
+    if unknown:
+        raise drf.ValidationError({
+            name: ["billing_estimate only estimates: to reserve, call billing_reserve with the estimate's high "
+                   "credits (or POST /api/v1/estimates with reserve: true for a quote at locked prices)."]
+            if name in {"reserve", "idempotency_key", "expires_in", "member", "workflow_run_id"} else ["Unknown argument."]
+            for name in sorted(unknown)
+        })
     data = _parse(usage_serializers.EstimateRequestSerializer, args)
     estimate = usage_selectors.estimate(
         plan_code=usage_selectors.account_for(check.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),

@@ -180,9 +180,15 @@ def test_bad_input_is_invalid_request_and_records_nothing(mcp_server, funded, fu
                 await client.call_tool("billing_history", {"cursor": "not-ours"}),
                 await client.call_tool("billing_capture", {"hold_id": 999999, "credits": "1"}),
                 await client.call_tool("billing_history", {"kind": "nope"}),
-                await client.call_tool("billing_nope", {}))
+                await client.call_tool("billing_nope", {}),
+                await client.call_tool("billing_estimate", {"workflow": "thread", "reserve": True,
+                                                            "idempotency_key": "q"}))
 
-    meter, amount, cursor, hold, kind, tool = run(calls(mcp_server, full_key, steps))
+    meter, amount, cursor, hold, kind, tool, quote = run(calls(mcp_server, full_key, steps))
+    # Asked for a quote, the read tool says it reserves nothing rather than answering a bare estimate.
+    assert quote.is_error and quote.structured_content["error"]["code"] == "invalid_request"
+    assert "billing_reserve" in quote.structured_content["error"]["fields"]["reserve"][0]
+    assert not Hold.objects.filter(account__org=funded).exists()
     assert kind.structured_content["error"]["code"] == "invalid_kind"
     assert tool.is_error
     assert meter.structured_content["error"]["code"] == "unknown_meter"
