@@ -272,8 +272,8 @@ def billing_reserve(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
         org=check.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
         member=_member(check, data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
         workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-        request_fingerprint=usage_parsers.request_fingerprint(args), parent_hold_id=data.get("parent_hold_id"),
-        actor=check.key,
+        request_fingerprint=usage_parsers.request_fingerprint(args), meters=data["meters"],
+        parent_hold_id=data.get("parent_hold_id"), actor=check.key,
     )
     out = usage_serializers.HoldSerializer(hold).data
     return Result(out, f"Reserved {credits_words(hold.amount_micros)} credits (hold {hold.pk}) until "

@@ -153,6 +153,21 @@ def test_entitlements_tool_checks_a_feature_as_the_api_does(mcp_server, funded, 
     assert unknown.is_error and unknown.structured_content["error"]["code"] == "unknown_feature"
 
 
+def test_reserve_checks_the_meters_it_names_as_the_api_does(mcp_server, funded, full_key):
+    async def steps(client):
+        return (await client.call_tool("billing_reserve", {"idempotency_key": "m1", "credits": "5",
+                                                           "meters": ["image.generated"]}),
+                await client.call_tool("billing_reserve", {"idempotency_key": "m2", "credits": "5", "meters": ["nope"]}),
+                await client.call_tool("billing_reserve", {"idempotency_key": "m3", "credits": "5",
+                                                           "meters": ["action.medium"]}))
+
+    gated, unknown, fine = run(calls(mcp_server, full_key, steps))
+    assert gated.is_error and gated.structured_content["error"]["code"] == "feature_not_in_plan"
+    assert unknown.is_error and unknown.structured_content["error"]["code"] == "unknown_meter"
+    assert not fine.is_error, fine.content
+    assert list(Hold.objects.filter(account__org=funded).values_list("idempotency_key", flat=True)) == ["m3"]
+
+
 def test_insufficient_credits_is_a_tool_error_with_the_top_up_link(mcp_server, funded, full_key):
     async def steps(client):
         return (await client.call_tool("billing_reserve", {"idempotency_key": "big", "credits": "5000"}),
