@@ -44,6 +44,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def ignores_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = int(next(line for line in status.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
+    return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
 def test_ctrl_c_stops_the_workers_through_their_master_and_frees_the_port(tmp_path):
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
@@ -59,11 +68,14 @@ def test_ctrl_c_stops_the_workers_through_their_master_and_frees_the_port(tmp_pa
             time.sleep(0.2)
         assert workers, (tmp_path / "gunicorn.log").read_text()
         (worker,) = workers
-        time.sleep(1)  # past post_worker_init
+        deadline = time.monotonic() + 30  # booting Django on a loaded machine takes a while
+        while not ignores_sigint(worker) and alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ignores_sigint(worker), "a worker must leave SIGINT to its master"
 
         os.kill(worker, signal.SIGINT)  # what Ctrl-C gives every process of the group
         time.sleep(0.5)
-        assert alive(worker), "a worker must leave SIGINT to its master"
+        assert alive(worker)
 
         os.killpg(master.pid, signal.SIGINT)
         master.wait(timeout=30)
