@@ -173,6 +173,9 @@ RESERVE_INPUT = obj({
     "member": {"type": "string", "description": "E-mail of the member the run is for."},
     "workflow_run_id": {"type": "string", "maxLength": 255},
     "metadata": {"type": "object"},
+    "meters": array({"type": "string", "maxLength": 64}, maxItems=50,
+                    description="The meters the run will record: one that needs a feature the plan lacks refuses the "
+                                "hold (feature_not_in_plan)."),
     "parent_hold_id": {"type": "integer", "minimum": 1,
                        "description": "Carve the hold out of this open hold's reservation (for a sub-agent)."},
 }, ["idempotency_key", "credits"], additionalProperties=False)

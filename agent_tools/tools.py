@@ -123,7 +123,21 @@ def billing_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     return Result(data, text)
 
 
+ESTIMATE_ARGS = {"workflow", "items", "billing_mode"}
+
+
 def billing_estimate(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
+    # The REST serializer also takes a quote's fields (`reserve`, ...); this read
+    # tool reserves nothing, so it says so rather than answering a bare estimate
+    # to an agent that asked for a hold.
+    unknown = set(args) - ESTIMATE_ARGS
+    if unknown:
+        raise drf.ValidationError({
+            name: ["billing_estimate only estimates: to reserve, call billing_reserve with the estimate's high "
+                   "credits (or POST /api/v1/estimates with reserve: true for a quote at locked prices)."]
+            if name in {"reserve", "idempotency_key", "expires_in", "member", "workflow_run_id"} else ["Unknown argument."]
+            for name in sorted(unknown)
+        })
     data = _parse(usage_serializers.EstimateRequestSerializer, args)
     estimate = usage_selectors.estimate(
         plan_code=usage_selectors.account_for(check.org.pk).plan_code, workflow=data.get("workflow"), items=data.get("items"),
@@ -258,8 +272,8 @@ def billing_reserve(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
         org=check.org, amount_micros=data["credits"], idempotency_key=data["idempotency_key"],
         member=_member(check, data.get("member")), expires_in=timedelta(seconds=data["expires_in"]),
         workflow_run_id=data["workflow_run_id"], metadata=data["metadata"],
-        request_fingerprint=usage_parsers.request_fingerprint(args), parent_hold_id=data.get("parent_hold_id"),
-        actor=check.key,
+        request_fingerprint=usage_parsers.request_fingerprint(args), meters=data["meters"],
+        parent_hold_id=data.get("parent_hold_id"), actor=check.key,
     )
     out = usage_serializers.HoldSerializer(hold).data
     return Result(out, f"Reserved {credits_words(hold.amount_micros)} credits (hold {hold.pk}) until "
@@ -286,8 +300,13 @@ def billing_capture(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     out = {"hold": usage_serializers.HoldSerializer(hold).data, "events": [usage_serializers.event_data(e) for e in events],
            "balance_after": credits_str(account.balance_micros)}
     captured = hold.captured_micros or 0
-    return Result(out, f"Captured {credits_words(captured)} of {credits_words(hold.amount_micros)} reserved credits "
-                       f"(hold {hold.pk}). Balance: {credits_words(account.balance_micros)} credits "
+    if captured > hold.amount_micros:
+        # Usage recorded against a hold may go beyond it ("Captured 255 of 20 reserved" read as a mistake).
+        what = (f"Captured {credits_words(captured)} credits (hold {hold.pk} reserved {credits_words(hold.amount_micros)}; "
+                f"the other {credits_words(captured - hold.amount_micros)} came from the balance).")
+    else:
+        what = f"Captured {credits_words(captured)} of {credits_words(hold.amount_micros)} reserved credits (hold {hold.pk})."
+    return Result(out, f"{what} Balance: {credits_words(account.balance_micros)} credits "
                        f"({money_words(account.balance_micros)}).")
 
 

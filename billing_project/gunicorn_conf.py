@@ -6,6 +6,7 @@ workers, so a restart does not keep counting into stale files (docs/operations.m
 """
 
 import os
+import signal
 
 
 def on_starting(server) -> None:
@@ -18,3 +19,16 @@ def on_starting(server) -> None:
     from billing_project import metrics  # noqa: PLC0415
 
     metrics.directory_clean()
+
+
+def post_worker_init(worker) -> None:
+    """Workers ignore SIGINT: their master stops them (SIGQUIT, or SIGTERM).
+
+    Ctrl-C in a terminal (and `kill -INT -- -PGID`) signals the whole process
+    group, so a gthread worker got SIGINT and then its master's SIGQUIT; both
+    run `handle_quit`, and the second, arriving inside the first's
+    `ThreadPoolExecutor.shutdown`, waits forever on the lock the first holds.
+    The worker then outlived `bin/run`, still bound to the port. With one
+    signal per worker it exits as the master says.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

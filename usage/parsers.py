@@ -114,7 +114,7 @@ def parse_event(data: Any) -> UsageInput:
         errors["member"] = ["The member's e-mail address."]
     provider_key_id = data.get("provider_key_id")
     if provider_key_id is not None and (not isinstance(provider_key_id, int) or isinstance(provider_key_id, bool)):
-        errors["provider_key_id"] = ["The id of one of your organization's provider keys."]
+        errors["provider_key_id"] = ["The id of one of your organization's provider keys, as a JSON number (7, not \"7\")."]
     run = data.get("workflow_run_id") or ""
     if not isinstance(run, str) or len(run) > 255:
         errors["workflow_run_id"] = ["A string of at most 255 characters."]
@@ -125,7 +125,7 @@ def parse_event(data: Any) -> UsageInput:
             errors["occurred_at"] = ["Usage cannot occur in the future."]
     hold_id = data.get("hold_id")
     if hold_id is not None and (not isinstance(hold_id, int) or isinstance(hold_id, bool) or hold_id < 1):
-        errors["hold_id"] = ["The id of one of your organization's open holds."]
+        errors["hold_id"] = ["The id of one of your organization's open holds, as a JSON number (12, not \"12\")."]
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         errors["metadata"] = ["A JSON object."]

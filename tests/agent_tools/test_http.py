@@ -153,6 +153,21 @@ def test_entitlements_tool_checks_a_feature_as_the_api_does(mcp_server, funded, 
     assert unknown.is_error and unknown.structured_content["error"]["code"] == "unknown_feature"
 
 
+def test_reserve_checks_the_meters_it_names_as_the_api_does(mcp_server, funded, full_key):
+    async def steps(client):
+        return (await client.call_tool("billing_reserve", {"idempotency_key": "m1", "credits": "5",
+                                                           "meters": ["image.generated"]}),
+                await client.call_tool("billing_reserve", {"idempotency_key": "m2", "credits": "5", "meters": ["nope"]}),
+                await client.call_tool("billing_reserve", {"idempotency_key": "m3", "credits": "5",
+                                                           "meters": ["action.medium"]}))
+
+    gated, unknown, fine = run(calls(mcp_server, full_key, steps))
+    assert gated.is_error and gated.structured_content["error"]["code"] == "feature_not_in_plan"
+    assert unknown.is_error and unknown.structured_content["error"]["code"] == "unknown_meter"
+    assert not fine.is_error, fine.content
+    assert list(Hold.objects.filter(account__org=funded).values_list("idempotency_key", flat=True)) == ["m3"]
+
+
 def test_insufficient_credits_is_a_tool_error_with_the_top_up_link(mcp_server, funded, full_key):
     async def steps(client):
         return (await client.call_tool("billing_reserve", {"idempotency_key": "big", "credits": "5000"}),
@@ -180,9 +195,15 @@ def test_bad_input_is_invalid_request_and_records_nothing(mcp_server, funded, fu
                 await client.call_tool("billing_history", {"cursor": "not-ours"}),
                 await client.call_tool("billing_capture", {"hold_id": 999999, "credits": "1"}),
                 await client.call_tool("billing_history", {"kind": "nope"}),
-                await client.call_tool("billing_nope", {}))
+                await client.call_tool("billing_nope", {}),
+                await client.call_tool("billing_estimate", {"workflow": "thread", "reserve": True,
+                                                            "idempotency_key": "q"}))
 
-    meter, amount, cursor, hold, kind, tool = run(calls(mcp_server, full_key, steps))
+    meter, amount, cursor, hold, kind, tool, quote = run(calls(mcp_server, full_key, steps))
+    # Asked for a quote, the read tool says it reserves nothing rather than answering a bare estimate.
+    assert quote.is_error and quote.structured_content["error"]["code"] == "invalid_request"
+    assert "billing_reserve" in quote.structured_content["error"]["fields"]["reserve"][0]
+    assert not Hold.objects.filter(account__org=funded).exists()
     assert kind.structured_content["error"]["code"] == "invalid_kind"
     assert tool.is_error
     assert meter.structured_content["error"]["code"] == "unknown_meter"
@@ -342,6 +363,20 @@ def test_usage_recorded_against_a_hold_is_captured_with_no_amount(mcp_server, fu
     assert (hold["status"], hold["recorded"], hold["captured"], hold["left"]) == ("captured", "5", "5", "0")
     assert capture.structured_content["balance_after"] == "1495"
     assert selectors.account_for(funded.pk).held_micros == 0
+
+
+def test_a_capture_beyond_the_hold_says_where_the_rest_came_from(mcp_server, funded, full_key):
+    async def steps(client):
+        hold = await client.call_tool("billing_reserve", {"idempotency_key": "run-small", "credits": "2"})
+        hold_id = hold.structured_content["id"]
+        await client.call_tool("billing_record_usage", {**EVENT, "idempotency_key": "run-small:a", "hold_id": hold_id})
+        return hold_id, await client.call_tool("billing_capture", {"hold_id": hold_id})
+
+    hold_id, capture = run(calls(mcp_server, full_key, steps))
+    assert not capture.is_error, capture.content
+    assert capture.structured_content["hold"]["captured"] == "5"
+    assert capture.content[0].text.startswith(
+        f"Captured 5 credits (hold {hold_id} reserved 2; the other 3 came from the balance). Balance: 1,495 credits")
 
 
 def test_an_agent_hands_a_sub_agent_a_child_hold(mcp_server, funded, full_key):

@@ -177,6 +177,10 @@ def test_only_an_open_hold_of_the_org_takes_usage(api, org, other_org):
     error(post(api, "/api/v1/usage/events", event("a", theirs.pk)), 404, "hold_not_found")
     error(post(api, "/api/v1/usage/events", event("b", 999_999)), 404, "hold_not_found")
     error(post(api, "/api/v1/usage/events", event("c", True)), 400, "invalid_request")
+    # A shell script that took the id out of a JSON answer as text is told what to send,
+    # not that its hold is none of the org's.
+    quoted = error(post(api, "/api/v1/usage/events", event("c", str(theirs.pk))), 400, "invalid_request")
+    assert "as a JSON number" in quoted["fields"]["hold_id"][0]
 
     captured = hold_of(api, 5, key="h1")
     post(api, f"/api/v1/holds/{captured}/capture", {})
