@@ -26,6 +26,7 @@ urlpatterns = [
     path("usage/events/batch", usage_api.UsageBatchView.as_view(), name="usage-events-batch"),
     path("usage/summary", usage_api.UsageSummaryView.as_view(), name="usage-summary"),
     path("holds", usage_api.HoldCreateView.as_view(), name="holds"),
+    path("holds/<int:hold_id>", usage_api.HoldView.as_view(), name="hold"),
     path("holds/<int:hold_id>/capture", usage_api.HoldCaptureView.as_view(), name="hold-capture"),
     path("holds/<int:hold_id>/release", usage_api.HoldReleaseView.as_view(), name="hold-release"),
     path("holds/<int:hold_id>/tokens", usage_api.HoldTokensView.as_view(), name="hold-tokens"),

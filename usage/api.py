@@ -234,6 +234,18 @@ class HoldCreateView(UsageAPIView):
         return Response(serializers.HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
 
 
+class HoldView(UsageAPIView):
+    @extend_schema(
+        summary="One hold: what it reserves, used, recorded and has left",
+        description="The organization's hold (or one made for it on a member's personal balance); another "
+                    "organization's or an unknown id is 404 hold_not_found. Child holds name their "
+                    "`parent_hold_id`.",
+        responses={200: serializers.HoldSerializer, **ERRORS, **NOT_FOUND},
+    )
+    def get(self, request, hold_id: int):
+        return Response(serializers.HoldSerializer(selectors.hold_of_org(self.org, hold_id)).data)
+
+
 class HoldCaptureView(UsageAPIView):
     @extend_schema(
         summary="Capture a hold: debit what the run used and free the rest",

@@ -242,7 +242,8 @@ class HoldCreateSerializer(serializers.Serializer):
 class HoldSerializer(serializers.ModelSerializer):
     credits = CreditsField(source="amount_micros", help_text="Credits reserved when the hold was made.")
     used = CreditsField(source="used_micros", allow_zero=True,
-                        help_text="The part of the reservation spent by usage recorded against the hold.")
+                        help_text="The part of the reservation spent by usage recorded against the hold "
+                                  "or carved into its child holds.")
     recorded = CreditsField(source="recorded_micros", allow_zero=True,
                             help_text="Every credit of usage recorded against the hold (beyond the reservation too).")
     parent_hold_id = serializers.IntegerField(source="parent_id", allow_null=True, read_only=True,
