@@ -121,12 +121,16 @@ class APIKeyRateThrottle(throttling.SimpleRateThrottle):
     def _count(self, key: str) -> int:
         ttl = self.duration + 1
         client = _redis_client(self.cache)
-        if client is not None:  # one round trip, atomic across processes
+        if client is not None:
+            # One round trip, atomic across processes: the count and the window's
+            # expiry in one pipeline (setting the expiry again on each call
+            # keeps the counter at most one window past its last call).
             full_key = self.cache.make_and_validate_key(key)
-            count = int(client.incr(full_key))
-            if count == 1:  # the window's first request sets its expiry
-                client.expire(full_key, ttl)
-            return count
+            pipe = client.pipeline(transaction=False)
+            pipe.incr(full_key)
+            pipe.expire(full_key, ttl)
+            count, _ = pipe.execute()
+            return int(count)
         if self.cache.add(key, 1, ttl):
             return 1
         try:
