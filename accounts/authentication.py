@@ -90,6 +90,23 @@ def _redis_client(cache):
     return client
 
 
+# INCR, and EXPIRE when the window's counter is new, as one script: one command
+# on the wire (EVALSHA) and Redis runs it whole, so no other call slips between.
+_COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+_count_scripts: dict[int, object] = {}
+
+
+def _count_script(client):
+    script = _count_scripts.get(id(client))
+    if script is None:
+        script = _count_scripts[id(client)] = client.register_script(_COUNT_SCRIPT)
+    return script
+
+
 class APIKeyRateThrottle(throttling.SimpleRateThrottle):
     """Requests per key (API_RATE_LIMIT, e.g. 6000/min); unauthenticated calls are
     refused before throttling, so they are counted per address.
@@ -121,12 +138,10 @@ class APIKeyRateThrottle(throttling.SimpleRateThrottle):
     def _count(self, key: str) -> int:
         ttl = self.duration + 1
         client = _redis_client(self.cache)
-        if client is not None:  # one round trip, atomic across processes
-            full_key = self.cache.make_and_validate_key(key)
-            count = int(client.incr(full_key))
-            if count == 1:  # the window's first request sets its expiry
-                client.expire(full_key, ttl)
-            return count
+        if client is not None:
+            # One command, so one round trip, atomic across processes: the count,
+            # and the window's expiry on its first call (_COUNT_SCRIPT).
+            return int(_count_script(client)(keys=[self.cache.make_and_validate_key(key)], args=[ttl]))
         if self.cache.add(key, 1, ttl):
             return 1
         try:

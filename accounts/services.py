@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts import key_budgets, selectors, signups
+from accounts import key_budgets, key_cache, selectors, signups
 from accounts.models import OrgAPIKey, Scope, User
 from billing_project.errors import AuthenticationFailed, Conflict, InvalidRequest
 from orgs import entitlements
@@ -113,6 +113,11 @@ def api_key_revoke(
     key.revoked_at = timezone.now()
     key.save(update_fields=["revoked", "revoked_at"])
     org_services.audit_record(org=org, action="api_key.revoked", actor=actor, data={"prefix": key.prefix, "name": key.name})
+    # This process refuses it from its next call; the others within
+    # API_KEY_CACHE_SECONDS (accounts.key_cache). Again after commit, in case a
+    # call in between read the row as it was before.
+    key_cache.api_key_forget(key.prefix)
+    transaction.on_commit(lambda: key_cache.api_key_forget(key.prefix))
     return key
 
 
@@ -128,11 +133,15 @@ class ApiKeyCheck:
 def api_key_authenticate(*, raw_key: str) -> ApiKeyCheck:
     """Check a secret as a caller sent it, whatever the transport (the REST API's
     DRF class, later others). Unknown, revoked or expired keys raise
-    AuthenticationFailed; a good one has its last use recorded (to the minute)."""
+    AuthenticationFailed; a good one has its last use recorded (to the minute).
+
+    The key's row is read through this process's cache (accounts.key_cache): a
+    revocation, pause or budget change made elsewhere applies within
+    API_KEY_CACHE_SECONDS (one second)."""
     prefix, dot, _ = raw_key.partition(".")
     if not dot:
         raise AuthenticationFailed("That API key is not valid.")
-    key = selectors.api_key_with_org(prefix)
+    key = key_cache.api_key_cached(prefix)
     if key is None or not key.is_valid(raw_key):
         raise AuthenticationFailed("That API key is not valid.")
     if key.revoked:
@@ -143,4 +152,5 @@ def api_key_authenticate(*, raw_key: str) -> ApiKeyCheck:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
         OrgAPIKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        key_cache.api_key_used(prefix, now)
     return ApiKeyCheck(key=key, org=key.org, scopes=tuple(key.scopes))

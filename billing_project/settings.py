@@ -198,6 +198,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# How long each process may reuse an API key's row (and its organization's)
+# before reading it again: a revoked, paused or re-budgeted key, or a paused
+# organization, is seen by every process within this many seconds
+# (accounts.key_cache). 0 reads the row on every call.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=1.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tollgate API",
     "DESCRIPTION": (

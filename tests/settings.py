@@ -21,6 +21,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SITE_URL = "http://testserver"
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "1000/min"}}  # noqa: F405
+# Tests edit keys and organizations and call the API in the same second: each
+# call reads the key's row. tests/accounts/test_api_key_cache.py turns the
+# per-process cache on and proves its one-second window.
+API_KEY_CACHE_SECONDS = 0
 STRIPE_SECRET_KEY = ""
 # Billing: no Stripe keys and no simulated payments unless a test turns them on;
 # the rest pinned to the defaults the tests assume, whatever the environment says.

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts import key_budgets
+from accounts import key_budgets, key_cache
 from accounts.models import OrgAPIKey, User
 from accounts.services import api_key_limit_check
 from billing_project.errors import NotFound
@@ -62,6 +62,8 @@ def api_key_budget_set(
         )
     key.monthly_limit_micros, key.meters = monthly_limit_micros, meters
     key.save(update_fields=["monthly_limit_micros", "meters"])
+    # This process applies it from its next call; the others within a second (accounts.key_cache).
+    transaction.on_commit(lambda: key_cache.api_key_forget(key.prefix))
     audit_record(org=org, action="api_key.budget_set", actor=actor, data={
         "prefix": key.prefix,
         "monthly_limit": credits_str(monthly_limit_micros) if monthly_limit_micros is not None else None,
