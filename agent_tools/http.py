@@ -26,6 +26,7 @@ import logging
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -88,12 +89,19 @@ class _RequestCaller:
 _loops = threading.local()
 
 
+class _LoopHolder:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        # Closed with the thread (a thread-per-request server's threads end): its selector and pipe go too.
+        weakref.finalize(self, self.loop.close)
+
+
 def _thread_loop() -> asyncio.AbstractEventLoop:
-    """This thread's event loop, made on its first MCP request and kept (never running between steps)."""
-    loop = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _loops.loop = asyncio.new_event_loop()
-    return loop
+    """This thread's event loop, made on its first MCP request and kept (running only inside `_exchange`)."""
+    holder = getattr(_loops, "holder", None)
+    if holder is None:
+        holder = _loops.holder = _LoopHolder()
+    return holder.loop
 
 
 def _manager() -> StreamableHTTPSessionManager:
