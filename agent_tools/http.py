@@ -4,17 +4,18 @@
 before, so `bin/run`'s gunicorn and docker-compose's serve /mcp on the same
 port with nothing else to run.
 
-Per request, in the gunicorn thread that received it:
+Per request, all in the gunicorn thread that received it:
 
 1. The API key is checked as the REST API checks it (`Authorization: Bearer`,
    `accounts.services.api_key_authenticate`) and counted against the same rate
    limit; a refusal is the REST envelope with 401 or 429.
 2. The request goes to the SDK's `StreamableHTTPSessionManager` (stateless,
-   JSON responses: any worker process can answer any request), which runs on
-   an event loop in one background thread per process.
-3. When a tool needs Django, its work is handed back to this same request
-   thread, which runs it with its own database connection, exactly as a REST
-   view would, and hands the result back to the loop.
+   JSON responses: any worker process can answer any request), made for this
+   request and run on this thread's own event loop.
+3. When a tool needs Django, the loop stops between two steps and the thread
+   runs the work with no loop running (Django refuses database work inside
+   one), exactly as a REST view would, then resumes the loop with the result.
+   Nothing crosses threads, so a call pays no thread hand-offs.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import queue
 import re
 import threading
-import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -48,13 +48,10 @@ from usage.models import TOKEN_PREFIX
 from usage.services import spending_token_authenticate
 
 PATH = "/mcp"
-# Longer than any tool takes; a request still unanswered then is a bug, not a wait.
-EXCHANGE_TIMEOUT = 120.0
 logger = logging.getLogger(__name__)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 T = TypeVar("T")
-
-_WORK, _DONE = "work", "done"
+_SERVER = build_server()
 
 
 class MethodNotAllowed(TollgateError):
@@ -64,18 +61,22 @@ class MethodNotAllowed(TollgateError):
 
 
 class _RequestCaller:
-    """The `Caller` of one HTTP request: Django work runs back in the request's thread."""
+    """The `Caller` of one HTTP request: the SDK's coroutine asks for Django work,
+    the request's thread runs it between two steps of its loop (`_exchange`)."""
 
     source = "mcp"
 
-    def __init__(self, check: ApiKeyCheck, loop: asyncio.AbstractEventLoop, inbox: queue.SimpleQueue) -> None:
+    def __init__(self, check: ApiKeyCheck, loop: asyncio.AbstractEventLoop) -> None:
         self._check = check
         self._loop = loop
-        self._inbox = inbox
+        self.wake: asyncio.Future | None = None
+        self.pending: tuple[Callable[[], Any], asyncio.Future] | None = None
 
     async def run(self, fn: Callable[[], T]) -> T:
         future = self._loop.create_future()
-        self._inbox.put((_WORK, fn, future))
+        self.pending = (fn, future)
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
         return await future
 
     def check(self) -> ApiKeyCheck:
@@ -85,43 +86,33 @@ class _RequestCaller:
         pass  # counted once per HTTP request, before the SDK sees it
 
 
-class _Loop:
-    """The per-process event loop the SDK's session manager runs on."""
+_loops = threading.local()
 
+
+class _LoopHolder:
     def __init__(self) -> None:
-        self.manager = StreamableHTTPSessionManager(
-            app=build_server(), json_response=True, stateless=True,
-            # Hosts are Django's ALLOWED_HOSTS, checked before this (wsgi.py); a
-            # browser page cannot send the bearer key, so rebinding gains nothing.
-            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-            max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 4 * 1024 * 1024,
-        )
         self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._main, name="mcp-loop", daemon=True).start()
-        self._ready.wait(timeout=10)
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._serve())
-
-    async def _serve(self) -> None:
-        async with self.manager.run():
-            self._ready.set()
-            await asyncio.Event().wait()  # until the process ends
+        # Closed with the thread (a thread-per-request server's threads end): its selector and pipe go too.
+        weakref.finalize(self, self.loop.close)
 
 
-_loop: _Loop | None = None
-_loop_lock = threading.Lock()
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop, made on its first MCP request and kept (running only inside `_exchange`)."""
+    holder = getattr(_loops, "holder", None)
+    if holder is None:
+        holder = _loops.holder = _LoopHolder()
+    return holder.loop
 
 
-def _shared_loop() -> _Loop:
-    global _loop
-    if _loop is None:
-        with _loop_lock:
-            if _loop is None:
-                _loop = _Loop()
-    return _loop
+def _manager() -> StreamableHTTPSessionManager:
+    # A manager runs once; stateless, it holds nothing between requests, so each request has its own.
+    return StreamableHTTPSessionManager(
+        app=_SERVER, json_response=True, stateless=True,
+        # Hosts are Django's ALLOWED_HOSTS, checked before this (wsgi.py); a
+        # browser page cannot send the bearer key, so rebinding gains nothing.
+        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        max_request_body_size=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 4 * 1024 * 1024,
+    )
 
 
 def _json(status: int, body: bytes, start_response, extra: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
@@ -232,60 +223,48 @@ def serve(environ: dict, start_response) -> Iterable[bytes]:
 
 
 def _exchange(environ: dict, body: bytes, check: ApiKeyCheck) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Hand the request to the SDK on the loop, run the Django work it sends back, return its answer."""
-    shared = _shared_loop()
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
-    caller = _RequestCaller(check, shared.loop, inbox)
+    """Run the request through the SDK on this thread's loop, stopping it to do the Django work it asks for."""
+    loop = _thread_loop()
+    caller = _RequestCaller(check, loop)
     scope = _scope(environ, body, caller)
     answer: dict[str, Any] = {"status": 500, "headers": [], "body": []}
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the client never disconnects mid-answer here
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            answer["body"].append(message.get("body", b""))
 
     async def asgi() -> None:
-        sent = False
+        manager = _manager()
+        async with manager.run():
+            await manager.handle_request(scope, receive, send)
 
-        async def receive() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await asyncio.Event().wait()  # the client never disconnects mid-answer here
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
-                answer["headers"] = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
-            elif message["type"] == "http.response.body":
-                answer["body"].append(message.get("body", b""))
-
-        try:
-            await shared.manager.handle_request(scope, receive, send)
-        finally:
-            inbox.put((_DONE, None, None))
-
-    done = asyncio.run_coroutine_threadsafe(asgi(), shared.loop)
-    deadline = time.monotonic() + EXCHANGE_TIMEOUT
+    task = loop.create_task(asgi())
     while True:
-        try:
-            kind, fn, future = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            done.cancel()
-            logger.error("MCP request took over %s s; answered 504", EXCHANGE_TIMEOUT)
-            return "504 Gateway Timeout", [("Content-Type", "application/json")], json.dumps({"error": {
-                "type": "server_error", "code": "timeout", "message": "The MCP server did not answer in time."}}).encode()
-        if kind == _DONE:
-            try:
-                error = done.exception(timeout=5)  # the coroutine is past its last await
-            except Exception:  # noqa: BLE001  cancelled or still running: nothing more to learn
-                error = None
-            if error is not None:
-                logger.error("MCP request failed", exc_info=error)
+        caller.wake = wake = loop.create_future()
+        task.add_done_callback(lambda _, wake=wake: wake.done() or wake.set_result(None))
+        loop.run_until_complete(wake)
+        if caller.pending is None:
             break
+        fn, future = caller.pending
+        caller.pending = None
         try:
-            result = fn()
+            future.set_result(fn())  # the loop is stopped: Django may use the database here
         except BaseException as exc:  # noqa: BLE001  handed to the awaiting coroutine
-            shared.loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            shared.loop.call_soon_threadsafe(_settle, future, result, None)
+            future.set_exception(exc)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("MCP request failed", exc_info=task.exception())
     status = answer["status"]
     return f"{status} {_PHRASES.get(status, 'Status')}", answer["headers"], b"".join(answer["body"])
 
@@ -293,15 +272,6 @@ def _exchange(environ: dict, body: bytes, check: ApiKeyCheck) -> tuple[str, list
 _PHRASES = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type",
             429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
-
-
-def _settle(future: asyncio.Future, result: Any, exc: BaseException | None) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
 
 
 def wsgi_router(django_app: Callable) -> Callable:

@@ -177,11 +177,19 @@ async def _read_resource(ctx: ServerRequestContext, params: types.ReadResourceRe
 TOOL_LIST = tool_list()
 
 
+def tool_input_schema(name: str) -> dict[str, Any] | None:
+    """A tool's input schema by name, for the SDK's `Mcp-Param-*` header check on
+    each tools/call. Every key is shown the same tools, so this is the list's
+    own; without it the SDK runs the whole tools/list for every call."""
+    spec = TOOLS.get(name)
+    return spec.input_schema if spec is not None else None
+
+
 def build_server(lifespan=None) -> Server:
     kwargs = {"lifespan": lifespan} if lifespan is not None else {}
     return Server(
         SERVER_NAME, version="1", title="Tollgate billing", instructions=INSTRUCTIONS,
-        on_list_tools=_list_tools, on_call_tool=_call_tool,
+        get_tool_input_schema=tool_input_schema, on_list_tools=_list_tools, on_call_tool=_call_tool,
         on_list_resources=_list_resources, on_read_resource=_read_resource,
         **kwargs,
     )

@@ -13,6 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 from rest_framework.test import APIClient
 
 from accounts.authentication import APIKeyRateThrottle
+from agent_tools.http import _SERVER
 from orgs.models import MemberUsage
 from orgs.services import org_member_usage_set
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
@@ -53,6 +54,18 @@ def test_lists_every_tool_with_its_schemas(mcp_server, full_key):
     assert by_name["billing_balance"].annotations.read_only_hint is True
     assert by_name["billing_record_usage"].annotations.read_only_hint is False
     assert {r.uri for r in resources} == {"tollgate://rate-card", "tollgate://catalog"}
+
+
+def test_each_call_checks_its_headers_against_the_listed_schema_without_listing_the_tools(mcp_server, full_key):
+    """The SDK checks a call's `Mcp-Param-*` headers against the tool's input
+    schema; the server hands it the schema tools/list shows, so no call pays a
+    whole listing."""
+    async def steps(client):
+        return (await client.list_tools()).tools
+
+    tools = run(calls(mcp_server, full_key, steps))
+    assert {t.name: _SERVER.get_tool_input_schema(t.name) for t in tools} == {t.name: t.input_schema for t in tools}
+    assert _SERVER.get_tool_input_schema("no_such_tool") is None
 
 
 def test_every_tool_answers_as_the_api_does(mcp_server, funded, full_key):
