@@ -48,6 +48,8 @@ from usage.models import TOKEN_PREFIX
 from usage.services import spending_token_authenticate
 
 PATH = "/mcp"
+# Longer than any tool takes; a request still unanswered then is a bug, not a wait.
+EXCHANGE_TIMEOUT = 120.0
 logger = logging.getLogger(__name__)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 T = TypeVar("T")
@@ -247,8 +249,14 @@ def _exchange(environ: dict, body: bytes, check: ApiKeyCheck) -> tuple[str, list
 
     async def asgi() -> None:
         manager = _manager()
-        async with manager.run():
-            await manager.handle_request(scope, receive, send)
+        try:
+            # The loop's clock runs on while it is stopped for Django work, which counts too.
+            async with asyncio.timeout(EXCHANGE_TIMEOUT), manager.run():
+                await manager.handle_request(scope, receive, send)
+        except TimeoutError:
+            logger.error("MCP request took over %s s; answered 504", EXCHANGE_TIMEOUT)
+            answer.update(status=504, headers=[("Content-Type", "application/json")], body=[json.dumps({"error": {
+                "type": "server_error", "code": "timeout", "message": "The MCP server did not answer in time."}}).encode()])
 
     task = loop.create_task(asgi())
     while True:
@@ -271,7 +279,7 @@ def _exchange(environ: dict, body: bytes, check: ApiKeyCheck) -> tuple[str, list
 
 _PHRASES = {200: "OK", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type",
-            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 def wsgi_router(django_app: Callable) -> Callable:

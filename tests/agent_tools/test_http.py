@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import time
 from decimal import Decimal
 
 import httpx2
@@ -13,6 +15,8 @@ from mcp.client.streamable_http import streamable_http_client
 from rest_framework.test import APIClient
 
 from accounts.authentication import APIKeyRateThrottle
+from agent_tools import http as agent_http
+from agent_tools import tools
 from agent_tools.http import _SERVER
 from orgs.models import MemberUsage
 from orgs.services import org_member_usage_set
@@ -419,3 +423,32 @@ def test_a_spending_token_is_refused_with_403_token_not_allowed(mcp_server, fund
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "token_not_allowed"
+
+
+def test_a_call_over_its_time_is_answered_504_and_the_next_one_is_served(mcp_server, funded, full_key, monkeypatch):
+    """A request is bounded, Django work included (the loop's clock runs while it is
+    stopped for it): past EXCHANGE_TIMEOUT it answers 504 in the envelope, and the
+    thread's loop serves the next request as before."""
+    spec = tools.TOOLS["billing_balance"]
+
+    def slow(check, args):
+        time.sleep(0.5)
+        return spec.fn(check, args)
+
+    monkeypatch.setattr(agent_http, "EXCHANGE_TIMEOUT", 0.2)
+    monkeypatch.setitem(tools.TOOLS, "billing_balance", dataclasses.replace(spec, fn=slow))
+    response = httpx2.post(f"{mcp_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "billing_balance", "arguments": {}}}, headers={
+        "Authorization": f"Bearer {full_key}", "Accept": "application/json, text/event-stream"}, timeout=30)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "timeout"
+
+    monkeypatch.setitem(tools.TOOLS, "billing_balance", spec)
+    monkeypatch.setattr(agent_http, "EXCHANGE_TIMEOUT", 120.0)
+
+    async def steps(client):
+        return await client.call_tool("billing_balance", {})
+
+    result = run(calls(mcp_server, full_key, steps))
+    assert not result.is_error
+    assert result.structured_content["balance"] == "1500"
