@@ -273,6 +273,9 @@ def _exchange(environ: dict, body: bytes, check: ApiKeyCheck) -> tuple[str, list
             future.set_exception(exc)
     if not task.cancelled() and task.exception() is not None:
         logger.error("MCP request failed", exc_info=task.exception())
+        answer.update(status=500, headers=[("Content-Type", "application/json")], body=[json.dumps({"error": {
+            "type": "server_error", "code": "server_error",
+            "message": "Something went wrong on our side; it has been logged."}}).encode()])
     status = answer["status"]
     return f"{status} {_PHRASES.get(status, 'Status')}", answer["headers"], b"".join(answer["body"])
 

@@ -452,3 +452,19 @@ def test_a_call_over_its_time_is_answered_504_and_the_next_one_is_served(mcp_ser
     result = run(calls(mcp_server, full_key, steps))
     assert not result.is_error
     assert result.structured_content["balance"] == "1500"
+
+
+def test_a_failure_inside_the_sdk_is_a_logged_500_in_the_envelope(mcp_server, funded, full_key, monkeypatch, caplog):
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def run(self):
+            raise RuntimeError("the SDK fell over")
+
+    monkeypatch.setattr(agent_http, "StreamableHTTPSessionManager", Broken)
+    response = httpx2.post(f"{mcp_server}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers={
+        "Authorization": f"Bearer {full_key}", "Accept": "application/json, text/event-stream"}, timeout=30)
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "server_error"
+    assert "MCP request failed" in caplog.text
