@@ -216,8 +216,9 @@ def report() -> dict[str, float]:
             parts = cursor.fetchall()
             cursor.execute("SELECT pg_total_relation_size(%s), pg_indexes_size(%s)", [table, table])
             total, indexes = cursor.fetchone()
+            # pg_column_size of the whole row measures it as a composite: its 24-byte header included.
             print(f"{table}: {rows:,} rows, {total / 2**20:,.1f} MiB in all; average row {tuple_bytes:.0f} bytes "
-                  f"of data (pg_column_size) + 24 bytes of tuple header and 4 of line pointer")
+                  f"(pg_column_size, its 24-byte tuple header included) + 4 of line pointer")
             for name, size, _order in parts:
                 print(f"  {name:<56} {size / 2**20:9.1f} MiB   {size / rows:7.1f} bytes/row")
             print(f"  {'all indexes (pg_indexes_size)':<56} {indexes / 2**20:9.1f} MiB   {indexes / rows:7.1f} bytes/row")
