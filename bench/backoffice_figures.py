@@ -247,8 +247,9 @@ def main() -> None:
     samples = []
     for _ in range(args.runs):
         t0 = time.perf_counter()
-        client.get(url)
+        response = client.get(url)
         samples.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, response.status_code  # never time an error page
     with connection.cursor() as cursor:
         cursor.execute("SELECT (SELECT count(*) FROM orgs_organization), (SELECT count(*) FROM usage_ledgerentry)")
         orgs, entries = cursor.fetchone()
