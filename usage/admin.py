@@ -60,7 +60,8 @@ class AdjustmentForm(forms.Form):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(ReadOnlyAdmin):
-    list_display = ["org", "balance", "available", "held", "debt", "plan_code", "overage_allowed", "updated_at"]
+    list_display = ["org", "balance_micros", "available", "held_micros", "debt_micros", "plan_code", "overage_allowed",
+                    "updated_at"]
     list_filter = ["plan_code", "overage_allowed"]
     search_fields = ["org__slug", "org__name"]
     list_select_related = ["org"]
@@ -71,21 +72,10 @@ class CreditAccountAdmin(ReadOnlyAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("usage.view_creditaccount") and obj is None
 
-    @admin.display(description="balance", ordering="balance_micros")
-    def balance(self, account):
-        return amount_formats.credits(account.balance_micros)
-
+    # balance, held and debt are shown in credits and money by AmountsAdmin; available is derived.
     @admin.display(description="available")
     def available(self, account):
         return amount_formats.credits(account.available_micros)
-
-    @admin.display(description="held", ordering="held_micros")
-    def held(self, account):
-        return amount_formats.credits(account.held_micros)
-
-    @admin.display(description="debt", ordering="debt_micros")
-    def debt(self, account):
-        return amount_formats.credits(account.debt_micros)
 
     def history_view(self, request, object_id, extra_context=None):
         """An account's history is its ledger, not Django's change log (nobody edits an account here)."""

@@ -259,6 +259,12 @@ class HoldStatus(models.TextChoices):
 
 
 class HoldQuerySet(models.QuerySet):
+    def of_org(self, org) -> HoldQuerySet:
+        """`org`'s holds: on its own account, or made for it on a member's personal
+        account (member_usage: personal). Not a hold its members' personal
+        organizations hold for themselves, nor one held for another org."""
+        return self.filter(Q(account__org=org, for_org__isnull=True) | Q(for_org=org))
+
     def reserved_sum(self) -> int:
         """What these holds still reserve: amount - used of each (call it on open
         holds). The SQL twin is in usage/sql/ledger_functions.sql and store.py."""

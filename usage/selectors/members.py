@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
 
 from orgs.models import Membership
@@ -53,8 +53,7 @@ def member_spend(
     spent = dict(MemberSpend.objects.filter(account__org=org, month=month).values_list("member_id", "spent_micros"))
     held = dict(
         # The org's own holds, and those its members' personal balances hold for it (member_usage: personal).
-        Hold.objects.filter(Q(account__org=org, for_org__isnull=True) | Q(for_org=org),
-                            status=HoldStatus.OPEN, member__isnull=False)
+        Hold.objects.of_org(org).filter(status=HoldStatus.OPEN, member__isnull=False)
         .values("member_id").annotate(total=Sum(F("amount_micros") - F("used_micros")))
         .values_list("member_id", "total")
     )

@@ -44,7 +44,7 @@ from django.utils import timezone
 from billing_project.errors import NotFound
 from usage.models import CreditAccount, Hold, HoldStatus, LedgerEntry, SpendingToken, UsageEvent
 from usage.units import credit_price, credits_value
-from usage.wording import quantity_str, usage_phrase
+from usage.wording import usage_phrase
 
 if TYPE_CHECKING:
     from orgs.models import Organization
@@ -81,10 +81,6 @@ class _Worded:
     @property
     def phrase(self) -> str:
         return usage_phrase(self.quantity, _MeterWords(self.meter, self.meter_name, self.unit))
-
-    @property
-    def quantity_text(self) -> str:
-        return quantity_str(self.quantity)
 
 
 @dataclass(frozen=True)
@@ -207,10 +203,10 @@ def _whose(org: Organization) -> Q:
     return whose
 
 
-def run_events(org: Organization, run_id: str, *, whose: Q | None = None) -> QuerySet[UsageEvent]:
-    """The run's events, oldest first."""
+def run_events(whose: Q, run_id: str) -> QuerySet[UsageEvent]:
+    """The run's events among `whose` (see `_whose`), oldest first."""
     _run_id_check(run_id)
-    return (UsageEvent.objects.filter(whose or _whose(org), workflow_run_id=run_id)
+    return (UsageEvent.objects.filter(whose, workflow_run_id=run_id)
             .select_related("meter", "member", "spending_token").order_by("occurred_at", "id"))
 
 
@@ -230,7 +226,7 @@ def run_receipt_lines(org: Organization, run_id: str) -> Iterator[ReceiptLine]:
     """Every line of the run, oldest first, streamed from a server-side cursor
     (the CSV); 404 run_not_found, before any line, for a run the org does not have."""
     whose = _whose(org)
-    events = run_events(org, run_id, whose=whose)
+    events = run_events(whose, run_id)
     if not events.exists() and not Hold.objects.filter(whose, workflow_run_id=run_id).exists():
         raise RunNotFound()
     return (_line(event) for event in events.iterator(chunk_size=2000))
@@ -315,7 +311,7 @@ def run_receipt(org: Organization, run_id: str, *, line_limit: int = RECEIPT_LIN
     """The receipt of `org`'s workflow run `run_id`; 404 run_not_found when the
     org has no event or hold with that run id (another org's run included)."""
     whose = _whose(org)
-    events = run_events(org, run_id, whose=whose)
+    events = run_events(whose, run_id)
     lines: list[ReceiptLine] = []
     line_count = events_micros = by_org = by_members = 0
     first_at = last_at = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import Q
 
 from billing_project.errors import NotFound
 from usage.models import Hold, SpendingToken
@@ -17,7 +16,7 @@ def hold_of_org(org: Organization, hold_id: int) -> Hold:
     """One of `org`'s holds, not locked: on its own account, or made for it on a
     member's personal account (member_usage: personal). Any other is 404, as in
     `usage.services.holds.hold_lock`."""
-    hold = Hold.objects.filter(pk=hold_id).filter(Q(account__org=org, for_org__isnull=True) | Q(for_org=org)).first()
+    hold = Hold.objects.of_org(org).filter(pk=hold_id).first()
     if hold is None:
         raise NotFound("No such hold.", code="hold_not_found")
     return hold

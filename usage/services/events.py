@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from billing_project.errors import Conflict, InvalidRequest, NotFound, TollgateError
@@ -272,8 +271,7 @@ def _holds_attach(org: Organization, prepared: list[Prepared]) -> None:
     if not ids:
         return
     found = {
-        hold.pk: hold for hold in Hold.objects.filter(pk__in=ids)
-        .filter(Q(account__org=org, for_org__isnull=True) | Q(for_org=org)).select_related("member")
+        hold.pk: hold for hold in Hold.objects.of_org(org).filter(pk__in=ids).select_related("member")
     }
     for p in prepared:
         if p.error is not None or p.input.hold_id is None:

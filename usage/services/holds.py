@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import OrgAPIKey
@@ -198,9 +197,8 @@ def hold_lock(org: Organization, hold_id: int) -> tuple[CreditAccount, Hold]:
     a member's personal account for a hold made for `org` (member_usage:
     personal). Any other hold, including one a member's personal organization
     holds for itself or one held for another org, is 404."""
-    found = Hold.objects.filter(pk=hold_id).filter(
-        Q(account__org=org, for_org__isnull=True) | Q(for_org=org)
-    ).values_list("account__org_id", "for_org_id", "api_key_prefix").first()
+    found = Hold.objects.of_org(org).filter(pk=hold_id).values_list(
+        "account__org_id", "for_org_id", "api_key_prefix").first()
     if found is None:
         raise NotFound("No such hold.", code="hold_not_found")
     payer_org_id, for_org_id, prefix = found

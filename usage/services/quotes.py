@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import Q
 
 from billing_project.errors import InvalidRequest
 from usage.models import BillingMode, CreditAccount, Hold
@@ -58,8 +57,7 @@ def quote_create(
     prices, even if the card has changed since."""
     card = current_card()
     plan = _plan_of(org, member)
-    first = Hold.objects.filter(idempotency_key=idempotency_key, locked_rates__isnull=False).filter(
-        Q(account__org=org, for_org__isnull=True) | Q(for_org=org)).first()
+    first = Hold.objects.of_org(org).filter(idempotency_key=idempotency_key, locked_rates__isnull=False).first()
     rates = first.locked_rates if first is not None else card.snapshot(plan)
     quoted = estimate(plan_code=rates["plan"], workflow=workflow, items=items, billing_mode=billing_mode,
                       card=card.locked(rates))
