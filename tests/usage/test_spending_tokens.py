@@ -180,6 +180,19 @@ def test_a_token_whose_key_was_revoked_is_401_token_revoked(org, hold):
     error(bearer(secret).post("/api/v1/usage/events", {}, format="json"), 401, "token_revoked")
 
 
+def test_a_token_never_outlives_the_key_that_issued_it(org, hold):
+    key, key_secret = api_key_for(org)
+    soon = timezone.now() + timedelta(minutes=5)
+    OrgAPIKey.objects.filter(pk=key.pk).update(expiry_date=soon)
+    secret = issue(bearer(key_secret), hold, expires_in=3600)["token"]
+    assert SpendingToken.objects.get(prefix=secret.partition(".")[0]).expires_at == soon
+
+    # A key whose expiry was brought forward after the token was issued stops it too.
+    OrgAPIKey.objects.filter(pk=key.pk).update(expiry_date=timezone.now() - timedelta(seconds=1))
+    body = error(bearer(secret).post("/api/v1/usage/events", {}, format="json"), 401, "token_expired")
+    assert "API key" in body["message"]
+
+
 @pytest.mark.parametrize("end", ["release", "capture"])
 def test_a_token_whose_hold_ended_is_403_token_hold_closed(api, org, hold, end):
     secret = issue(api, hold)["token"]

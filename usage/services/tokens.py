@@ -84,12 +84,15 @@ def spending_token_create(
         raise InvalidRequest("A token's ceiling must be more than zero credits.", code="invalid_amount")
     meters = _meters_check(meters, actor)
     api_key = actor if isinstance(actor, OrgAPIKey) else None
+    expires_at = min(now + expires_in, hold.expires_at)
+    if api_key is not None and api_key.expiry_date is not None:
+        expires_at = min(expires_at, api_key.expiry_date)  # never past the key that issued it
     prefix = TOKEN_PREFIX + _generator.get_prefix()
     raw = f"{prefix}.{_generator.get_secret_key()}"
     token = SpendingToken.objects.create(
         org=org, hold=hold, api_key=api_key, name=(name or "").strip()[:50], prefix=prefix,
         hashed_key=_generator.hash(raw), ceiling_micros=ceiling_micros, meters=meters,
-        expires_at=min(now + expires_in, hold.expires_at), created_at=now,
+        expires_at=expires_at, created_at=now,
     )
     audit_record(org=org, action="spending_token.created", actor=actor, data={
         "prefix": token.prefix, "hold": hold.pk, "ceiling": credits_str(ceiling_micros), "meters": meters,
@@ -163,6 +166,10 @@ def spending_token_authenticate(*, raw_token: str) -> TokenCheck:
                            token_prefix=token.prefix)
     if token.expires_at <= now:
         raise TokenRefused(f"Spending token {token.prefix} expired at {token.expires_at.isoformat()}.",
+                           code="token_expired", token_prefix=token.prefix)
+    if api_key is not None and api_key.has_expired:
+        # A token can never do more than the key that issued it, which is refused once expired.
+        raise TokenRefused(f"The API key that issued spending token {token.prefix} has expired.",
                            code="token_expired", token_prefix=token.prefix)
     hold = token.hold
     if hold.status != HoldStatus.OPEN or hold.expires_at <= now:
