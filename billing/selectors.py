@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from djstripe import models as djstripe_models
 
@@ -23,6 +23,7 @@ from billing.models import (
     AutoTopUpSettings,
     BillingState,
     BillingStatus,
+    DriftKind,
     Pack,
     Plan,
     PlanPrice,
@@ -624,16 +625,17 @@ def reconciliation_findings(run: ReconciliationRun) -> list[ReconciliationFindin
     return list(run.findings.select_related("org").order_by("id"))
 
 
-def reconciliation_last(*, finished: bool = True) -> ReconciliationSummary | None:
-    """The last run (that finished, unless `finished` is False) and its drift counted by kind."""
-    runs = ReconciliationRun.objects.order_by("-started_at", "-id")
-    if finished:
-        runs = runs.filter(finished_at__isnull=False)
-    run = runs.first()
+def reconciliation_last_run() -> ReconciliationRun | None:
+    """The last run that finished."""
+    return ReconciliationRun.objects.filter(finished_at__isnull=False).order_by("-started_at", "-id").first()
+
+
+def reconciliation_last() -> ReconciliationSummary | None:
+    """The last run that finished and its drift counted by kind."""
+    run = reconciliation_last_run()
     if run is None:
         return None
-    counts: dict[str, int] = {}
-    for finding in run.findings.only("kind"):
-        label = finding.get_kind_display()
-        counts[label] = counts.get(label, 0) + 1
-    return ReconciliationSummary(run=run, by_kind=sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    labels = dict(DriftKind.choices)
+    counts = [(str(labels.get(kind, kind)), n)
+              for kind, n in run.findings.order_by().values("kind").annotate(n=Count("id")).values_list("kind", "n")]
+    return ReconciliationSummary(run=run, by_kind=sorted(counts, key=lambda item: (-item[1], item[0])))

@@ -28,8 +28,7 @@ def reconciliation(request: HttpRequest) -> HttpResponse:
         except (ValueError, NotFound):
             raise Http404("No such reconciliation run.") from None
     else:
-        last = selectors.reconciliation_last()
-        run = last.run if last else None
+        run = selectors.reconciliation_last_run()
     context = {
         **admin.site.each_context(request),
         "title": "Reconciliation with Stripe",

@@ -56,6 +56,7 @@ from billing.models import (
 )
 from billing.money import format_money
 from billing.services.fulfilment import PAID
+from billing.services.refunds import refund_share_micros
 from billing.stripe_data import invoice_facts, stripe_id, timestamp
 from orgs.notifications import notification_send
 from usage import services as usage_services
@@ -409,14 +410,6 @@ def _check_granted_twice(window: Window) -> tuple[int | None, list[Drift]]:
 # --- refunds and lost disputes -> clawbacks ------------------------------------
 
 
-def _refund_share(credits_micros: int, refunded_cents: int, amount_cents: int) -> int:
-    """The credits a refund takes back, by the rule billing.services.refunds applies:
-    the refunded share, rounded down; all of them for all of it."""
-    if amount_cents <= 0 or refunded_cents >= amount_cents:
-        return credits_micros
-    return credits_micros * refunded_cents // amount_cents
-
-
 def _check_refunds(window: Window) -> tuple[int, list[Drift]]:
     """Every refunded charge of a purchase has its clawback, on the records and on the ledger."""
     charges = window.stripe(djstripe_models.Charge.objects.filter(stripe_data__amount_refunded__gt=0), updated=True)
@@ -436,7 +429,7 @@ def _check_refunds(window: Window) -> tuple[int, list[Drift]]:
                 continue  # not a credit purchase (a subscription's invoice): nothing to claw back
             refunded, amount = int(data.get("amount_refunded") or 0), int(data.get("amount") or 0)
             steps = records.get(charge_id, [])
-            expected = _refund_share(purchase.credits_micros, refunded, amount)
+            expected = refund_share_micros(purchase.credits_micros, refunded, amount)
             requested = sum(r.requested_micros for r in steps)
             problem = ""
             if not any(r.amount_refunded_cents == refunded for r in steps) and requested < expected:

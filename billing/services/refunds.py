@@ -38,7 +38,7 @@ def _purchase_for(payment_intent_id: str) -> Purchase | None:
     return Purchase.objects.select_related("grant__account", "org").filter(payment_intent_id=payment_intent_id).first()
 
 
-def _share(credits_micros: int, part_cents: int, whole_cents: int) -> int:
+def refund_share_micros(credits_micros: int, part_cents: int, whole_cents: int) -> int:
     """The credits `part` of a `whole` charge paid for, rounded down; all of them for all of it."""
     if whole_cents <= 0 or part_cents >= whole_cents:
         return credits_micros
@@ -60,7 +60,7 @@ def charge_refunded(*, charge: dict, actor: Actor = "stripe") -> RefundRecord | 
     existing = RefundRecord.objects.filter(charge_id=charge["id"], amount_refunded_cents=refunded).first()
     if existing is not None:
         return existing
-    target = _share(purchase.credits_micros, refunded, int(charge.get("amount") or 0))
+    target = refund_share_micros(purchase.credits_micros, refunded, int(charge.get("amount") or 0))
     already = RefundRecord.objects.filter(purchase=purchase).aggregate(total=Sum("requested_micros"))["total"] or 0
     step = target - already
     if step <= 0:
@@ -108,7 +108,7 @@ def dispute_opened(*, dispute: dict, actor: Actor = "stripe") -> DisputeRecord |
     )
     if not created:
         return record
-    amount = _share(purchase.credits_micros, record.amount_cents, charge_amount or record.amount_cents)
+    amount = refund_share_micros(purchase.credits_micros, record.amount_cents, charge_amount or record.amount_cents)
     entry = usage_services.credits_freeze(
         grant=purchase.grant, amount_micros=amount, idempotency_key=f"dispute:{dispute['id']}:freeze",
         stripe_object_id=dispute["id"], reason="Payment disputed", actor=actor,

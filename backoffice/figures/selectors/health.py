@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
-from billing.selectors import reconciliation_last
+from billing.selectors import reconciliation_last_run
 
 # A delivery verified but not processed after this long is stuck, not in flight.
 STUCK_AFTER = timedelta(minutes=5)
@@ -60,12 +60,12 @@ def health_now(*, now: datetime) -> Health:
         day, month, failed, unprocessed, last = cursor.fetchone()
         cursor.execute(_OUTBOUND_SQL, params)
         out_failed, retrying, failing, disabled = cursor.fetchone()
-    reconciled = reconciliation_last()
+    reconciled = reconciliation_last_run()
     return Health(
         webhooks_24h=day, webhooks_30d=month, webhooks_failed_30d=failed, webhooks_unprocessed=unprocessed,
         last_webhook_at=last, outbound_failed_30d=out_failed, outbound_retrying=retrying,
         endpoints_failing=failing, endpoints_disabled=disabled, now=now,
-        reconciled_at=reconciled.run.started_at if reconciled else None,
-        reconciliation_drift=reconciled.run.findings_count if reconciled else None,
-        reconciliation_run_id=reconciled.run.pk if reconciled else None,
+        reconciled_at=reconciled.started_at if reconciled else None,
+        reconciliation_drift=reconciled.findings_count if reconciled else None,
+        reconciliation_run_id=reconciled.pk if reconciled else None,
     )
