@@ -45,6 +45,7 @@ from usage.selectors.charts import (  # noqa: F401
     UsageRow,
     chart_buckets,
     chart_labels,
+    rolled_until,
     usage_chart,
     usage_series,
     workflow_run_costs,

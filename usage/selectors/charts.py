@@ -194,7 +194,7 @@ def usage_chart(
     if account_id is None:
         return empty
     table, key_r, key_e = _CHART_KEYS[group_by]
-    params = {**_chart_params(account_id, buckets, period), "top": top, "rolled": _rolled()}
+    params = {**_chart_params(account_id, buckets, period), "top": top, "rolled": rolled_until()}
     with connection.cursor() as cursor:
         cursor.execute(_CHART_SQL.format(table=table, key_r=key_r, key_e=key_e), params)
         rows = cursor.fetchall()
@@ -271,7 +271,7 @@ def workflow_run_costs(*, account_id: int | None, period: str = "day", today: da
     if account_id is None:
         return RunCosts([], 0)
     buckets = chart_buckets(period, today or timezone.now().astimezone(dt_timezone.utc).date())
-    params = {**_chart_params(account_id, buckets, period), "limit": limit, "rolled": _rolled()}
+    params = {**_chart_params(account_id, buckets, period), "limit": limit, "rolled": rolled_until()}
     with connection.cursor() as cursor:
         cursor.execute(_RUNS_SQL, params)
         rows = cursor.fetchall()
@@ -279,7 +279,7 @@ def workflow_run_costs(*, account_id: int | None, period: str = "day", today: da
     return RunCosts(runs, rows[0][5] if rows else 0)
 
 
-def _rolled() -> datetime:
+def rolled_until() -> datetime:
     """The roll-up cursor now (a hint for the planner; see _USAGE_UNION)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT rolled_until FROM usage_rollupcursor WHERE id = 1")

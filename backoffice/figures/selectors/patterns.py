@@ -16,7 +16,8 @@ from django.db.models import Count, Max, Q
 
 from backoffice.figures.selectors.period import Period
 from orgs.models import Organization
-from usage.models import Meter, RunawayOccurrence
+from usage.models import RunawayOccurrence
+from usage.selectors import chart_labels, rolled_until
 
 TOP_SERIES = 6
 TOP_ORGS = 10
@@ -96,13 +97,6 @@ def _utc(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), tzinfo=dt_timezone.utc)
 
 
-def _rolled() -> datetime:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT rolled_until FROM usage_rollupcursor WHERE id = 1")
-        row = cursor.fetchone()
-    return row[0] if row else datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
-
-
 def _chart(days: list[date], cells: dict[str, dict[date, int]], labels: dict[str, str]) -> Chart:
     index = {d: i for i, d in enumerate(days)}
     ordered = sorted(cells, key=lambda k: (-sum(cells[k].values()), k))
@@ -128,7 +122,7 @@ def usage_patterns(period: Period) -> Patterns:
     days = [last - timedelta(days=n) for n in range(29, -1, -1)]
     until = last + timedelta(days=1)
     params = {"since": days[0], "until": until, "since_at": _utc(days[0]), "until_at": _utc(until),
-              "rolled": _rolled()}
+              "rolled": rolled_until()}
     meters: dict[str, dict[date, int]] = {}
     by_model: dict[str, dict[date, int]] = {}
     accounts: dict[int, int] = {}
@@ -141,9 +135,8 @@ def usage_patterns(period: Period) -> Patterns:
                 by_model.setdefault(model, {})[day] = micros
             elif grouping == _BY_ACCOUNT:
                 accounts[account_id] = micros
-    meter_names = {str(pk): name for pk, name in Meter.objects.filter(pk__in=[int(k) for k in meters])
-                   .values_list("pk", "name")}
-    model_labels = {k: k or "No model" for k in by_model}
+    meter_names = chart_labels("meter", list(meters))
+    model_labels = chart_labels("model", list(by_model))
     top = sorted(accounts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_ORGS]
     orgs = {o["credit_account__id"]: o for o in Organization.objects.filter(credit_account__id__in=[a for a, _ in top])
             .values("id", "name", "slug", "credit_account__id")}
