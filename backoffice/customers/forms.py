@@ -7,6 +7,7 @@ import uuid
 
 from django import forms
 
+from billing.services.staff import MAX_TRIAL_EXTENSION_DAYS
 from orgs.services import STAFF_REASON_MAX_LENGTH
 from usage.units import AmountError, credits_to_micros
 
@@ -64,7 +65,7 @@ class PromoForm(TokenForm):
 
 
 class TrialExtendForm(ReasonForm):
-    days = forms.IntegerField(min_value=1, max_value=90, initial=7)
+    days = forms.IntegerField(min_value=1, max_value=MAX_TRIAL_EXTENSION_DAYS, initial=7)
     field_order = ["days", "reason"]
 
 

@@ -23,7 +23,7 @@ from backoffice.customers import forms as action_forms
 from backoffice.customers import selectors
 from backoffice.customers.selectors import CustomerPage
 from billing import services as billing_services
-from billing.models import Purchase
+from billing.models import BillingStatus, Purchase
 from billing_project.errors import TollgateError
 from billing_project.request_context import acting_as
 from orgs import services as orgs_services
@@ -117,7 +117,7 @@ def _available(name: str, page: CustomerPage) -> bool:
     """Whether the action applies to this organization now (the page offers only those)."""
     state = page.state
     if name == "extend-trial":
-        return state is not None and state.status == "trialing" and not state.subscription_id
+        return state is not None and state.status == BillingStatus.TRIALING and not state.subscription_id
     if name == "pause":
         return page.org.usage_paused_at is None
     if name == "resume":
