@@ -28,6 +28,7 @@ from agent_tools import schemas
 from billing import api as billing_api
 from billing import selectors as billing_selectors
 from billing.money import credits_value, currency, format_money
+from billing_project.api import iso_z
 from billing_project.errors import InvalidRequest
 from orgs.models import Membership
 from usage import observers as usage_observers
@@ -112,7 +113,7 @@ def billing_usage(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
     total = sum(row.credits_micros for row in rows)
     data = {
         "period": q["period"], "group_by": q["group_by"],
-        "since": q["since"].isoformat().replace("+00:00", "Z"), "until": q["until"].isoformat().replace("+00:00", "Z"),
+        "since": iso_z(q["since"]), "until": iso_z(q["until"]),
         "rows": usage_serializers.UsageRowSerializer(rows, many=True).data,
         "total_credits": credits_str(total),
     }
@@ -186,7 +187,7 @@ def billing_history(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
         "next_cursor": page.older,
         "workflow_runs": [
             {"run_id": run.run_id, "credits": credits_str(run.credits_micros), "events": run.events,
-             "first_at": _when(run.first_at), "last_at": _when(run.last_at)}
+             "first_at": iso_z(run.first_at), "last_at": iso_z(run.last_at)}
             for run in runs.runs
         ],
         "workflow_run_count": runs.run_count,
@@ -200,10 +201,6 @@ def billing_history(check: ApiKeyCheck, args: dict[str, Any]) -> Result:
         lines.append(f"{runs.run_count} workflow runs in the last 30 days; the costliest, {top.run_id}, "
                      f"cost {credits_words(top.credits_micros)} credits over {top.events} events.")
     return Result(data, "\n".join(lines))
-
-
-def _when(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def billing_run_receipt(check: ApiKeyCheck, args: dict[str, Any]) -> Result:

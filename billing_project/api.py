@@ -52,6 +52,14 @@ class PayloadTooLarge(TollgateError):
         super().__init__(f"The request body is larger than the {limit:,} bytes this API accepts.", limit_bytes=limit)
 
 
+# --- writing JSON --------------------------------------------------------------------
+
+
+def iso_z(value) -> str | None:
+    """A datetime as the API writes it: ISO 8601 in UTC with a Z (None stays None)."""
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
 # --- reading JSON ---------------------------------------------------------------------
 
 # No request of this API nests deeper than a few levels; metadata may nest a

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from billing_project.api import iso_z
 from billing_project.errors import InvalidRequest
 from orgs.models import Organization
 from orgs.services import Actor, audit_record
@@ -59,7 +60,7 @@ def event_send(*, org_id: int, type: str, data: Mapping[str, Any], key: str) -> 
             event = Event.objects.create(
                 public_id=public_id, org_id=org_id, type=type, key=key[:200], sequence=sequence, created_at=now,
                 payload={
-                    "id": public_id, "type": type, "created": now.isoformat().replace("+00:00", "Z"),
+                    "id": public_id, "type": type, "created": iso_z(now),
                     "sequence": sequence, "livemode": settings.STRIPE_LIVE_MODE,
                     "org": {"id": org.pk, "slug": org.slug}, "data": dict(data),
                 },

@@ -19,7 +19,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api import error_for
+from billing_project.api import error_for, iso_z
 from billing_project.errors import InvalidRequest, NotFound, TollgateError
 from orgs.models import Membership, Organization
 from usage import observers, parsers, selectors, serializers, services
@@ -434,7 +434,7 @@ class UsageSummaryView(UsageAPIView):
         rows = selectors.usage_series(self.org, period=q["period"], group_by=q["group_by"], since=q["since"], until=q["until"])
         return Response({
             "period": q["period"], "group_by": q["group_by"],
-            "since": q["since"].isoformat().replace("+00:00", "Z"), "until": q["until"].isoformat().replace("+00:00", "Z"),
+            "since": iso_z(q["since"]), "until": iso_z(q["until"]),
             "rows": serializers.UsageRowSerializer(rows, many=True).data,
         })
 

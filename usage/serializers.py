@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from billing_project import request_context
+from billing_project.api import iso_z
 from usage.models import BillingMode, EntryKind, Hold, HoldStatus, LedgerEntry, Transfer, UsageEvent
 from usage.selectors import BalanceSummary, Estimate, Receipt, UsageRow
 from usage.parsers import clean_metadata, parse_event
@@ -121,7 +122,7 @@ def event_data(event: UsageEvent) -> dict[str, Any]:
         "hold_id": event.hold_id,
         "spending_token_id": event.spending_token_id,
         "ledger_entry_id": event.ledger_entry_id,
-        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "occurred_at": iso_z(event.occurred_at),
         "balance_after": None if routed else credits_str(event.balance_after_micros),
         "paid_by": "member" if routed else "organization",
         "metadata": event.metadata,
@@ -209,7 +210,7 @@ def balance_data(summary: BalanceSummary) -> dict[str, Any]:
         "overage_allowed": summary.overage_allowed,
         "grants": [
             {"id": g.id, "source": g.source, "remaining": credits_str(g.remaining_micros),
-             "expires_at": g.expires_at.isoformat().replace("+00:00", "Z") if g.expires_at else None}
+             "expires_at": iso_z(g.expires_at)}
             for g in summary.grants
         ],
     }
@@ -488,10 +489,6 @@ class PausableApiKeySerializer(serializers.Serializer):
 # --- run receipts -------------------------------------------------------------------
 
 
-def _when(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def _decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
@@ -512,8 +509,8 @@ def receipt_data(receipt: Receipt) -> dict[str, Any]:
     return {
         "workflow_run_id": receipt.run_id,
         "receipt_url": receipt_url(receipt),
-        "first_at": _when(receipt.first_at),
-        "last_at": _when(receipt.last_at),
+        "first_at": iso_z(receipt.first_at),
+        "last_at": iso_z(receipt.last_at),
         "totals": {
             "credits": credits_str(receipt.total_micros),
             "events": receipt.line_count,
@@ -530,7 +527,7 @@ def receipt_data(receipt: Receipt) -> dict[str, Any]:
             for m in receipt.by_meter
         ],
         "lines": [
-            {"event_id": line.event_id, "occurred_at": _when(line.occurred_at), "meter": line.meter,
+            {"event_id": line.event_id, "occurred_at": iso_z(line.occurred_at), "meter": line.meter,
              "model": line.model, "quantity": _decimal(line.quantity),
              "credits_per_unit": _decimal(line.credits_per_unit), "credits": credits_str(line.credits_micros),
              "billing_mode": line.billing_mode, "member": line.member_email, "paid_by": line.paid_by,
@@ -545,13 +542,13 @@ def receipt_data(receipt: Receipt) -> dict[str, Any]:
              "captured": credits_str(h.captured_micros) if h.captured_micros is not None else None,
              "captured_without_events": credits_str(h.unitemised_micros), "prices_locked": h.prices_locked,
              "events": h.events, "other_run_events": h.other_run_events,
-             "member": h.member_email, "paid_by": h.paid_by, "created_at": _when(h.created_at),
-             "closed_at": _when(h.closed_at), "expires_at": _when(h.expires_at)}
+             "member": h.member_email, "paid_by": h.paid_by, "created_at": iso_z(h.created_at),
+             "closed_at": iso_z(h.closed_at), "expires_at": iso_z(h.expires_at)}
             for h in receipt.holds
         ],
         "tokens": [
             {"prefix": t.prefix, "name": t.name, "hold_id": t.hold_id, "credits": credits_str(t.ceiling_micros),
-             "spent": credits_str(t.spent_micros), "status": t.status, "expires_at": _when(t.expires_at),
+             "spent": credits_str(t.spent_micros), "status": t.status, "expires_at": iso_z(t.expires_at),
              "events": t.events, "events_credits": credits_str(t.events_micros)}
             for t in receipt.tokens
         ],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from billing_project.api import iso_z
 from outbound.services import event_send
 from usage.units import credits_str
 
@@ -18,15 +19,11 @@ if TYPE_CHECKING:
     from billing.stripe_data import InvoiceFacts
 
 
-def _iso(value) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def subscription_updated(state: BillingState) -> None:
     data = {
         "subscription_id": state.subscription_id, "status": state.status, "plan": state.plan_code,
-        "interval": state.interval or None, "current_period_start": _iso(state.current_period_start),
-        "current_period_end": _iso(state.current_period_end), "cancel_at_period_end": state.cancel_at_period_end,
+        "interval": state.interval or None, "current_period_start": iso_z(state.current_period_start),
+        "current_period_end": iso_z(state.current_period_end), "cancel_at_period_end": state.cancel_at_period_end,
     }
     # Keyed by what the platform sees: a duplicate delivery (same state) is one
     # event; a real change (status, plan, period, cancellation) is a new one.
@@ -38,14 +35,14 @@ def subscription_updated(state: BillingState) -> None:
 def invoice_paid(org_id: int, invoice: InvoiceFacts) -> None:
     event_send(org_id=org_id, type="invoice.paid", key=invoice.id, data={
         "invoice_id": invoice.id, "subscription_id": invoice.subscription_id,
-        "period_start": _iso(invoice.period_start), "period_end": _iso(invoice.period_end),
+        "period_start": iso_z(invoice.period_start), "period_end": iso_z(invoice.period_end),
     })
 
 
 def invoice_payment_failed(org_id: int, invoice: InvoiceFacts, state: BillingState) -> None:
     event_send(org_id=org_id, type="invoice.payment_failed", key=invoice.id, data={
         "invoice_id": invoice.id, "subscription_id": invoice.subscription_id,
-        "grace_ends_at": _iso(state.grace_ends_at),
+        "grace_ends_at": iso_z(state.grace_ends_at),
     })
 
 
@@ -55,5 +52,5 @@ def auto_topup_outcome(attempt: TopUpAttempt, type: str) -> None:
         "attempt_id": attempt.pk, "credits": credits_str(attempt.credits_micros),
         "amount_cents": attempt.amount_cents, "payment_intent_id": attempt.payment_intent_id or None,
         "failure_code": attempt.failure_code or None, "failure_message": attempt.failure_message or None,
-        "retry_at": _iso(attempt.retry_at),
+        "retry_at": iso_z(attempt.retry_at),
     })
